@@ -1,0 +1,259 @@
+"""Face stage: MediaPipe Tasks face detection and eye-levelled square crops.
+
+The detector models are the ``.tflite`` files shipped in ``weights/`` (taken from the mediapipe
+0.10.21 wheel; mediapipe 1.x ships no models and has no ``mp.solutions``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from fer.errors import InputError
+from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
+from fer.weights import WEIGHTS_DIR, verify
+
+#: Set FER_NATIVE_LOGS=1 to see MediaPipe/LiteRT's own stderr lines (hidden by default).
+_SHOW_NATIVE_LOGS = os.environ.get("FER_NATIVE_LOGS") == "1"
+
+# Detectors still open at interpreter exit are closed by atexit: closing them later, during
+# module teardown, is what makes mediapipe 1.2.3 print a traceback.
+_open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for detector in list(_open_detectors):
+        detector.close()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code writes to file descriptor 2 (LiteRT's INFO/WARNING lines, which no
+    environment variable turns off) while a detector starts and runs its first frame."""
+    if _SHOW_NATIVE_LOGS:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters, some test runners)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+#: Keypoint names in MediaPipe's order (the subject's right eye is on the image's left).
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion",
+)
+
+#: Detector models: name → (file in weights/, SHA-256, what it is for).
+DETECTOR_MODELS: dict[str, tuple[str, str, str]] = {
+    "short": (
+        "face_detection_short_range.tflite",
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        "BlazeFace short range: faces within ~2 m of the camera (webcam, portraits); fastest",
+    ),
+    "full": (
+        "face_detection_full_range_sparse.tflite",
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        "BlazeFace full range (sparse): smaller and farther faces, group photos; ~3x slower",
+    ),
+}
+
+#: Default margin around the detector's box, as a fraction of the box side on each side.
+DEFAULT_MARGIN = 0.2
+#: Default side of the square face crop, in pixels.
+DEFAULT_CROP_SIZE = 224
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` int pixels in the image, clipped to it.
+        score: detector confidence in [0, 1].
+        keypoints: ``(6, 2)`` float32 image pixels (x, y), order `KEYPOINT_NAMES`.
+        crop: ``(S, S, 3)`` uint8 RGB square crop with margin, rotated so the eyes are level.
+        crop_keypoints: ``(6, 2)`` float32 keypoints in crop pixels.
+        to_crop: ``(2, 3)`` float32 affine matrix mapping image pixels to crop pixels.
+    """
+
+    box: tuple[int, int, int, int]
+    score: float
+    keypoints: np.ndarray
+    crop: np.ndarray
+    crop_keypoints: np.ndarray
+    to_crop: np.ndarray
+
+    @property
+    def area(self) -> int:
+        """Box area in pixels."""
+        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+
+def crop_face(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    box: tuple[float, float, float, float],
+    margin: float = DEFAULT_MARGIN,
+    crop_size: int = DEFAULT_CROP_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a square, eye-levelled crop around a face.
+
+    The crop is centred on the box centre, its side is the box's longer side times
+    ``1 + 2 * margin``, and it is rotated about that centre so the line between the eyes is
+    horizontal. Pixels outside the image repeat the border.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        keypoints: ``(K, 2)`` float image pixels; rows 0 and 1 are the right and left eye.
+        box: ``(x0, y0, x1, y1)`` face box in image pixels.
+        margin: extra context on each side, as a fraction of the box side (>= 0).
+        crop_size: side ``S`` of the output crop.
+    Returns:
+        ``(crop (S, S, 3) uint8, crop_keypoints (K, 2) float32, to_crop (2, 3) float32)``.
+    """
+    if margin < 0:
+        raise InputError(f"margin must be >= 0, got {margin}")
+    x0, y0, x1, y1 = box
+    centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+    side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + 2.0 * margin)
+    dx, dy = keypoints[1] - keypoints[0]
+    theta = math.atan2(dy, dx)
+    scale = crop_size / side
+    # Rotation by -theta brings the eye line to horizontal; then scale and move the centre to S/2.
+    rot = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    linear = scale * rot
+    shift = crop_size / 2.0 - linear @ centre
+    to_crop = np.hstack([linear, shift[:, None]]).astype(np.float32)
+    crop = cv2.warpAffine(
+        image, to_crop, (crop_size, crop_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    crop_kp = (keypoints @ linear.T + shift).astype(np.float32)
+    return crop, crop_kp, to_crop
+
+
+class FaceDetector:
+    """MediaPipe Tasks face detector returning `Face` records, largest first.
+
+    Use as a context manager or call `close()`: with mediapipe 1.2.3 a detector left open prints a
+    traceback at interpreter exit. Calls are serialised with a lock, so one detector can serve
+    several threads.
+    """
+
+    def __init__(
+        self,
+        model: Literal["short", "full"] = "short",
+        *,
+        min_score: float = 0.5,
+        max_faces: int = DEFAULT_MAX_FACES,
+        margin: float = DEFAULT_MARGIN,
+        crop_size: int = DEFAULT_CROP_SIZE,
+    ) -> None:
+        if model not in DETECTOR_MODELS:
+            raise InputError(f"unknown detector {model!r}; choose one of {', '.join(DETECTOR_MODELS)}")
+        if not 0.0 <= min_score <= 1.0:
+            raise InputError(f"min_score must be in [0, 1], got {min_score}")
+        if not 1 <= max_faces <= MAX_FACES:
+            raise InputError(f"max_faces must be between 1 and {MAX_FACES}, got {max_faces}")
+        if margin < 0 or margin > 1:
+            raise InputError(f"margin must be in [0, 1], got {margin}")
+        self.model = model
+        self.min_score = min_score
+        self.max_faces = max_faces
+        self.margin = margin
+        self.crop_size = crop_size
+        filename, sha256, _ = DETECTOR_MODELS[model]
+        path = verify(Path(WEIGHTS_DIR) / filename, sha256)
+
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp_image = mp.Image
+        self._srgb = mp.ImageFormat.SRGB
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=min_score,
+        )
+        self._lock = threading.Lock()
+        with _native_stderr_silenced():
+            self._detector = vision.FaceDetector.create_from_options(options)
+            # The first frame triggers one more native warning (tensor alignment); run it here.
+            self._detector.detect(self._mp_image(image_format=self._srgb, data=np.zeros((64, 64, 3), np.uint8)))
+        _open_detectors.add(self)
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        """Detect faces.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB (see `fer.io.read_image`).
+        Returns:
+            Up to ``max_faces`` faces with score >= ``min_score``, largest box first; ``[]`` if none.
+        """
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        mp_image = self._mp_image(image_format=self._srgb, data=np.ascontiguousarray(image))
+        with self._lock:
+            if self._detector is None:
+                raise RuntimeError("FaceDetector is closed")
+            result = self._detector.detect(mp_image)
+        faces = []
+        for det in result.detections:
+            score = float(det.categories[0].score) if det.categories else 0.0
+            bb = det.bounding_box
+            box = (
+                max(0, bb.origin_x), max(0, bb.origin_y),
+                min(width, bb.origin_x + bb.width), min(height, bb.origin_y + bb.height),
+            )
+            if score < self.min_score or box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            kp = np.array([[k.x * width, k.y * height] for k in det.keypoints], np.float32).reshape(-1, 2)
+            crop, crop_kp, to_crop = crop_face(image, kp, box, self.margin, self.crop_size)
+            faces.append(Face(box, score, kp, crop, crop_kp, to_crop))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces[: self.max_faces]
+
+    detect = __call__
+
+    def close(self) -> None:
+        """Release the native detector (idempotent)."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the detector existed
+            return
+        with lock:
+            if getattr(self, "_detector", None) is not None:
+                self._detector.close()
+                self._detector = None
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if sys is not None and not sys.is_finalizing():
+            self.close()

@@ -1,0 +1,145 @@
+"""Image input: whatever a user hands us becomes one ``(H, W, 3)`` uint8 RGB array, or a one-line
+`InputError` naming the input and the reason."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fer.errors import InputError
+from fer.limits import MAX_PIXELS, MAX_UPLOAD_BYTES
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+# Pillow's own bomb check stays on for every user of PIL in the process (Gradio decodes images too):
+# it warns above this and refuses above twice this. We refuse above it ourselves, before decoding.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def describe(source: ImageSource) -> str:
+    """A short name for ``source`` to put in messages: the path, or the kind of object."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image into RGB pixels.
+
+    Accepts a path, encoded bytes, a PIL image or an array. EXIF orientation is applied; grey,
+    palette, RGBA/LA (composited on white), 16-bit and CMYK images become RGB; an animated image
+    gives its first frame.
+
+    Args:
+        source: path / bytes / PIL image, or a uint8 array ``(H, W)``, ``(H, W, 3)`` RGB or
+            ``(H, W, 4)`` RGBA.
+        max_pixels: images with more pixels are refused before they are decoded.
+    Returns:
+        ``(H, W, 3)`` uint8 RGB, C-contiguous (a new array; the input is never modified).
+    Raises:
+        InputError: unreadable, truncated, empty, too large, or an array of the wrong shape/dtype.
+    """
+    name = describe(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name, max_pixels)
+    if isinstance(source, Image.Image):
+        return _from_pil(source, name, max_pixels)
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        data = _read_file(Path(source), name)
+    else:
+        raise InputError(f"{name}: expected a path, bytes, PIL image or numpy array")
+    if not data:
+        raise InputError(f"{name}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Truncated File Read", reported below as an error instead
+            with Image.open(io.BytesIO(data)) as img:
+                return _from_pil(img, name, max_pixels)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(f"{name}: image dimensions are over the {max_pixels / 1e6:.0f} MP limit") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not an image format we can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{name}: corrupt or truncated image ({reason})") from None
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise InputError(f"{name}: no such file") from None
+    if path.is_dir():
+        raise InputError(f"{name}: is a folder, not an image")
+    if size > MAX_UPLOAD_BYTES:
+        raise InputError(f"{name}: file is {size / 2**20:.1f} MB, over the {MAX_UPLOAD_BYTES / 2**20:.0f} MB limit")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read file ({exc.strerror or exc})") from None
+
+
+def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InputError(f"{name}: image has no pixels ({width}×{height})")
+    if width * height > max_pixels:
+        raise InputError(
+            f"{name}: image is {width}×{height} = {width * height / 1e6:.1f} MP, over the "
+            f"{max_pixels / 1e6:.0f} MP limit"
+        )
+
+
+def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    _check_size(img.width, img.height, name, max_pixels)
+    if getattr(img, "is_animated", False):
+        img.seek(0)
+    # exif_transpose reads the header and may decode; the size check above already ran.
+    img = ImageOps.exif_transpose(img) or img
+    img.load()
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit and float images are scaled by their own range (a 12-bit sensor image stored in
+        # 16 bits would look black if divided by 65535).
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        grey = np.nan_to_num((arr - lo) * scale).clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.array(rgb, copy=True, order="C")
+
+
+def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
+    if arr.dtype != np.uint8:
+        raise InputError(f"{name}: expected a uint8 array, got {arr.dtype} (scale to 0..255 and cast first)")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        _check_size(arr.shape[1], arr.shape[0], name, max_pixels)
+        return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    _check_size(arr.shape[1], arr.shape[0], name, max_pixels)
+    if arr.shape[2] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / 255.0
+        rgb = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.ascontiguousarray(rgb.round().astype(np.uint8))
+    return np.array(arr, copy=True, order="C")

@@ -1,0 +1,34 @@
+"""Every resource limit of the library, CLI and app, in one place.
+
+The README's "Limits and privacy" section lists these values; change them here only.
+"""
+
+from __future__ import annotations
+
+#: Largest image accepted, in pixels (width × height). Bigger images are refused before decoding,
+#: which is what stops decompression bombs (a tiny file declaring huge dimensions).
+MAX_PIXELS = 40_000_000
+
+#: Largest file accepted by the app's upload widgets and the CLI, in bytes.
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+
+#: Most faces analysed in one image (the largest are kept).
+MAX_FACES = 30
+
+#: Default number of faces analysed per image.
+DEFAULT_MAX_FACES = 10
+
+#: Longest video accepted, in seconds, and largest video file, in bytes.
+MAX_VIDEO_SECONDS = 60.0
+MAX_VIDEO_BYTES = 50 * 1024 * 1024
+
+#: Most frames sampled from one video.
+MAX_VIDEO_FRAMES = 300
+
+#: Evaluate tab: zip archive limits (entries, bytes once unpacked, bytes of the zip itself).
+MAX_ZIP_ENTRIES = 2_000
+MAX_ZIP_UNPACKED_BYTES = 300 * 1024 * 1024
+MAX_ZIP_BYTES = 100 * 1024 * 1024
+
+#: Requests waiting in the app's queue before new ones are told "busy, try again".
+QUEUE_MAX_SIZE = 32

@@ -1,0 +1,276 @@
+"""The pipeline: image → faces → saliency → (face × saliency) → CNN → `Prediction` records.
+
+    >>> import fer
+    >>> pipe = fer.load()                      # shipped mini-Xception (FER2013) + MediaPipe detector
+    >>> [p.top_k(3) for p in pipe("assets/astronaut.png")]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from fer.errors import InputError
+from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, Face, FaceDetector
+from fer.io import ImageSource, read_image
+from fer.limits import DEFAULT_MAX_FACES
+from fer.models import LoadedModel, ModelSpec, cam_layer, load_model, predict_probabilities, preprocess
+
+#: Saliency predictor used for the CNN input when the model's spec names none.
+DEFAULT_INPUT_SALIENCY = "face-prior"
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Result for one face.
+
+    Attributes:
+        face: the detected face (box, score, keypoints, crop).
+        labels: the model's label names, length ``C``.
+        probabilities: ``(C,)`` float32, sums to 1, in the order of ``labels``.
+        model_input: ``(S, S, 3)`` uint8 RGB — the crop exactly as the CNN saw it (the face × saliency
+            product when saliency input is on, else the plain crop), before resizing.
+        saliency: ``(S, S)`` float32 in [0, 1] aligned with ``crop`` (where humans would look), or None.
+        saliency_name: the predictor that made ``saliency``, or None.
+        attention: ``(S, S)`` float32 in [0, 1], Grad-CAM of the CNN for ``attention_label``, or None.
+        attention_label: the class Grad-CAM explains, or None.
+    """
+
+    face: Face
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    model_input: np.ndarray
+    saliency: np.ndarray | None = None
+    saliency_name: str | None = None
+    attention: np.ndarray | None = None
+    attention_label: str | None = None
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` face box in image pixels."""
+        return self.face.box
+
+    @property
+    def score(self) -> float:
+        """Face detector confidence in [0, 1]."""
+        return self.face.score
+
+    @property
+    def crop(self) -> np.ndarray:
+        """``(S, S, 3)`` uint8 RGB eye-levelled face crop."""
+        return self.face.crop
+
+    @property
+    def label(self) -> str:
+        """The most probable expression."""
+        return self.labels[int(np.argmax(self.probabilities))]
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable ``(label, probability)`` pairs, most probable first."""
+        order = np.argsort(-self.probabilities, kind="stable")[: max(1, k)]
+        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+
+    def to_dict(self, k: int = 3) -> dict[str, Any]:
+        """JSON-ready summary: box, score and top-k."""
+        return {
+            "box": [int(v) for v in self.box],
+            "score": round(float(self.score), 4),
+            "top_k": [{"label": lab, "probability": round(p, 4)} for lab, p in self.top_k(k)],
+        }
+
+
+class Pipeline:
+    """Detector + optional saliency + expression CNN (+ optional Grad-CAM), loaded once.
+
+    Build it with `fer.load`. Thread-safe for concurrent calls (the detector serialises itself;
+    the CNN runs under ``torch.inference_mode``).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        detector: FaceDetector,
+        saliency: str | None = None,
+        saliency_input: bool | None = None,
+        saliency_floor: float | None = None,
+        attention: bool = False,
+    ) -> None:
+        from fer import saliency as sal
+
+        spec = model.spec
+        self.model = model
+        self.detector = detector
+        self.attention = attention
+        self.saliency_name = saliency
+        #: Whether the CNN is fed face × saliency (the paper's method). The spec says what the model
+        #: was trained with; an explicit argument overrides it.
+        self.saliency_input = spec.saliency_input is not None if saliency_input is None else saliency_input
+        self.input_saliency_name = spec.saliency_input or saliency or DEFAULT_INPUT_SALIENCY
+        if saliency_floor is None:
+            saliency_floor = spec.saliency_floor if spec.saliency_input else sal.DEFAULT_SALIENCY_FLOOR
+        if not 0.0 <= saliency_floor <= 1.0:
+            raise InputError(f"saliency_floor must be in [0, 1], got {saliency_floor}")
+        self.saliency_floor = saliency_floor
+        needed = {n for n in (saliency, self.input_saliency_name if self.saliency_input else None) if n}
+        self._predictors = {name: sal.load_saliency(name, device=str(self.device)) for name in sorted(needed)}
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The expression model's `fer.models.ModelSpec`."""
+        return self.model.spec
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The expression labels, in probability order."""
+        return self.model.spec.labels
+
+    @property
+    def device(self) -> torch.device:
+        """Device the CNN runs on."""
+        return next(self.model.module.parameters()).device
+
+    def __call__(
+        self, image: ImageSource, *, attention: bool | None = None, target: str | None = None
+    ) -> list[Prediction]:
+        """Analyse every face in an image.
+
+        Args:
+            image: path, bytes, PIL image or ``(H, W, 3)`` uint8 RGB array.
+            attention: compute Grad-CAM (defaults to the pipeline's setting).
+            target: label Grad-CAM explains (default: each face's top-1).
+        Returns:
+            One `Prediction` per face, largest face first; ``[]`` when no face is found.
+        """
+        return self.predict_faces(self.detect(image), attention=attention, target=target)
+
+    def detect(self, image: ImageSource) -> list[Face]:
+        """Read the image and detect faces (no classification)."""
+        return self.detector(read_image(image))
+
+    def saliency_maps(self, name: str, crops: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """``(N, S, S)`` float32 maps in [0, 1] from the named (already loaded) predictor."""
+        return self._predictors[name](crops, keypoints)
+
+    def predict_faces(
+        self, faces: list[Face], *, attention: bool | None = None, target: str | None = None
+    ) -> list[Prediction]:
+        """Classify already-detected faces in one batch (see `__call__`)."""
+        if not faces:
+            return []
+        crops = np.stack([f.crop for f in faces])
+        keypoints = np.stack([f.crop_keypoints for f in faces])
+        maps = {name: self.saliency_maps(name, crops, keypoints) for name in self._predictors}
+        model_input = crops
+        if self.saliency_input:
+            from fer.saliency import apply_saliency
+
+            model_input = apply_saliency(crops, maps[self.input_saliency_name], self.saliency_floor)
+        probs = predict_probabilities(self.model, model_input)
+        cams: np.ndarray | None = None
+        cam_targets: list[int] = []
+        if self.attention if attention is None else attention:
+            cam_targets = self._targets(probs, target)
+            cams = self.grad_cam(model_input, cam_targets, size=crops.shape[1])
+        shown = maps.get(self.saliency_name) if self.saliency_name else None
+        return [
+            Prediction(
+                face=face,
+                labels=self.labels,
+                probabilities=probs[i],
+                model_input=model_input[i],
+                saliency=None if shown is None else shown[i],
+                saliency_name=self.saliency_name if shown is not None else None,
+                attention=None if cams is None else cams[i],
+                attention_label=self.labels[cam_targets[i]] if cams is not None else None,
+            )
+            for i, face in enumerate(faces)
+        ]
+
+    def predict_crops(self, crops: np.ndarray, keypoints: np.ndarray, **kwargs: Any) -> list[Prediction]:
+        """Classify ready-made face crops (no detection), e.g. from a dataset cache.
+
+        Args:
+            crops: ``(N, S, S, 3)`` uint8 RGB face crops.
+            keypoints: ``(N, 6, 2)`` float32 keypoints in crop pixels (for keypoint-based saliency).
+        """
+        size = crops.shape[1]
+        identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+        faces = [Face((0, 0, size, size), 1.0, kp, crop, kp, identity) for crop, kp in zip(crops, keypoints)]
+        return self.predict_faces(faces, **kwargs)
+
+    def grad_cam(self, model_input: np.ndarray, targets: list[int], size: int) -> np.ndarray:
+        """Grad-CAM maps ``(N, size, size)`` float32 in [0, 1] for class indices ``targets``."""
+        from fer.gradcam import grad_cam
+
+        x = preprocess(model_input, self.spec).to(self.device)
+        return grad_cam(self.model.module, cam_layer(self.model.module, self.spec), x, targets, size=size)
+
+    def _targets(self, probs: np.ndarray, target: str | None) -> list[int]:
+        if target is None:
+            return [int(i) for i in probs.argmax(axis=1)]
+        if target not in self.labels:
+            raise InputError(f"unknown target label {target!r}; the model knows {', '.join(self.labels)}")
+        return [self.labels.index(target)] * len(probs)
+
+    def close(self) -> None:
+        """Release the detector."""
+        self.detector.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load(
+    model: str = "default",
+    saliency: str | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    detector: Literal["short", "full"] = "short",
+    margin: float | None = None,
+    max_faces: int = DEFAULT_MAX_FACES,
+    min_score: float = 0.5,
+    crop_size: int = DEFAULT_CROP_SIZE,
+    saliency_input: bool | None = None,
+    saliency_floor: float | None = None,
+    attention: bool = False,
+) -> Pipeline:
+    """Build a ready `Pipeline` (the one front door).
+
+    Args:
+        model: a name from `fer.available_models()` or a checkpoint path (``.json``/``.safetensors``/folder).
+        saliency: a name from `fer.available_saliency()` to fill `Prediction.saliency`, or None.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        detector: ``"short"`` (webcam, portraits) or ``"full"`` (group photos, small faces).
+        margin: crop margin per side as a fraction of the face box (default: the model's spec, else 0.2).
+        max_faces: most faces analysed per image (largest first).
+        min_score: detector confidence threshold in [0, 1].
+        crop_size: side of the face crops and of the maps, in pixels.
+        saliency_input: feed the CNN face × saliency (the paper's method); default: what the model
+            was trained with (its spec).
+        saliency_floor: brightness kept where saliency is 0 (default: the spec's, else 0.3).
+        attention: compute Grad-CAM for every face by default.
+    """
+    loaded = load_model(model, device=resolve_device(device))
+    if margin is None:
+        margin = loaded.spec.margin if loaded.spec.margin is not None else DEFAULT_MARGIN
+    face_detector = FaceDetector(
+        detector, min_score=min_score, max_faces=max_faces, margin=margin, crop_size=crop_size
+    )
+    try:
+        return Pipeline(loaded, face_detector, saliency, saliency_input, saliency_floor, attention)
+    except Exception:
+        face_detector.close()
+        raise

@@ -1,0 +1,112 @@
+"""The one weights resolver: file name → local folders (``weights/`` first) → Hugging Face Hub →
+clear error. Every file is SHA-256 verified before use; tensors are read from safetensors only
+(never pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from fer.errors import WeightsError
+
+#: Weights shipped with the repository.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+#: Fallback Hub repository for files not found locally (override with FER_HF_REPO).
+DEFAULT_HF_REPO: str | None = os.environ.get("FER_HF_REPO") or None
+
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+# (path, size, mtime_ns) → sha256: a file is hashed once per process, not on every load.
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (cached per path, size and modification time)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def verify(path: str | Path, sha256: str) -> Path:
+    """Check ``path`` has the expected SHA-256; raise `WeightsError` naming both hashes otherwise."""
+    path = Path(path)
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+        raise WeightsError(
+            f"{path}: SHA-256 mismatch (expected {sha256}, got {actual}); the file is corrupt, "
+            "truncated or not the published one — delete it and fetch it again"
+        )
+    return path
+
+
+def resolve(
+    filename: str,
+    sha256: str,
+    *,
+    hf_repo: str | None = None,
+    search_dirs: Iterable[str | Path] = (),
+) -> Path:
+    """Find a weights file and verify it.
+
+    Looks in: ``filename`` itself if it is an existing path, each of ``search_dirs``, the shipped
+    ``weights/`` folder, then the Hugging Face Hub repository ``hf_repo`` (or ``FER_HF_REPO``)
+    through ``hf_hub_download``, which honours ``HF_HUB_OFFLINE=1``.
+
+    Returns:
+        Path of the verified local file.
+    Raises:
+        WeightsError: not found anywhere, or found with the wrong SHA-256.
+    """
+    candidates = [Path(filename)] if Path(filename).is_absolute() else []
+    candidates += [Path(d) / filename for d in search_dirs] + [WEIGHTS_DIR / filename]
+    for candidate in candidates:
+        if candidate.is_file():
+            return verify(candidate, sha256)
+    repo = hf_repo or DEFAULT_HF_REPO
+    hub_note = ""
+    if repo:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return verify(hf_hub_download(repo_id=repo, filename=Path(filename).name), sha256)
+        except WeightsError:
+            raise
+        except Exception as exc:  # network, offline mode, missing file: all end in the same advice
+            hub_note = f"; Hugging Face Hub repo {repo!r} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    raise WeightsError(
+        f"weights file {filename!r} (SHA-256 {sha256}) not found in {WEIGHTS_DIR}"
+        f"{hub_note}; put the file there, or set FER_HF_REPO to a Hub repo that holds it"
+    )
+
+
+def load_state_dict(path: str | Path, sha256: str) -> dict[str, torch.Tensor]:
+    """Read a verified ``.safetensors`` file into a CPU state dict.
+
+    Pickle-based formats (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) are refused: loading them can run
+    arbitrary code.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if path.suffix != ".safetensors" or head.startswith(_PICKLE_MAGIC):
+        raise WeightsError(f"{path}: only .safetensors weights are accepted (pickle files can run code)")
+    verify(path, sha256)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from None
