@@ -245,7 +245,8 @@ class FaceDetector:
             return
         with lock:
             if getattr(self, "_detector", None) is not None:
-                self._detector.close()
+                with _native_stderr_silenced():
+                    self._detector.close()
                 self._detector = None
 
     def __enter__(self) -> FaceDetector:

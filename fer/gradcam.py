@@ -1,0 +1,65 @@
+"""Grad-CAM (Selvaraju et al., ICCV 2017): where the expression CNN looked.
+
+The class score's gradient, averaged over each channel of the last spatial feature map, weights
+that map's channels; the ReLU of the weighted sum is the attention map.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Hooks are attached to a module shared by all threads of the app: one Grad-CAM at a time, so a
+# concurrent plain forward pass never sees (or feeds) another call's hook.
+_lock = threading.Lock()
+
+
+def grad_cam(
+    module: nn.Module,
+    layer: nn.Module,
+    x: torch.Tensor,
+    targets: Sequence[int] | None = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """Grad-CAM maps for a batch.
+
+    Args:
+        module: the classifier, ``(N, C, H, W)`` → ``(N, K)`` logits, in eval mode.
+        layer: a submodule of ``module`` whose output is a ``(N, D, h, w)`` feature map.
+        x: ``(N, C, H, W)`` float32 input, already preprocessed.
+        targets: class index per sample (default: each sample's top-1).
+        size: output side ``S`` (default: the feature map's size, ``h × w``).
+    Returns:
+        ``(N, S, S)`` float32 in [0, 1], each map divided by its maximum (all zeros when the class
+        has no positive evidence anywhere).
+    """
+    captured: list[torch.Tensor] = []
+
+    def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        captured.append(output)
+
+    with _lock, torch.inference_mode(False), torch.enable_grad():
+        handle = layer.register_forward_hook(keep)
+        try:
+            logits = module(x.detach().clone())
+        finally:
+            handle.remove()
+        features = captured[-1]
+        if targets is None:
+            targets = logits.argmax(dim=1).tolist()
+        index = torch.as_tensor(list(targets), device=logits.device)
+        score = logits.gather(1, index[:, None]).sum()
+        (grads,) = torch.autograd.grad(score, features)
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * features).sum(dim=1, keepdim=True)).detach()
+    if size is not None:
+        cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)
+    cam = cam[:, 0]
+    peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
+    cam = torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam))
+    return cam.clamp(0, 1).cpu().numpy().astype(np.float32)

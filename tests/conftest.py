@@ -1,0 +1,56 @@
+"""Shared fixtures: real shipped assets and weights, loaded once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+ASTRONAUT = ASSETS / "astronaut.png"
+NO_FACE = ASSETS / "coffee.png"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """The scikit-image astronaut (Eileen Collins, public domain): (512, 512, 3) uint8, one smiling face."""
+    from fer.io import read_image
+
+    return read_image(ASTRONAUT)
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from fer.face import FaceDetector
+
+    with FaceDetector() as det:
+        yield det
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    """The default pipeline (shipped mini-Xception + short-range detector) with face-prior saliency."""
+    import fer
+
+    with fer.load(saliency="face-prior", attention=True) as pipe:
+        yield pipe
+
+
+def compose_faces(image: np.ndarray, box: tuple[int, int, int, int], count: int, side: int = 200) -> np.ndarray:
+    """A (side*1.6, count*side*1.3) canvas holding ``count`` copies of the face region of ``image``
+    (box enlarged 1.8x), of decreasing size, on a mid-grey background."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.9 * max(x1 - x0, y1 - y0)
+    patch = image[int(cy - half):int(cy + half), int(cx - half):int(cx + half)]
+    canvas = np.full((int(side * 1.6), int(count * side * 1.3)), 128, np.uint8)
+    canvas = np.repeat(canvas[..., None], 3, axis=2)
+    for i in range(count):
+        s = int(side * (1.0 - 0.12 * i))
+        tile = cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA)
+        x, y = int(i * side * 1.3 + 10), int(side * 0.3)
+        canvas[y:y + s, x:x + s] = tile
+    return canvas

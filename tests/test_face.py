@@ -1,0 +1,120 @@
+"""Face stage on real images with the shipped MediaPipe models."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.errors import InputError
+from fer.face import DETECTOR_MODELS, FaceDetector, crop_face
+from fer.io import read_image
+
+from .conftest import NO_FACE, compose_faces
+
+# Hand-checked: the astronaut's face spans roughly x 175..275, y 80..180 in the 512x512 image.
+ASTRONAUT_BOX = (177, 82, 272, 177)
+
+
+def test_astronaut_one_face_plausible_box(detector, astronaut):
+    faces = detector(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.8
+    np.testing.assert_allclose(face.box, ASTRONAUT_BOX, atol=12)
+    assert face.crop.shape == (224, 224, 3) and face.crop.dtype == np.uint8
+    assert face.keypoints.shape == (6, 2) and face.crop_keypoints.shape == (6, 2)
+    # Eyes are in the upper half of the box, mouth below the nose.
+    right_eye, left_eye, nose, mouth = face.keypoints[:4]
+    assert right_eye[0] < left_eye[0] and max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+
+
+def test_crop_levels_the_eyes(detector, astronaut):
+    import cv2
+
+    tilted = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 256), 30, 1.0), (512, 512),
+                            borderMode=cv2.BORDER_REFLECT)
+    face = detector(tilted)[0]
+    eyes = face.keypoints[:2]
+    assert abs(eyes[1, 1] - eyes[0, 1]) > 10  # tilted in the image …
+    crop_eyes = face.crop_keypoints[:2]
+    assert abs(crop_eyes[1, 1] - crop_eyes[0, 1]) < 1.0  # … level in the crop
+
+
+def test_crop_keypoints_follow_the_affine(detector, astronaut):
+    face = detector(astronaut)[0]
+    mapped = face.keypoints @ face.to_crop[:, :2].T + face.to_crop[:, 2]
+    np.testing.assert_allclose(mapped, face.crop_keypoints, atol=1e-3)
+
+
+def test_margin_changes_crop_scale(astronaut, detector):
+    face = detector(astronaut)[0]
+    _, tight, _ = crop_face(astronaut, face.keypoints, face.box, margin=0.0, crop_size=100)
+    _, loose, _ = crop_face(astronaut, face.keypoints, face.box, margin=0.5, crop_size=100)
+    eye_distance = lambda kp: np.linalg.norm(kp[1] - kp[0])  # noqa: E731
+    assert eye_distance(tight) == pytest.approx(2.0 * eye_distance(loose), rel=1e-3)
+    with pytest.raises(InputError):
+        crop_face(astronaut, face.keypoints, face.box, margin=-0.1)
+
+
+def test_no_face(detector):
+    assert detector(read_image(NO_FACE)) == []
+    assert detector(np.zeros((1, 1, 3), np.uint8)) == []
+    assert detector(np.full((100, 20000, 3), 128, np.uint8)) == []
+
+
+@pytest.mark.parametrize("model", sorted(DETECTOR_MODELS))
+def test_several_faces_largest_first(astronaut, model):
+    canvas = compose_faces(astronaut, ASTRONAUT_BOX, count=3, side=220)
+    # The short-range model is made for one near face: on a wide group picture its scores drop to
+    # ~0.4 (measured), which is why the full-range model is offered for group photos.
+    min_score = 0.3 if model == "short" else 0.5
+    with FaceDetector(model, min_score=min_score) as det:
+        faces = det(canvas)
+        assert len(faces) == 3
+        areas = [f.area for f in faces]
+        assert areas == sorted(areas, reverse=True)
+        assert [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)  # largest is leftmost
+    with FaceDetector(model, min_score=min_score, max_faces=2) as det:
+        assert len(det(canvas)) == 2
+
+
+def test_min_score_filters(astronaut):
+    with FaceDetector(min_score=0.99) as strict:
+        assert strict(astronaut) == []
+
+
+def test_exif_rotated_copy_same_box(detector, astronaut):
+    sideways = Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90° counter-clockwise to display" undoes ROTATE_270
+    buf = io.BytesIO()
+    sideways.save(buf, format="JPEG", exif=exif, quality=95)
+    face = detector(read_image(buf.getvalue()))[0]
+    np.testing.assert_allclose(face.box, detector(astronaut)[0].box, atol=4)
+
+
+def test_face_at_border_clipped(detector, astronaut):
+    shifted = np.roll(astronaut, shift=(-110, -200), axis=(0, 1))[:260, :260]  # face cut by the top/left edges
+    for face in detector(shifted):
+        x0, y0, x1, y1 = face.box
+        assert 0 <= x0 < x1 <= 260 and 0 <= y0 < y1 <= 260
+
+
+def test_bad_options():
+    for kwargs in ({"model": "huge"}, {"min_score": 2.0}, {"max_faces": 0}, {"max_faces": 1000}, {"margin": -1}):
+        with pytest.raises(InputError):
+            FaceDetector(**kwargs)
+
+
+def test_bad_image_type(detector):
+    with pytest.raises(InputError, match="uint8"):
+        detector(np.zeros((10, 10, 3), np.float32))
+
+
+def test_close_is_idempotent():
+    det = FaceDetector()
+    det.close()
+    det.close()
