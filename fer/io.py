@@ -7,7 +7,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fer.errors import InputError
 from fer.limits import MAX_PIXELS, MAX_UPLOAD_BYTES
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 
 # Pillow's own bomb check stays on for every user of PIL in the process (Gradio decodes images too):
 # it warns above this and refuses above twice this. We refuse above it ourselves, before decoding.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer.backbones import BUILTIN, Architecture
 from fer.errors import WeightsError
 from fer.weights import WEIGHTS_DIR, load_state_dict, resolve
 
@@ -135,27 +136,8 @@ class ModelSpec:
 # --------------------------------------------------------------------------- architectures
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """How to build one network family and where Grad-CAM should look inside it.
-
-    ``build(num_classes, in_channels, pretrained)`` returns an ``nn.Module`` mapping
-    ``(N, in_channels, input_size, input_size)`` float32 to ``(N, num_classes)`` logits.
-    ``cam_layer(model)`` returns the module whose output feature map Grad-CAM uses (the last
-    spatial feature map). ``pretrained_mean``/``pretrained_std`` are the normalisation the ImageNet
-    weights expect (RGB, pixels in [0, 1]).
-    """
-
-    build: Callable[[int, int, bool], nn.Module]
-    cam_layer: Callable[[nn.Module], nn.Module]
-    input_size: int
-    colour: Literal["grey", "rgb"]
-    pretrained_mean: tuple[float, ...]
-    pretrained_std: tuple[float, ...]
-    description: str = ""
-
-
-ARCHITECTURES: dict[str, Architecture] = {}
+#: name → Architecture; the built-in families live in `fer.backbones`.
+ARCHITECTURES: dict[str, Architecture] = dict(BUILTIN)
 
 
 def register_architecture(name: str, arch: Architecture) -> None:
@@ -317,13 +299,3 @@ def save_checkpoint(module: nn.Module, spec: ModelSpec, out_dir: str | Path, ste
     spec = dataclasses.replace(spec, weights=weights_file.name, sha256=sha256_file(weights_file))
     spec.save(out / f"{stem}.json")
     return spec
-
-
-def _register_builtin_architectures() -> None:
-    from fer import backbones
-
-    for name, arch in backbones.BUILTIN.items():
-        register_architecture(name, arch)
-
-
-_register_builtin_architectures()

@@ -198,7 +198,7 @@ class Pipeline:
         """
         size = crops.shape[1]
         identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-        faces = [Face((0, 0, size, size), 1.0, kp, crop, kp, identity) for crop, kp in zip(crops, keypoints)]
+        faces = [Face((0, 0, size, size), 1.0, kp, crop, kp, identity) for crop, kp in zip(crops, keypoints, strict=True)]
         return self.predict_faces(faces, **kwargs)
 
     def grad_cam(self, model_input: np.ndarray, targets: list[int], size: int) -> np.ndarray:
