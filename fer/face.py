@@ -154,6 +154,19 @@ def crop_face(
     return crop, crop_kp, to_crop
 
 
+def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``image`` whose buffer starts on a 64-byte boundary.
+
+    LiteRT copies any input that is not so aligned (and logs a warning each time a detector meets
+    one), so handing it an aligned buffer costs no more than the copy it would make anyway.
+    """
+    raw = np.empty(image.nbytes + alignment, np.uint8)
+    offset = (-raw.ctypes.data) % alignment
+    out = raw[offset:offset + image.nbytes].view(image.dtype).reshape(image.shape)
+    np.copyto(out, image)
+    return out
+
+
 class FaceDetector:
     """MediaPipe Tasks face detector returning `Face` records, largest first.
 
@@ -215,7 +228,7 @@ class FaceDetector:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
-        mp_image = self._mp_image(image_format=self._srgb, data=np.ascontiguousarray(image))
+        mp_image = self._mp_image(image_format=self._srgb, data=_aligned(image))
         with self._lock:
             if self._detector is None:
                 raise RuntimeError("FaceDetector is closed")
