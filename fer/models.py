@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fer.backbones import BUILTIN, Architecture
-from fer.errors import WeightsError
+from fer.errors import InputError, WeightsError
 from fer.weights import WEIGHTS_DIR, load_state_dict, resolve
 
 #: Canonical expression names, used everywhere; datasets map their own names onto these.
@@ -244,7 +244,7 @@ def spec_path_for(name_or_path: str | Path) -> Path:
         path = path.with_suffix(".json")
     if path.suffix == ".json" and path.is_file():
         return path
-    raise WeightsError(
+    raise InputError(
         f"unknown model {name_or_path!r}: not a registered name ({', '.join(available_models())}) "
         "nor an existing checkpoint (.json spec beside its .safetensors)"
     )

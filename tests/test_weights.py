@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fer.errors import WeightsError
+from fer.errors import InputError, WeightsError
 from fer.models import ModelSpec, load_model, spec_path_for
 from fer.weights import WEIGHTS_DIR, load_state_dict, resolve, sha256_file
 
@@ -73,7 +73,7 @@ def test_missing_file_says_how_to_get_it(monkeypatch):
 
 
 def test_unknown_model_name():
-    with pytest.raises(WeightsError, match="unknown model"):
+    with pytest.raises(InputError, match="unknown model"):
         load_model("no-such-model")
 
 

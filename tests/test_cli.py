@@ -1,0 +1,82 @@
+"""The command line, run as a user would (subprocess), checked against the documented schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ASTRONAUT, NO_FACE, ROOT
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "fer", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=180)
+
+
+def _check_schema(doc: dict) -> None:
+    assert set(doc) == {"model", "labels", "images"}
+    assert isinstance(doc["model"], str) and all(isinstance(x, str) for x in doc["labels"])
+    for image in doc["images"]:
+        assert set(image) == {"path", "error", "faces"}
+        assert image["error"] is None or isinstance(image["error"], str)
+        for face in image["faces"]:
+            assert set(face) == {"box", "score", "top_k"}
+            assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+            assert 0.0 <= face["score"] <= 1.0
+            for entry in face["top_k"]:
+                assert set(entry) == {"label", "probability"} and entry["label"] in doc["labels"]
+
+
+def test_predict_json_schema_and_exit_0():
+    result = run_cli("predict", str(ASTRONAUT), str(NO_FACE), "--json", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # exactly one JSON object on stdout
+    _check_schema(doc)
+    astro, coffee = doc["images"]
+    assert astro["faces"][0]["top_k"][0]["label"] == "happy" and len(astro["faces"][0]["top_k"]) == 2
+    assert coffee["faces"] == [] and coffee["error"] is None
+    assert result.stderr.strip() == ""  # no native log noise, no teardown traceback
+
+
+def test_bad_file_one_line_error_others_processed(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = run_cli("predict", str(bad), str(ASTRONAUT), "--json")
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    _check_schema(doc)
+    broken, astro = doc["images"]
+    assert str(bad) in broken["error"] and "\n" not in broken["error"]
+    assert astro["faces"][0]["top_k"][0]["label"] == "happy"
+    assert "Traceback" not in result.stderr
+
+
+def test_table_output():
+    result = run_cli("predict", str(ASTRONAUT), str(NO_FACE))
+    assert result.returncode == 0
+    assert "happy" in result.stdout and "no face found" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("predict",), ("predict", str(ASTRONAUT), "--top-k", "zero"), ("predict", str(ASTRONAUT), "--model", "nope"),
+     ("predict", str(ASTRONAUT), "--top-k", "0"), ("frobnicate",)],
+)
+def test_usage_errors_exit_2(args):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_save_maps(tmp_path):
+    result = run_cli("predict", str(ASTRONAUT), "--saliency", "face-prior", "--save-maps", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    for kind in ("crop", "input", "saliency", "attention"):
+        assert f"astronaut_face0_{kind}.png" in names
+    assert "astronaut_annotated.png" in names
