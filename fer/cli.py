@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from fer.face import native_logs_filtered
+
+    with native_logs_filtered():
+        return _run_reporting_errors(args)
+
+
+def _run_reporting_errors(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args))
     except KeyboardInterrupt:

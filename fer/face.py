@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import math
 import os
+import re
 import sys
 import threading
 import weakref
@@ -157,14 +158,57 @@ def crop_face(
 def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
     """A C-contiguous copy of ``image`` whose buffer starts on a 64-byte boundary.
 
-    LiteRT copies any input that is not so aligned (and logs a warning each time a detector meets
-    one), so handing it an aligned buffer costs no more than the copy it would make anyway.
+    LiteRT copies any input that is not so aligned, so handing it an aligned buffer costs no more
+    than the copy it would make anyway.
     """
     raw = np.empty(image.nbytes + alignment, np.uint8)
     offset = (-raw.ctypes.data) % alignment
     out = raw[offset:offset + image.nbytes].view(image.dtype).reshape(image.shape)
     np.copyto(out, image)
     return out
+
+
+# Lines native code writes: absl/glog ("W0000 00:00:…", "WARNING: Logging before InitGoogle()")
+# and LiteRT ("INFO: [file.cc:12] …", "INFO: Created TensorFlow Lite …", "WARNING: [model_load.cc…").
+_NATIVE_LOG_LINE = re.compile(rb"^([IWEF]\d{4} \d\d:\d\d:\d\d|(INFO|WARNING|ERROR): (\[|Created TensorFlow|Logging before))")
+
+
+@contextlib.contextmanager
+def native_logs_filtered() -> Iterator[None]:
+    """Drop MediaPipe/LiteRT's native log lines from stderr for the duration, pass everything else.
+
+    LiteRT warns (once per process, at an unpredictable first frame) about tensor alignment inside
+    MediaPipe's own preprocessing; no option turns it off. The CLI runs under this filter so a
+    user sees only our own messages. Set FER_NATIVE_LOGS=1 to see everything.
+    """
+    if _SHOW_NATIVE_LOGS:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as source, os.fdopen(os.dup(saved), "wb", buffering=0) as sink:
+            for line in source:
+                if not _NATIVE_LOG_LINE.match(line):
+                    sink.write(line)
+
+    thread = threading.Thread(target=pump, name="fer-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees EOF and ends
+        os.close(saved)
+        thread.join(timeout=5)
 
 
 class FaceDetector:
@@ -213,8 +257,6 @@ class FaceDetector:
         self._lock = threading.Lock()
         with _native_stderr_silenced():
             self._detector = vision.FaceDetector.create_from_options(options)
-            # The first frame triggers one more native warning (tensor alignment); run it here.
-            self._detector.detect(self._mp_image(image_format=self._srgb, data=np.zeros((64, 64, 3), np.uint8)))
         _open_detectors.add(self)
 
     def __call__(self, image: np.ndarray) -> list[Face]:
