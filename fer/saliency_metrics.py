@@ -1,0 +1,375 @@
+"""Saliency metrics (the MIT/Tübingen saliency benchmark definitions, Bylinskii et al., "What do
+different evaluation metrics tell us about saliency models?", IEEE TPAMI 2019) and the
+``evaluate-saliency`` command.
+
+Every metric compares one predicted saliency map with one ground truth of the same ``(H, W)``
+shape: a fixation *density* map (CC, KLD, SIM) or a binary *fixation* map (NSS, AUC-Judd).
+Resize the prediction to the ground truth's size first, as the benchmark does.
+
+CLI::
+
+    python -m fer evaluate-saliency --predictor face-prior --images DIR --maps DIR [--fixations DIR] [--json]
+
+By default (``--mode faces``) each face found by `fer.face.FaceDetector` is one sample: the
+predictor sees the face crop, and the ground truth (density and fixations) is carried into the same
+crop with the crop's affine transform, so every predictor is scored on the same pixels.
+``--mode image`` scores image-only predictors (spectral residual, ML-Net) on whole images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer.errors import FerError, InputError
+
+#: MATLAB's ``eps``, which the benchmark's reference code adds inside KLD.
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _map(x: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"{what} must be a non-empty (H, W) map, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} contains NaN or infinite values")
+    return arr
+
+
+def _pair(saliency: np.ndarray, truth: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    s, t = _map(saliency, "saliency map"), _map(truth, what)
+    if s.shape != t.shape:
+        raise InputError(f"saliency map {s.shape} and {what} {t.shape} differ in shape; resize the prediction first")
+    return s, t
+
+
+def _fixations(saliency: np.ndarray, fixations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s, f = _pair(saliency, fixations, "fixation map")
+    mask = f > 0
+    if not mask.any():
+        raise InputError("fixation map has no fixations (no non-zero pixel)")
+    return s, mask
+
+
+def _as_distribution(x: np.ndarray) -> np.ndarray:
+    total = x.sum()
+    # A map with no mass carries no preference: treat it as uniform rather than divide by zero.
+    return x / total if total > 0 else np.full_like(x, 1.0 / x.size)
+
+
+def cc(saliency: np.ndarray, density: np.ndarray) -> float:
+    """Pearson's linear correlation coefficient between a saliency map and a fixation density map.
+
+    ``CC = Σ (P - mean P)(Q - mean Q) / sqrt(Σ (P - mean P)² · Σ (Q - mean Q)²)`` over all pixels.
+
+    Args:
+        saliency: ``(H, W)`` prediction P (any scale).
+        density: ``(H, W)`` ground-truth fixation density Q (any scale).
+    Returns:
+        In [-1, 1]; 1 when the maps are equal up to a positive affine change. 0.0 when either map is
+        constant (the correlation is undefined; the benchmark code would give NaN).
+    """
+    p, q = _pair(saliency, density, "density map")
+    p, q = p - p.mean(), q - q.mean()
+    denom = np.sqrt((p * p).sum() * (q * q).sum())
+    return float((p * q).sum() / denom) if denom > 0 else 0.0
+
+
+def kld(saliency: np.ndarray, density: np.ndarray) -> float:
+    """Kullback-Leibler divergence of the prediction from the ground truth (benchmark form).
+
+    Both maps are divided by their sums (P prediction, Q ground truth) and
+    ``KLD = Σ Q · log(eps + Q / (P + eps))`` with ``eps`` = 2.2e-16 (MATLAB ``eps``, as in the
+    reference code). A map with zero sum counts as uniform.
+
+    Args:
+        saliency: ``(H, W)`` non-negative prediction.
+        density: ``(H, W)`` non-negative ground-truth density.
+    Returns:
+        ``>= 0`` up to the eps terms; lower is better, 0 for identical distributions.
+    """
+    p, q = _pair(saliency, density, "density map")
+    if (p < 0).any() or (q < 0).any():
+        raise InputError("kld needs non-negative maps")
+    p, q = _as_distribution(p), _as_distribution(q)
+    return float((q * np.log(EPS + q / (p + EPS))).sum())
+
+
+def nss(saliency: np.ndarray, fixations: np.ndarray) -> float:
+    """Normalized Scanpath Saliency: the mean of the standardised prediction at fixated pixels.
+
+    ``NSS = mean over fixations of (P - mean P) / std P``, with the sample standard deviation
+    (``ddof=1``, MATLAB ``std``, as in the reference code).
+
+    Args:
+        saliency: ``(H, W)`` prediction P.
+        fixations: ``(H, W)`` fixation map; non-zero pixels are fixations.
+    Returns:
+        Unbounded; 0 is chance, higher is better. 0.0 when the prediction is constant.
+    """
+    p, mask = _fixations(saliency, fixations)
+    std = p.std(ddof=1) if p.size > 1 else 0.0
+    if std == 0:
+        return 0.0
+    return float(((p[mask] - p.mean()) / std).mean())
+
+
+def sim(saliency: np.ndarray, density: np.ndarray) -> float:
+    """Similarity (histogram intersection) of the prediction and the ground-truth density.
+
+    Each map is rescaled to [0, 1] (min-max) and divided by its sum, as in the reference code;
+    ``SIM = Σ min(P, Q)``. A constant map counts as uniform.
+
+    Args:
+        saliency: ``(H, W)`` prediction.
+        density: ``(H, W)`` ground-truth density.
+    Returns:
+        In [0, 1]; 1 for identical distributions.
+    """
+    p, q = _pair(saliency, density, "density map")
+
+    def rescale(x: np.ndarray) -> np.ndarray:
+        span = x.max() - x.min()
+        return _as_distribution((x - x.min()) / span if span > 0 else np.ones_like(x))
+
+    return float(np.minimum(rescale(p), rescale(q)).sum())
+
+
+def auc_judd(saliency: np.ndarray, fixations: np.ndarray) -> float:
+    """Area under the ROC curve, Judd variant (Judd et al. 2009; benchmark ``AUC_Judd``).
+
+    Thresholds are the prediction's values at the fixated pixels, in decreasing order. For the
+    i-th threshold ``t``: true-positive rate ``i / n_fix`` and false-positive rate
+    ``(#pixels with P >= t - i) / (n_pixels - n_fix)``; the curve starts at (0, 0), ends at (1, 1),
+    and its area is taken with the trapezoid rule. Unlike the reference code no random jitter is
+    added to break ties, so the result is deterministic (ties count as above threshold).
+
+    Args:
+        saliency: ``(H, W)`` prediction.
+        fixations: ``(H, W)`` fixation map; non-zero pixels are fixations.
+    Returns:
+        In [0, 1]; 0.5 is chance, higher is better.
+    """
+    p, mask = _fixations(saliency, fixations)
+    values = p.ravel()
+    n_pixels, n_fix = values.size, int(mask.sum())
+    if n_fix == n_pixels:
+        raise InputError("auc_judd needs at least one pixel without a fixation")
+    thresholds = np.sort(p[mask])[::-1]
+    ordered = np.sort(values)
+    above = n_pixels - np.searchsorted(ordered, thresholds, side="left")
+    ranks = np.arange(1, n_fix + 1)
+    tp = np.concatenate([[0.0], ranks / n_fix, [1.0]])
+    fp = np.concatenate([[0.0], (above - ranks) / (n_pixels - n_fix), [1.0]])
+    return float(np.trapezoid(tp, fp))
+
+
+#: Metrics on density maps and on fixation maps, in the order tables show them.
+DENSITY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"cc": cc, "kld": kld, "sim": sim}
+FIXATION_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"nss": nss, "auc_judd": auc_judd}
+
+
+def score_map(saliency: np.ndarray, density: np.ndarray | None, fixations: np.ndarray | None) -> dict[str, float]:
+    """All metrics that the given ground truths allow, for one prediction of the same shape."""
+    out: dict[str, float] = {}
+    if density is not None:
+        out.update({name: fn(saliency, density) for name, fn in DENSITY_METRICS.items()})
+    if fixations is not None and np.any(fixations > 0):
+        out.update({name: fn(saliency, fixations) for name, fn in FIXATION_METRICS.items()})
+    return out
+
+
+# --------------------------------------------------------------------------- dataset files
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# MIT1003 names its ground truth <stem>_fixMap.jpg (density) and <stem>_fixPts.jpg (fixations).
+MAP_SUFFIXES = ("", "_fixMap")
+FIXATION_SUFFIXES = ("", "_fixPts")
+
+
+def _index(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def match_files(
+    images_dir: str | Path, maps_dir: str | Path, fixations_dir: str | Path | None = None
+) -> tuple[list[tuple[str, Path, Path, Path | None]], list[str]]:
+    """Pair images with ground-truth maps (and fixation maps) by file stem.
+
+    ``images/<stem>.jpg|png`` goes with ``maps/<stem>.png|jpg`` (or ``<stem>_fixMap.*``, MIT1003)
+    and, if given, ``fixations/<stem>.png`` (or ``<stem>_fixPts.*``).
+
+    Returns:
+        ``([(stem, image, map, fixations or None), ...] sorted by stem, [skip messages])``.
+    Raises:
+        InputError: a folder does not exist.
+    """
+    folders = {"images": images_dir, "maps": maps_dir} | ({"fixations": fixations_dir} if fixations_dir else {})
+    for what, folder in folders.items():
+        if not Path(folder).is_dir():
+            raise InputError(f"--{what} {folder}: not a folder")
+    images, maps = _index(Path(images_dir)), _index(Path(maps_dir))
+    fixations = _index(Path(fixations_dir)) if fixations_dir else None
+    pairs, skipped = [], []
+    for stem, image in images.items():
+        gt = next((maps[stem + s] for s in MAP_SUFFIXES if stem + s in maps), None)
+        if gt is None:
+            skipped.append(f"{image}: no ground-truth map named {stem}.* in {maps_dir}")
+            continue
+        fix = None
+        if fixations is not None:
+            fix = next((fixations[stem + s] for s in FIXATION_SUFFIXES if stem + s in fixations), None)
+            if fix is None:
+                skipped.append(f"{image}: no fixation map named {stem}.* in {fixations_dir}")
+                continue
+        pairs.append((stem, image, gt, fix))
+    return pairs, skipped
+
+
+def read_grey(path: str | Path) -> np.ndarray:
+    """Read a ground-truth map as ``(H, W)`` float32 (grey levels 0..255 for 8-bit files).
+
+    Raises:
+        InputError: unreadable or not an image.
+    """
+    from fer.io import read_image
+
+    rgb = read_image(Path(path))
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def binarise_fixations(grey: np.ndarray) -> np.ndarray:
+    """``(H, W)`` fixation image → ``(H, W)`` uint8 0/1. Pixels above half the maximum count as
+    fixations, so 0/1 and 0/255 files both work and JPEG noise (MIT1003's ``_fixPts.jpg``) does not."""
+    peak = float(grey.max()) if grey.size else 0.0
+    return (grey > peak / 2).astype(np.uint8) if peak > 0 else np.zeros(grey.shape, np.uint8)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m fer evaluate-saliency``."""
+    parser.add_argument("--predictor", default="face-prior", help="saliency predictor name (default: face-prior)")
+    parser.add_argument("--images", required=True, help="folder of images (jpg/png)")
+    parser.add_argument("--maps", required=True, help="folder of ground-truth density maps, same file stems")
+    parser.add_argument("--fixations", help="folder of binary fixation maps, same stems (enables NSS, AUC-Judd)")
+    parser.add_argument("--weights", help="checkpoint for predictors that need one (mlnet)")
+    parser.add_argument(
+        "--mode", choices=("faces", "image"), default="faces",
+        help="faces: score each detected face crop (default); image: score whole images (not face-prior)",
+    )
+    parser.add_argument("--crop-size", type=int, default=224, help="face crop side in pixels (faces mode)")
+    parser.add_argument("--device", default="cpu", help="torch device for predictors that use one")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _score_faces(predictor, image, density, fixations, detector) -> list[dict[str, float]]:
+    faces = detector(image)
+    if not faces:
+        return []
+    crops = np.stack([f.crop for f in faces])
+    maps = predictor(crops, np.stack([f.crop_keypoints for f in faces]))
+    size = crops.shape[1]
+    results = []
+    for face, pred in zip(faces, maps, strict=True):
+        gt = cv2.warpAffine(density, face.to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+        fix = None
+        if fixations is not None:
+            # Fixations are carried as points, not warped as an image: shrinking a binary map with
+            # interpolation would drop isolated fixated pixels.
+            ys, xs = np.nonzero(fixations)
+            pts = np.stack([xs, ys], 1).astype(np.float32) @ face.to_crop[:, :2].T + face.to_crop[:, 2]
+            pts = np.rint(pts).astype(int)
+            inside = (pts >= 0).all(1) & (pts < size).all(1)
+            fix = np.zeros((size, size), np.uint8)
+            fix[pts[inside, 1], pts[inside, 0]] = 1
+        results.append(score_map(pred, gt if gt.sum() > 0 else None, fix))
+    return [r for r in results if r]
+
+
+def _score_image(predictor, image, density, fixations) -> list[dict[str, float]]:
+    # Image-only predictors accept any (N, H, W, 3) input and return maps of the same size.
+    pred = predictor(image[None], None)[0]
+    return [score_map(pred, density if density.sum() > 0 else None, fixations)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate a saliency predictor on a folder of images with ground truth; prints mean metrics.
+
+    Exit status: 0 all images scored, 1 some skipped (listed on stderr) or none scored, 2 usage error.
+    """
+    from fer.io import read_image
+    from fer.saliency import load_saliency
+
+    try:
+        if args.mode == "image" and args.predictor == "face-prior":
+            raise InputError("face-prior needs face keypoints: use --mode faces")
+        pairs, skipped = match_files(args.images, args.maps, args.fixations)
+        predictor = load_saliency(args.predictor, device=args.device, weights=args.weights)
+    except FerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    detector = None
+    if args.mode == "faces":
+        from fer.face import FaceDetector
+
+        detector = FaceDetector(crop_size=args.crop_size)
+    rows: list[dict[str, float]] = []
+    try:
+        for _stem, image_path, map_path, fix_path in pairs:
+            try:
+                image = read_image(image_path)
+                density = read_grey(map_path)
+                fixations = binarise_fixations(read_grey(fix_path)) if fix_path else None
+                for gt, what in ((density, "map"), (fixations, "fixation map")):
+                    if gt is not None and gt.shape != image.shape[:2]:
+                        raise InputError(f"{what} is {gt.shape[1]}×{gt.shape[0]}, image is {image.shape[1]}×{image.shape[0]}")
+                if detector is not None:
+                    scored = _score_faces(predictor, image, density, fixations, detector)
+                    if not scored:
+                        raise InputError("no face found")
+                else:
+                    scored = _score_image(predictor, image, density, fixations)
+                rows.extend(scored)
+            except FerError as exc:
+                skipped.append(f"{image_path}: {exc}")
+    finally:
+        if detector is not None:
+            detector.close()
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    summary = summarise(rows)
+    report = {"predictor": args.predictor, "mode": args.mode, "n": len(rows), "skipped": len(skipped), "metrics": summary}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_table(report))
+    if not rows:
+        return 1
+    return 1 if skipped else 0
+
+
+def summarise(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over the samples that have it."""
+    names = [n for n in (*DENSITY_METRICS, *FIXATION_METRICS) if any(n in r for r in rows)]
+    return {n: float(np.mean([r[n] for r in rows if n in r])) for n in names}
+
+
+def format_table(report: dict) -> str:
+    """A two-line plain-text table of the mean metrics."""
+    unit = "faces" if report["mode"] == "faces" else "images"
+    head = f"{report['predictor']}: {report['n']} {unit} scored, {report['skipped']} skipped"
+    metrics = report["metrics"]
+    if not metrics:
+        return head
+    names = {"cc": "CC↑", "kld": "KLD↓", "sim": "SIM↑", "nss": "NSS↑", "auc_judd": "AUC-Judd↑"}
+    header = "  ".join(f"{names[k]:>10}" for k in metrics)
+    values = "  ".join(f"{v:>10.4f}" for v in metrics.values())
+    return f"{head}\n{header}\n{values}"

@@ -1,0 +1,158 @@
+"""Saliency predictors, the registry, and the crop × map product."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer.errors import InputError
+from fer.saliency import (
+    DEFAULT_SALIENCY,
+    DEFAULT_SALIENCY_FLOOR,
+    SALIENCY_REGISTRY,
+    apply_saliency,
+    available_saliency,
+    load_saliency,
+    saliency_status,
+)
+from fer.saliency_metrics import cc
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+# Frontal face keypoints in a 224 crop, as fer.face places them on assets/astronaut.png
+# (right eye, left eye, nose tip, mouth centre, right ear, left ear).
+FRONTAL = np.array(
+    [[70, 74], [145, 74], [105, 109], [107, 145], [32, 96], [191, 95]], np.float32
+)
+IMAGE_ONLY = ["spectral-residual"]
+
+
+def _eye_peak(m: np.ndarray, kp: np.ndarray) -> bool:
+    """True if the map's maximum lies within a quarter inter-ocular distance of an eye."""
+    y, x = np.unravel_index(np.argmax(m), m.shape)
+    radius = 0.25 * np.linalg.norm(kp[1] - kp[0])
+    return min(np.hypot(x + 0.5 - kp[i, 0], y + 0.5 - kp[i, 1]) for i in (0, 1)) <= radius
+
+
+def test_registry_and_status(monkeypatch):
+    monkeypatch.delenv("FER_MLNET_WEIGHTS", raising=False)
+    assert DEFAULT_SALIENCY == "face-prior" and DEFAULT_SALIENCY_FLOOR == 0.3
+    status = saliency_status()
+    assert set(status) == set(SALIENCY_REGISTRY) >= {"face-prior", "spectral-residual", "mlnet"}
+    assert status["face-prior"] == status["spectral-residual"] == "ready"
+    assert available_saliency() == ["face-prior", "spectral-residual"]
+    with pytest.raises(InputError, match="unknown saliency predictor"):
+        load_saliency("nope")
+
+
+@pytest.mark.parametrize("name", ["face-prior", "spectral-residual"])
+def test_predictor_contract(name):
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    predictor = load_saliency(name)
+    assert predictor.name == name
+    assert "not ML-Net" in predictor.description and "\n" not in predictor.description
+    maps = predictor(crops, np.repeat(FRONTAL[None], 3, axis=0))
+    assert maps.shape == (3, 224, 224) and maps.dtype == np.float32
+    assert maps.min() >= 0.0 and np.allclose(maps.max(axis=(1, 2)), 1.0)
+    with pytest.raises(InputError):
+        predictor(crops.astype(np.float32), None)
+
+
+def test_face_prior_peaks_on_eyes_for_frontal_keypoints():
+    maps = load_saliency("face-prior")(np.zeros((1, 224, 224, 3), np.uint8), FRONTAL[None])
+    assert _eye_peak(maps[0], FRONTAL)
+    # The eyes outrank the nose tip and the mouth, which outrank the crop's corners.
+    at = lambda p: maps[0, int(p[1]), int(p[0])]  # noqa: E731
+    assert at(FRONTAL[0]) > at(FRONTAL[2]) and at(FRONTAL[0]) > at(FRONTAL[3])
+    assert min(at(FRONTAL[2]), at(FRONTAL[3])) > 5 * max(maps[0, 0, 0], maps[0, -1, -1])
+
+
+def test_face_prior_follows_the_keypoints_and_scales_with_them():
+    prior = load_saliency("face-prior")
+    shifted = FRONTAL * 0.5 + np.array([100, 100], np.float32)  # a smaller face, lower right
+    maps = prior(np.zeros((2, 224, 224, 3), np.uint8), np.stack([FRONTAL, shifted]))
+    assert _eye_peak(maps[1], shifted)
+    spread = [(m > 0.5).sum() for m in maps]
+    assert spread[1] < spread[0] / 3  # half the size, about a quarter of the area
+    with pytest.raises(InputError, match="keypoints"):
+        prior(np.zeros((1, 224, 224, 3), np.uint8), None)
+
+
+def test_face_prior_on_the_astronaut_photo():
+    """Real photo, real detector: the prior's peak lands on one of the detected eyes."""
+    from fer.face import FaceDetector
+    from fer.io import read_image
+
+    image = read_image(ASSETS / "astronaut.png")
+    with FaceDetector() as detector:
+        face = detector(image)[0]
+    maps = load_saliency("face-prior")(face.crop[None], face.crop_keypoints[None])
+    assert _eye_peak(maps[0], face.crop_keypoints)
+
+
+def test_spectral_residual_finds_a_blob_and_differs_from_face_prior():
+    rng = np.random.default_rng(1)
+    grey = rng.normal(110, 8, (224, 224))
+    yy, xx = np.mgrid[0:224, 0:224]
+    grey += 120 * np.exp(-((yy - 60) ** 2 + (xx - 170) ** 2) / (2 * 6**2))
+    crop = np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)[None]
+    sr = load_saliency("spectral-residual")(crop, FRONTAL[None])[0]
+    y, x = np.unravel_index(np.argmax(sr), sr.shape)
+    assert np.hypot(y - 60, x - 170) < 15
+    fp = load_saliency("face-prior")(crop, FRONTAL[None])[0]
+    assert cc(sr, fp) < 0.5
+
+
+def test_spectral_residual_agrees_with_opencv_contrib():
+    """Cross-check against OpenCV's own spectral residual on the real face crop."""
+    if not hasattr(cv2, "saliency"):
+        pytest.skip("opencv-contrib's saliency module is not installed")
+    from fer.io import read_image
+
+    crop = cv2.resize(read_image(ASSETS / "astronaut.png")[80:300, 160:380], (224, 224))
+    ours = load_saliency("spectral-residual")(crop[None], None)[0]
+    ok, ref = cv2.saliency.StaticSaliencySpectralResidual_create().computeSaliency(crop[..., ::-1].copy())
+    assert ok and cc(ours, cv2.resize(ref, (224, 224))) > 0.8
+
+
+def test_uniform_crop_gives_no_preference():
+    maps = load_saliency("spectral-residual")(np.full((1, 64, 64, 3), 128, np.uint8), None)
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+
+
+@pytest.mark.parametrize("name,budget_ms", [("face-prior", 1.0), ("spectral-residual", 2.0)])
+def test_speed_per_224_face(name, budget_ms):
+    """Budgets from the design (1 ms, 2 ms per face on CPU), with 3× slack for shared test machines."""
+    predictor = load_saliency(name)
+    crops = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
+    kp = np.repeat(FRONTAL[None], 16, axis=0)
+    predictor(crops, kp)
+    best = min(_timed(predictor, crops, kp) for _ in range(3)) / 16
+    assert best * 1000 < 3 * budget_ms
+
+
+def _timed(predictor, crops, kp) -> float:
+    start = time.perf_counter()
+    predictor(crops, kp)
+    return time.perf_counter() - start
+
+
+def test_apply_saliency_by_hand():
+    crops = np.full((1, 2, 2, 3), 200, np.uint8)
+    maps = np.array([[[0.0, 1.0], [0.5, 0.25]]], np.float32)
+    out = apply_saliency(crops, maps, 0.3)
+    # gain = 0.3 + 0.7 · map: 0.3 → 60, 1.0 → 200, 0.65 → 130, 0.475 → 95.
+    assert out[0, :, :, 0].tolist() == [[60, 200], [130, 95]]
+    pure = apply_saliency(crops, maps, 0.0)  # the paper's product
+    assert pure[0, :, :, 0].tolist() == [[0, 200], [100, 50]]
+    assert (apply_saliency(crops, maps, 1.0) == crops).all()
+    assert out.dtype == np.uint8 and out.shape == crops.shape
+    with pytest.raises(InputError):
+        apply_saliency(crops, maps, 1.5)
+    with pytest.raises(InputError):
+        apply_saliency(crops, maps[:, :1], 0.3)

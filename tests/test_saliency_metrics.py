@@ -1,0 +1,161 @@
+"""Saliency metrics against values worked out by hand, and the evaluate-saliency command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer.errors import InputError
+from fer.saliency_metrics import add_arguments, auc_judd, cc, kld, nss, run, sim
+
+P = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_cc_by_hand():
+    # Deviations from the mean 2.5: P → (-1.5, -0.5, 0.5, 1.5), Q → (-1.5, 0.5, -0.5, 1.5).
+    # Σ products = 2.25 - 0.25 - 0.25 + 2.25 = 4; Σ squares = 5 each; CC = 4 / 5.
+    q = np.array([[1.0, 3.0], [2.0, 4.0]])
+    assert cc(P, q) == pytest.approx(0.8)
+    assert cc(P, 10 * P + 3) == pytest.approx(1.0)
+    assert cc(P, -P) == pytest.approx(-1.0)
+    assert cc(np.ones((2, 2)), q) == 0.0  # undefined for a constant map: reported as 0
+
+
+def test_kld_by_hand():
+    # P uniform → 1/4 each; Q = (1/2, 0, 0, 1/2). KLD = 2 · 1/2 · log((1/2) / (1/4)) = log 2.
+    q = np.array([[2.0, 0.0], [0.0, 2.0]])
+    assert kld(np.ones((2, 2)), q) == pytest.approx(math.log(2), abs=1e-9)
+    assert kld(q, q) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(InputError):
+        kld(-P, q)
+
+
+def test_nss_by_hand():
+    # mean 2.5, sample std sqrt(Σ dev² / 3) = sqrt(5/3) = 1.2910; fixations on 4 and 3:
+    # ((4 - 2.5) + (3 - 2.5)) / 2 / 1.2910 = 1 / 1.2910 = 0.774597.
+    fix = np.array([[0, 0], [1, 1]])
+    assert nss(P, fix) == pytest.approx(1 / math.sqrt(5 / 3))
+    assert nss(P, np.array([[0, 0], [0, 1]])) == pytest.approx(1.5 / math.sqrt(5 / 3))
+    with pytest.raises(InputError):
+        nss(P, np.zeros((2, 2)))
+
+
+def test_sim_by_hand():
+    # P min-max → (0, 1/3, 2/3, 1), sum 2 → (0, 1/6, 1/3, 1/2); Q → (0, 0, 0, 1).
+    # SIM = Σ min = 0 + 0 + 0 + 1/2.
+    q = np.array([[0.0, 0.0], [0.0, 1.0]])
+    assert sim(P, q) == pytest.approx(0.5)
+    assert sim(P, P) == pytest.approx(1.0)
+
+
+def test_auc_judd_by_hand():
+    # Values 0.9, 0.1 / 0.5, 0.3; fixations on 0.9 and 0.3 (n_fix 2, n_pixels 4).
+    # Threshold 0.9: 1 pixel ≥ → TP 1/2, FP (1 - 1)/2 = 0. Threshold 0.3: 3 pixels ≥ → TP 1, FP (3 - 2)/2.
+    # Curve (0,0) (0,.5) (.5,1) (1,1): area 0 + .5·(.5 + 1)/2 + .5·1 = 0.875.
+    s = np.array([[0.9, 0.1], [0.5, 0.3]])
+    fix = np.array([[1, 0], [0, 1]])
+    assert auc_judd(s, fix) == pytest.approx(0.875)
+    assert auc_judd(s, np.array([[1, 0], [0, 0]])) == pytest.approx(1.0)  # fixation on the maximum
+    # One fixation on the minimum 0.1: all 4 pixels ≥ → TP 1, FP (4 - 1)/3 = 1; the curve is the
+    # diagonal (0,0) (1,1) (1,1), area 0.5 (Judd's AUC has no point below the fixated values).
+    assert auc_judd(s, np.array([[0, 1], [0, 0]])) == pytest.approx(0.5)
+
+
+def test_metrics_3x3_perfect_and_shape_check():
+    density = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], float)
+    fix = (density == 4).astype(np.uint8)
+    assert cc(density, density) == pytest.approx(1.0)
+    assert sim(density, density) == pytest.approx(1.0)
+    assert auc_judd(density, fix) == pytest.approx(1.0)
+    # Centre value 4, mean 8/9, sample std sqrt(Σ (x - 8/9)² / 8) = sqrt((4·(8/9)² + 4·(1/9)² + (28/9)²) / 8).
+    std = math.sqrt((4 * (8 / 9) ** 2 + 4 * (1 / 9) ** 2 + (28 / 9) ** 2) / 8)
+    assert nss(density, fix) == pytest.approx((4 - 8 / 9) / std)
+    with pytest.raises(InputError, match="differ in shape"):
+        cc(density, np.ones((2, 2)))
+
+
+def _blob(h: int, w: int, cy: float, cx: float, sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+
+
+def test_evaluate_saliency_cli_image_mode(tmp_path, capsys):
+    """Spectral residual scored on whole images whose fixations sit on a bright blob."""
+    rng = np.random.default_rng(0)
+    for d in ("images", "maps", "fixations"):
+        (tmp_path / d).mkdir()
+    for i in range(3):
+        cy, cx = rng.uniform(20, 60), rng.uniform(20, 100)
+        img = np.clip(rng.normal(80, 10, (80, 120)) + 170 * _blob(80, 120, cy, cx, 5), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "images" / f"s{i}.png"), img)
+        cv2.imwrite(str(tmp_path / "maps" / f"s{i}.png"), (255 * _blob(80, 120, cy, cx, 8)).astype(np.uint8))
+        fix = np.zeros((80, 120), np.uint8)
+        fix[int(cy), int(cx)] = 255
+        cv2.imwrite(str(tmp_path / "fixations" / f"s{i}.png"), fix)
+    (tmp_path / "images" / "orphan.png").write_bytes(b"no map for this one")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([
+        "--predictor", "spectral-residual", "--mode", "image", "--json",
+        "--images", str(tmp_path / "images"), "--maps", str(tmp_path / "maps"), "--fixations", str(tmp_path / "fixations"),
+    ])
+    status = run(args)
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert status == 1  # the orphan image is skipped and listed
+    assert "orphan.png" in out.err
+    assert report["n"] == 3 and report["skipped"] == 1
+    assert set(report["metrics"]) == {"cc", "kld", "sim", "nss", "auc_judd"}
+    assert report["metrics"]["cc"] > 0.5
+    assert report["metrics"]["auc_judd"] > 0.9
+
+
+def test_evaluate_saliency_rejects_face_prior_in_image_mode(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--predictor", "face-prior", "--mode", "image", "--images", str(tmp_path), "--maps", str(tmp_path)])
+    assert run(args) == 2
+    assert "face-prior needs face keypoints" in capsys.readouterr().err
+
+
+def test_evaluate_saliency_cli_faces_mode(tmp_path, capsys):
+    """Real photos: ground truth put on the astronaut's eyes in image pixels must line up with the
+    face-prior map once carried into the face crop; the cat photo has no face and is skipped."""
+    from fer.face import FaceDetector
+    from fer.io import read_image
+
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    image = read_image(assets / "astronaut.png")
+    with FaceDetector() as detector:
+        face = detector(image)[0]
+    h, w = image.shape[:2]
+    iod = float(np.linalg.norm(face.keypoints[1] - face.keypoints[0]))
+    density = sum(_blob(h, w, y, x, 0.3 * iod) for x, y in face.keypoints[:2])
+    fix = np.zeros((h, w), np.uint8)
+    for x, y in face.keypoints[:2]:
+        fix[int(y), int(x)] = 255
+    for d in ("images", "maps", "fixations"):
+        (tmp_path / d).mkdir()
+    for name, img, dens, fx in (("astronaut", image, density, fix), ("chelsea", read_image(assets / "chelsea.png"), None, None)):
+        cv2.imwrite(str(tmp_path / "images" / f"{name}.png"), img[..., ::-1])
+        dens = np.ones(img.shape[:2]) if dens is None else dens / dens.max()
+        fx = np.zeros(img.shape[:2], np.uint8) if fx is None else fx
+        cv2.imwrite(str(tmp_path / "maps" / f"{name}.png"), np.rint(255 * dens).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / "fixations" / f"{name}.png"), fx)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([
+        "--images", str(tmp_path / "images"), "--maps", str(tmp_path / "maps"), "--fixations", str(tmp_path / "fixations"),
+    ])
+    status = run(args)
+    out = capsys.readouterr()
+    assert status == 1 and "chelsea.png: no face found" in out.err
+    assert "face-prior: 1 faces scored, 1 skipped" in out.out and "AUC-Judd" in out.out
+    values = dict(zip(["cc", "kld", "sim", "nss", "auc_judd"], map(float, out.out.strip().splitlines()[-1].split()), strict=True))
+    assert values["cc"] > 0.6 and values["auc_judd"] > 0.95 and values["nss"] > 2
