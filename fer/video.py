@@ -1,0 +1,312 @@
+"""Short video clips: sample frames with OpenCV, follow each face, and summarise its expressions.
+
+    >>> import fer
+    >>> from fer.video import analyse_video
+    >>> with fer.load() as pipe:
+    ...     result = analyse_video(pipe, "clip.mp4", sample_fps=5)
+    >>> result.summary()          # one row per face
+    >>> result.to_csv()           # one row per face per sampled frame
+
+Limits (`fer.limits`): file size `MAX_VIDEO_BYTES`, length `MAX_VIDEO_SECONDS`, at most
+`MAX_VIDEO_FRAMES` frames sampled. Frames are decoded one at a time and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from fer.errors import InputError
+from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
+from fer.live import Box, FaceTracker
+
+if TYPE_CHECKING:
+    from fer.pipeline import Pipeline
+
+#: Frames per second sampled by default: expressions change over a few hundred milliseconds.
+DEFAULT_SAMPLE_FPS = 5.0
+
+#: Frame rate assumed when a container does not record one (rare; some MJPEG/AVI writers).
+_FALLBACK_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a clip.
+
+    Attributes:
+        fps: frames per second (`_FALLBACK_FPS` when the file does not say).
+        frames: frame count, 0 when the container does not say.
+        width, height: frame size in pixels.
+        bytes: file size.
+    """
+
+    path: str
+    fps: float
+    frames: int
+    width: int
+    height: int
+    bytes: int
+
+    @property
+    def duration(self) -> float | None:
+        """Length in seconds, or None when the frame count is unknown."""
+        return self.frames / self.fps if self.frames > 0 else None
+
+
+def _open(path: str | os.PathLike) -> tuple[cv2.VideoCapture, str, int]:
+    name = str(path)
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        raise InputError(f"{name}: no such file") from None
+    if Path(path).is_dir():
+        raise InputError(f"{name}: is a folder, not a video")
+    if size == 0:
+        raise InputError(f"{name}: the file is empty")
+    if size > MAX_VIDEO_BYTES:
+        raise InputError(
+            f"{name}: video is {size / 2**20:.1f} MB, over the {MAX_VIDEO_BYTES / 2**20:.0f} MB limit"
+        )
+    if _is_still_image(path):
+        # FFmpeg happily opens a PNG or JPEG as a one-frame "video".
+        raise InputError(f"{name}: is a still image, not a video (use the Image tab or `fer predict`)")
+    capture = cv2.VideoCapture(name)
+    if not capture.isOpened():
+        capture.release()
+        raise InputError(f"{name}: not a video OpenCV can read (try MP4/H.264, WebM or AVI)")
+    return capture, name, size
+
+
+def _is_still_image(path: str | os.PathLike) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:  # reads the header only
+            return not getattr(img, "is_animated", False)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read a clip's header and check it against the limits.
+
+    Raises:
+        InputError: missing, empty, too large, unreadable, frames over `MAX_PIXELS`, or longer than
+            `MAX_VIDEO_SECONDS`.
+    """
+    capture, name, size = _open(path)
+    try:
+        return _info(capture, name, size)
+    finally:
+        capture.release()
+
+
+def _info(capture: cv2.VideoCapture, name: str, size: int) -> VideoInfo:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    # Containers that do not know their rate report 0, NaN or nonsense like 90000.
+    fps = float(fps) if np.isfinite(fps) and 0 < fps <= 240 else _FALLBACK_FPS
+    frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    frames = int(frames) if np.isfinite(frames) and frames > 0 else 0
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    info = VideoInfo(name, fps, frames, width, height, size)
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{name}: frames are {width}×{height}, over the {MAX_PIXELS / 1e6:.0f} MP limit")
+    if info.duration is not None and info.duration > MAX_VIDEO_SECONDS + 0.5 / fps:
+        raise InputError(
+            f"{name}: video is {info.duration:.1f} s long, over the {MAX_VIDEO_SECONDS:.0f} s limit; trim it first"
+        )
+    return info
+
+
+def sample_frames(
+    path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_FPS, max_frames: int = MAX_VIDEO_FRAMES
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Decode a clip and yield frames at about ``sample_fps``.
+
+    The whole file is read in order (``grab`` skips the colour conversion of unwanted frames):
+    seeking by frame number is inexact for many codecs. When there are more than ``max_frames``
+    candidates, the rate is lowered so the samples still span the whole clip.
+
+    Args:
+        path: a video file OpenCV can read.
+        sample_fps: wanted samples per second of video (> 0).
+        max_frames: most frames yielded (1 … `MAX_VIDEO_FRAMES`).
+    Yields:
+        ``(frame_index, time_seconds, frame)`` with ``frame`` ``(H, W, 3)`` uint8 RGB.
+    Raises:
+        InputError: see `probe_video`; also for a clip with no decodable frame, or one that turns out
+            longer than `MAX_VIDEO_SECONDS` while reading.
+    """
+    if not sample_fps > 0:
+        raise InputError(f"sample rate must be above 0 frames per second, got {sample_fps}")
+    if not 1 <= max_frames <= MAX_VIDEO_FRAMES:
+        raise InputError(f"max_frames must be between 1 and {MAX_VIDEO_FRAMES}, got {max_frames}")
+    capture, name, size = _open(path)
+    try:
+        info = _info(capture, name, size)
+        step = 1.0 / sample_fps
+        if info.duration is not None and info.duration * sample_fps > max_frames:
+            step = info.duration / max_frames
+        next_time, yielded, index = 0.0, 0, -1
+        while yielded < max_frames:
+            if not capture.grab():
+                break
+            index += 1
+            time = index / info.fps
+            if time > MAX_VIDEO_SECONDS:
+                raise InputError(f"{name}: video is longer than the {MAX_VIDEO_SECONDS:.0f} s limit; trim it first")
+            # Half a frame of tolerance, so 5 fps out of 25 fps takes every 5th frame exactly.
+            if time + 0.5 / info.fps < next_time:
+                continue
+            ok, bgr = capture.retrieve()
+            if not ok or bgr is None:
+                continue
+            next_time += step
+            yielded += 1
+            yield index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if yielded == 0:
+            raise InputError(f"{name}: no frame could be decoded")
+    finally:
+        capture.release()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One face in one sampled frame.
+
+    Attributes:
+        frame: frame index in the clip; time: seconds from the start.
+        face: track id, stable across frames (1, 2, …).
+        box: ``(x0, y0, x1, y1)`` image pixels.
+        probabilities: ``(C,)`` float32 smoothed probabilities (raw when smoothing is 0).
+    """
+
+    frame: int
+    time: float
+    face: int
+    box: Box
+    probabilities: np.ndarray
+
+
+@dataclass
+class VideoAnalysis:
+    """Per-face expressions over a clip.
+
+    Attributes:
+        info: the clip's header.
+        labels: the model's ``C`` labels.
+        observations: every face in every sampled frame, in frame order.
+        frames_sampled: frames analysed; frames_with_faces: of those, frames with at least one face.
+        sample_fps: the sampling rate asked for; smoothing: the smoothing weight used.
+    """
+
+    info: VideoInfo
+    labels: tuple[str, ...]
+    observations: list[Observation] = field(default_factory=list)
+    frames_sampled: int = 0
+    frames_with_faces: int = 0
+    sample_fps: float = DEFAULT_SAMPLE_FPS
+    smoothing: float = 0.0
+
+    @property
+    def faces(self) -> list[int]:
+        """Track ids, most frequently seen first."""
+        counts: dict[int, int] = {}
+        for obs in self.observations:
+            counts[obs.face] = counts.get(obs.face, 0) + 1
+        return sorted(counts, key=lambda f: (-counts[f], f))
+
+    def series(self, face: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(times (T,) float64 seconds, probabilities (T, C) float32)`` of one face."""
+        rows = [o for o in self.observations if o.face == face]
+        times = np.array([o.time for o in rows], np.float64)
+        values = np.stack([o.probabilities for o in rows]) if rows else np.zeros((0, len(self.labels)), np.float32)
+        return times, values
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per face, most frequently seen first: ``face``, ``frames``, ``first_s``,
+        ``last_s``, ``top_expression`` (most frequent top-1), ``share`` (its fraction of the face's
+        frames), ``mean_probability`` (its mean probability)."""
+        rows = []
+        for face in self.faces:
+            times, values = self.series(face)
+            top = values.argmax(axis=1)
+            counts = np.bincount(top, minlength=len(self.labels))
+            best = int(counts.argmax())
+            rows.append({
+                "face": face,
+                "frames": int(len(times)),
+                "first_s": round(float(times[0]), 2),
+                "last_s": round(float(times[-1]), 2),
+                "top_expression": self.labels[best],
+                "share": round(float(counts[best] / len(times)), 3),
+                "mean_probability": round(float(values[:, best].mean()), 3),
+            })
+        return rows
+
+    def to_csv(self) -> str:
+        """CSV, one row per face per sampled frame: frame, time_s, face, x0, y0, x1, y1, top, then
+        one probability column per label."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["frame", "time_s", "face", "x0", "y0", "x1", "y1", "top", *self.labels])
+        for obs in self.observations:
+            top = self.labels[int(np.argmax(obs.probabilities))]
+            writer.writerow([obs.frame, f"{obs.time:.3f}", obs.face, *obs.box, top,
+                             *(f"{p:.4f}" for p in obs.probabilities)])
+        return buffer.getvalue()
+
+
+def analyse_video(
+    pipeline: Pipeline,
+    path: str | os.PathLike,
+    *,
+    sample_fps: float = DEFAULT_SAMPLE_FPS,
+    max_frames: int = MAX_VIDEO_FRAMES,
+    smoothing: float = 0.0,
+    progress: Callable[[float, str], None] | None = None,
+) -> VideoAnalysis:
+    """Run the pipeline on sampled frames of a clip, following faces by box overlap.
+
+    Args:
+        pipeline: a loaded `fer.Pipeline` (Grad-CAM is not computed here).
+        path: the clip.
+        sample_fps: samples per second of video (lowered to fit ``max_frames``).
+        max_frames: most frames analysed.
+        smoothing: weight of the past in each face's exponential moving average (0 = raw).
+        progress: called as ``progress(fraction in [0, 1], message)`` after each frame.
+    Returns:
+        `VideoAnalysis`.
+    Raises:
+        InputError: the clip is refused (see `sample_frames`).
+    """
+    info = probe_video(path)
+    expected = max_frames
+    if info.duration is not None:
+        last = (info.frames - 1) / info.fps
+        expected = max(1, min(max_frames, int(last * sample_fps + 1e-6) + 1))
+    tracker = FaceTracker(smoothing=smoothing, max_missed=max(2, round(sample_fps)))
+    result = VideoAnalysis(info, pipeline.labels, sample_fps=sample_fps, smoothing=smoothing)
+    for index, time, frame in sample_frames(path, sample_fps, max_frames):
+        predictions = pipeline.predict_faces(pipeline.detect(frame), attention=False)
+        boxes = [p.box for p in predictions]
+        probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(result.labels)))
+        for track in tracker.update(boxes, probs):
+            result.observations.append(Observation(index, time, track.id, track.box, track.probabilities.copy()))
+        result.frames_sampled += 1
+        result.frames_with_faces += bool(predictions)
+        if progress is not None:
+            progress(min(1.0, result.frames_sampled / expected), f"frame {result.frames_sampled} ({time:.1f} s)")
+    if progress is not None:
+        progress(1.0, f"{result.frames_sampled} frames analysed")
+    return result
