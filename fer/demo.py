@@ -151,6 +151,7 @@ class PipelineCache:
         self.size = size
         self._items: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple[Any, ...], threading.Lock] = {}
 
     def get(self, settings: Settings) -> Pipeline:
         """The pipeline for ``settings``, loading it on first use.
@@ -163,11 +164,22 @@ class PipelineCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            # Loading under the lock: two sessions asking for the same new model load it once.
-            pipe = _load_pipeline(settings)
-            self._items[key] = pipe
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            loading = self._loading.setdefault(key, threading.Lock())
+        # One lock per key: two sessions asking for the same new pipeline load it once, while
+        # sessions using other, loaded pipelines are not held up by a load of several seconds.
+        with loading:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                pipe = _load_pipeline(settings)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._items[key] = pipe
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
             return pipe
 
     def clear(self) -> None:
