@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fer.datasets import Crops, Dataset, Sample, Skipped, prepare_crops
+from fer.datasets import Crops, Dataset, Sample, Skipped, crop_size_for, prepare_crops
 from fer.errors import InputError
 from fer.models import LoadedModel, load_model, predict_probabilities
 
@@ -279,7 +279,7 @@ def evaluate(
         if not samples:
             raise InputError("nothing to evaluate: no labelled samples")
         samples = prepare_crops(
-            samples, crop_size=spec.input_size, assume_cropped=bool(assume_cropped),
+            samples, crop_size=crop_size_for(samples, spec.input_size), assume_cropped=bool(assume_cropped),
             margin=spec.margin if margin is None else margin, cache_dir=cache_dir, progress=progress,
         )
     crops = samples

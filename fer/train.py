@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer.datasets import Crops, load_dataset, prepare_crops, split_dataset
+from fer.datasets import Crops, crop_size_for, load_dataset, prepare_crops, split_dataset
 from fer.errors import InputError, WeightsError
 from fer.evaluate import EvaluationResult, batched_probabilities, score
 from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, available_architectures, preprocess, save_checkpoint
@@ -117,6 +118,12 @@ class TrainConfig:
             raise InputError(f"saliency_floor must be in [0, 1], got {config.saliency_floor}")
         if config.lr is None or config.lr <= 0:
             raise InputError(f"learning rate must be positive, got {config.lr}")
+        if config.saliency != "none":
+            from fer.saliency import SALIENCY_REGISTRY
+
+            if config.saliency not in SALIENCY_REGISTRY:
+                raise InputError(f"unknown saliency {config.saliency!r}; choose none or one of "
+                                 f"{', '.join(SALIENCY_REGISTRY)}")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +133,8 @@ class TrainConfig:
 
 def seed_everything(seed: int) -> None:
     """Seed torch and numpy and ask for deterministic kernels (warnings, not errors, where none exist)."""
+    # cuBLAS is deterministic only with a fixed workspace; must be set before CUDA starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
@@ -251,7 +260,8 @@ def train(config: TrainConfig) -> Path:
     split = split_dataset(dataset, folds=config.folds, fold=config.fold, seed=config.seed)
     if not split.train:
         raise InputError(f"{dataset.name}: the training split is empty")
-    crops = prepare_crops(dataset.samples, crop_size=config.input_size, assume_cropped=dataset.assume_cropped,
+    crops = prepare_crops(dataset.samples, crop_size=crop_size_for(dataset.samples, config.input_size),
+                          assume_cropped=dataset.assume_cropped,
                           margin=config.margin, cache_dir=config.cache_dir, progress=config.progress)
     row_of = {sample.key: row for row, sample in enumerate(crops.samples)}
     parts = {name: np.array([row_of[dataset.samples[i].key] for i in getattr(split, name)

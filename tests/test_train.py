@@ -15,7 +15,7 @@ import torch
 from fer import datasets as D
 from fer.errors import WeightsError
 from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
-from fer.train import TrainConfig, train
+from fer.train import TrainConfig, head_parameters, train
 from tests import synthetic as S
 from tests.conftest import ASSETS
 
@@ -38,6 +38,9 @@ def test_backbone_builds_with_new_head_and_cam_layer(name: str, channels: int) -
     handle.remove()
     assert logits.shape == (2, 5)
     assert seen[0].ndim == 4 and seen[0].shape[0] == 2 and min(seen[0].shape[2:]) >= 1  # a spatial feature map
+    # The fresh classifier, which trains at the full learning rate: weight (5, F) and bias (5,).
+    head = [p for p in model.parameters() if id(p) in head_parameters(model, 5)]
+    assert sorted(p.ndim for p in head) == [1, 2] and all(p.shape[0] == 5 for p in head)
 
 
 def test_registry_lists_every_backbone() -> None:
@@ -145,6 +148,19 @@ def test_existing_run_is_not_overwritten(trained: Path) -> None:
     config = TrainConfig(dataset="rafd", root=spec.training["root"], epochs=10, out=str(trained.parent), **SMALL)
     with pytest.raises(InputError, match="already holds"):
         train(config)
+
+
+def test_fer2013_csv_trains_on_its_usage_split(tmp_path: Path) -> None:
+    S.write_fer2013_csv(tmp_path / "fer2013.csv", n_subjects=5, per_label=2)
+    samples = D.load_fer2013(tmp_path).samples
+    assert D.crop_size_for(samples, 224) == 48 and D.crop_size_for(samples, 32) == 32
+    path = train(TrainConfig(dataset="fer2013", root=str(tmp_path), epochs=2, out=str(tmp_path / "run"),
+                             **{**SMALL, "input_size": 64}))
+    spec = ModelSpec.load(path)
+    assert spec.training["split"]["method"].startswith("fer2013 Usage")
+    assert (spec.training["split"]["n_train"], spec.evaluation["n"]) == (24, 8)
+    assert spec.training["skipped_count"] == 1  # the malformed row
+    assert predict_probabilities(load_model(path), np.zeros((1, 48, 48, 3), np.uint8)).shape == (1, 4)
 
 
 def _sha(path: Path) -> str:
