@@ -235,13 +235,10 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                 view.top_k,
                 out.status,
             ]
-            stats = out.stats
-            if stats is None:
-                values += [gr.skip()] * 5
-            else:
-                trust = stats.trust
-                values += [gr.skip(), gr.skip()] if trust is None else [trust.figure, trust.text]
-                values += [stats.session_figure, stats.session_text, stats.timeline_figure]
+            stats = out.stats  # panels not redrawn on this frame keep what they show
+            values += [gr.skip(), gr.skip()] if stats.trust is None else [stats.trust.figure, stats.trust.text]
+            values += [gr.skip(), gr.skip()] if stats.session is None else list(stats.session)
+            values += [gr.skip() if stats.timeline is None else stats.timeline]
             return [*values, session]
 
         webcam.stream(on_frame, [webcam, posing, settings, live_state], live_outputs,

@@ -563,19 +563,17 @@ def image_face_view(result: ImageResult | None, index: int | None) -> tuple[Face
 
 @dataclass
 class LiveStats:
-    """The live statistics panels, redrawn about once a second.
+    """The live statistics panels redrawn on this frame; None means "unchanged, keep showing".
 
     Attributes:
-        trust: the model-confusion panel, or None when the highlighted label has not changed.
-        session_figure: the session confusion matrix.
-        session_text: markdown: frames counted, accuracy, most frequent confusions.
-        timeline_figure: probabilities of the followed face over the last frames.
+        trust: the model-confusion panel, redrawn when the highlighted answer changes.
+        session: the session confusion matrix figure and its markdown summary.
+        timeline: probabilities of the followed face over the last frames.
     """
 
-    trust: TrustView | None
-    session_figure: Figure
-    session_text: str
-    timeline_figure: Figure
+    trust: TrustView | None = None
+    session: tuple[Figure, str] | None = None
+    timeline: Figure | None = None
 
 
 @dataclass
@@ -586,13 +584,13 @@ class LiveOutput:
         annotated: ``(H, W, 3)`` uint8 RGB frame with boxes, track ids and smoothed labels.
         view: the followed (largest) face's pictures and smoothed top-k.
         status: one line.
-        stats: redrawn statistics, or None when they are not due this frame.
+        stats: the statistics panels redrawn on this frame (each None when unchanged).
     """
 
     annotated: np.ndarray | None
     view: FaceView
     status: str
-    stats: LiveStats | None = None
+    stats: LiveStats = field(default_factory=LiveStats)
 
 
 def new_live_session(labels: Sequence[str]) -> LiveSession:
@@ -632,23 +630,45 @@ def session_panel(session: LiveSession) -> tuple[Figure, str]:
     return session_confusion_figure(session.confusion), session_text(session)
 
 
-def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None) -> LiveStats:
-    """Draw the live statistics now (see `LiveStats`); the model-confusion panel only when the
-    highlighted answer changed since the last drawing."""
+def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now: float) -> LiveStats:
+    """Redraw the statistics panel that is most due, at most one per frame.
+
+    A matplotlib figure takes tens of milliseconds: drawing all of them on the same frame would
+    stall the stream once a second, so panels take turns, each at most every `STATS_EVERY_S`.
+    The model-confusion panel goes first when the answer changes; the session matrix only when
+    its counts changed.
+    """
     from fer.plots import timeline_figure
 
-    trust = None
-    if highlight != session.last_highlight or session.last_stats is None:
-        trust = trust_view(spec, highlight)
+    def due(panel: str) -> bool:
+        last = session.drawn.get(panel)
+        return last is None or now - last >= STATS_EVERY_S
+
+    stats = LiveStats()
+    if highlight != session.last_highlight and due("trust"):
+        stats.trust = trust_view(spec, highlight)
         session.last_highlight = highlight
+        session.drawn["trust"] = now
+        return stats
+    candidates = [p for p in ("timeline", "session") if due(p)]
+    if "session" in candidates and session.confusion.total == session.drawn_total:
+        candidates.remove("session")
+    if not candidates:
+        return stats
+    panel = min(candidates, key=lambda p: session.drawn.get(p, -np.inf))
+    session.drawn[panel] = now
+    if panel == "session":
+        stats.session = session_panel(session)
+        session.drawn_total = session.confusion.total
+        return stats
     timeline = session.timelines.get(session.focus) if session.focus is not None else None
     if timeline is not None and len(timeline):
-        fig = timeline_figure(timeline.times, timeline.values, session.labels, top=3,
-                              title=f"face #{session.focus}, last {len(timeline)} frames")
+        stats.timeline = timeline_figure(timeline.times, timeline.values, session.labels, top=3,
+                                         title=f"face #{session.focus}, last {len(timeline)} frames")
     else:
-        fig = timeline_figure(np.zeros(0), np.zeros((0, len(session.labels))), session.labels, title="timeline")
-    session_figure, text = session_panel(session)
-    return LiveStats(trust, session_figure, text, fig)
+        stats.timeline = timeline_figure(np.zeros(0), np.zeros((0, len(session.labels))), session.labels,
+                                         title="timeline: no face in view")
+    return stats
 
 
 def live_step(
@@ -710,12 +730,8 @@ def live_step(
             status += f"; counting: posing {posing}"
     else:
         status = "No face in view: face the camera, with light on your face."
-    stats = None
-    if session.last_stats is None or now - session.last_stats >= STATS_EVERY_S:
-        highlight = pipe.labels[int(np.argmax(tracks[0].probabilities))] if tracks else None
-        stats = live_stats(session, pipe.spec, highlight)
-        session.last_stats = now
-    return session, LiveOutput(annotated, view, status, stats)
+    highlight = pipe.labels[int(np.argmax(tracks[0].probabilities))] if tracks else None
+    return session, LiveOutput(annotated, view, status, live_stats(session, pipe.spec, highlight, now))
 
 
 def reset_session_counts(session: LiveSession | None) -> LiveSession | None:

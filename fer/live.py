@@ -284,7 +284,8 @@ class LiveSession:
         focus: track id of the face the views follow (the largest face), or None.
         frames: frames processed.
         started: time of the first frame (seconds, the caller's clock).
-        last_stats: when statistics were last drawn (the caller's clock), or None.
+        drawn: statistics panel name → when it was last drawn (the caller's clock).
+        drawn_total: session-confusion frame count when that panel was last drawn (-1: never).
         last_highlight: label highlighted in the last drawn model-confusion figure.
     """
 
@@ -296,7 +297,8 @@ class LiveSession:
     focus: int | None = None
     frames: int = 0
     started: float | None = None
-    last_stats: float | None = None
+    drawn: dict[str, float] = field(default_factory=dict)
+    drawn_total: int = -1
     last_highlight: str | None = None
 
     def __post_init__(self) -> None:

@@ -111,20 +111,29 @@ def test_model_choices_list_registered_models_and_local_runs(tmp_path: Path) -> 
 # --------------------------------------------------------------------------- live tab
 
 
-def test_live_step_tracks_smooths_and_throttles_stats(settings: demo.Settings, astronaut: np.ndarray) -> None:
+def test_live_step_tracks_smooths_and_staggers_stats(settings: demo.Settings, astronaut: np.ndarray) -> None:
     session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, None, now=100.0)
     assert session is not None and session.labels == tuple(session.confusion.labels)
     assert out.annotated.shape == astronaut.shape and list(out.view.top_k)[0] == "happy"
     assert out.view.attention is not None and out.view.saliency is not None
-    assert out.stats is not None and out.stats.trust is not None  # first frame draws everything
+    # One figure per frame at most: first the model-confusion panel for the new answer …
+    assert out.stats.trust is not None and out.stats.session is None and out.stats.timeline is None
     assert "without a measured evaluation" in out.stats.trust.text
     shifted = np.roll(astronaut, 6, axis=1)
-    session, out2 = demo.live_step(shifted, settings, demo.NOT_POSING, session, now=100.1)
-    assert out2.stats is None  # not due yet
+    session, out = demo.live_step(shifted, settings, demo.NOT_POSING, session, now=100.1)
     assert [t.id for t in session.tracker.tracks] == [1]  # same face, same id
-    session, out3 = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=101.2)
-    assert out3.stats is not None and out3.stats.trust is None  # highlight unchanged: no redraw
+    assert out.stats.timeline is not None and out.stats.trust is None  # … then the timeline …
+    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=100.2)
+    assert out.stats.session is not None  # … then the (empty) session matrix, once …
+    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=100.3)
+    assert out.stats == demo.LiveStats()  # … then nothing until a panel is due again
+    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=101.2)
+    assert out.stats.timeline is not None
+    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=101.3)
+    assert out.stats.session is None  # counts unchanged: not redrawn
     assert session.confusion.total == 0  # not posing: nothing counted
+    session, out = demo.live_step(astronaut, settings, "happy", session, now=102.5)
+    assert session.confusion.total == 1
     _, off = demo.live_step(None, settings, "happy", session)
     assert off.annotated is None and "Camera off" in off.status
 
