@@ -95,7 +95,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                 live_state = gr.State(None)
                 with gr.Row(equal_height=False):
                     webcam = gr.Image(
-                        sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-webcam",
+                        sources=["webcam"], streaming=True, label="Webcam", elem_id="live-webcam",
                         webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {"width": 640, "height": 480}}),
                     )
                     live_annotated = gr.HTML(demo.image_html(None, "every face, tracked", "camera off"),
@@ -225,10 +225,12 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
 
         @_guarded
         def on_frame(frame: Any, posing_value: str, current: demo.Settings, session: Any) -> list[Any]:
+            # `frame` is the browser's raw data: URL record (preprocess=False below): fer decodes it
+            # with its own limits, so a broken frame is one status line, not the end of the stream.
             session, out = demo.live_step(frame, current, posing_value, session)
             view = out.view
             values: list[Any] = [
-                demo.image_html(out.annotated, "every face, tracked (smoothed labels)", "camera off"),
+                demo.image_html(out.annotated, "every face, tracked (smoothed labels)", "no picture"),
                 demo.image_html(view.saliency, view.captions.get("saliency", "where humans would look")),
                 demo.image_html(view.model_input, view.captions.get("model_input", "what the CNN sees")),
                 demo.image_html(view.attention, view.captions.get("attention", "where the CNN looked")),
@@ -244,7 +246,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
         webcam.stream(on_frame, [webcam, posing, settings, live_state], live_outputs,
                       stream_every=demo.LIVE_STREAM_EVERY, concurrency_limit=demo.LIVE_CONCURRENCY,
                       time_limit=demo.LIVE_TIME_LIMIT, show_progress="hidden", api_visibility="undocumented",
-                      api_name="live_frame")
+                      api_name="live_frame", preprocess=False)
 
         def session_panels(session: Any) -> list[Any]:
             if session is None:

@@ -11,7 +11,9 @@ the state objects the caller keeps.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import logging
 import os
 import re
 import stat
@@ -33,6 +35,8 @@ import numpy as np
 from fer.errors import FerError, InputError
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES, MAX_ZIP_UNPACKED_BYTES
 from fer.live import DEFAULT_SMOOTHING, LiveSession, check_smoothing
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -671,41 +675,83 @@ def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now
     return stats
 
 
+def decode_frame(frame: Any) -> np.ndarray | None:
+    """A webcam frame as it arrives → ``(H, W, 3)`` uint8 RGB (None when there is no frame).
+
+    Accepts an array, a ``data:image/…;base64,…`` URL (what the browser's webcam sends), bytes, a
+    path, or Gradio's file record (``{"url": "data:…"}`` or ``{"path": …}``). Decoding goes
+    through `fer.io.read_image`, so sizes are checked before decoding.
+
+    Raises:
+        InputError: not base64, not an image, truncated, too large.
+    """
+    from fer.io import read_image
+
+    if frame is None:
+        return None
+    if isinstance(frame, Mapping):
+        url, path = frame.get("url"), frame.get("path")
+        frame = url if isinstance(url, str) and url.startswith("data:") else path
+        if frame is None:
+            return None
+    if isinstance(frame, str) and frame.startswith("data:"):
+        _, _, payload = frame.partition(",")
+        try:
+            frame = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError("webcam frame: not valid base64 image data") from None
+        if not frame:
+            raise InputError("webcam frame: empty")
+    return read_image(frame)
+
+
 def live_step(
-    frame: np.ndarray | None,
+    frame: Any,
     settings: Settings,
     posing: str | None,
     session: LiveSession | None,
     now: float | None = None,
 ) -> tuple[LiveSession | None, LiveOutput]:
-    """Process one webcam frame.
+    """Process one webcam frame; never raises (one bad frame must not end a stream).
 
     Faces are tracked by box overlap and their probabilities smoothed (``settings.smoothing``);
     the largest face is followed: its saliency, CNN input and Grad-CAM are drawn, and while the user
     poses an expression its shown label is counted in the session confusion matrix.
 
     Args:
-        frame: ``(H, W, 3)`` uint8 RGB, or None (camera off).
+        frame: the frame in any form `decode_frame` takes, or None (camera off).
         settings: the session's settings.
         posing: a model label, or `NOT_POSING` / None.
         session: the per-user state from the previous frame (None at the start).
         now: clock in seconds (default `time.monotonic`).
     Returns:
-        ``(session, output)``; the session is new when the model's labels changed.
+        ``(session, output)``; the session is new when the model's labels changed. A frame that
+        cannot be read or analysed gives an output with only a one-line ``status``.
     """
-    from fer.io import read_image
+    now = time.monotonic() if now is None else now
+    try:
+        rgb = decode_frame(frame)
+        if rgb is None:
+            return session, LiveOutput(None, FaceView(), "Camera off: allow the browser to use the webcam and press record.")
+        return _live_analyse(_fit(rgb, LIVE_MAX_SIDE), settings, posing, session, now)
+    except FerError as exc:
+        return session, LiveOutput(None, FaceView(), f"⚠️ {str(exc).splitlines()[0]}")
+    except Exception as exc:  # noqa: BLE001 - a native or numeric failure on one frame; the next may work
+        # One line per frame (a failure may repeat at the frame rate); the traceback at DEBUG level.
+        log.warning("live frame not analysed: %s: %s", type(exc).__name__, str(exc).splitlines()[:1])
+        log.debug("live frame traceback", exc_info=True)
+        return session, LiveOutput(None, FaceView(), f"⚠️ This frame could not be analysed ({type(exc).__name__}); "
+                                                     "trying the next one.")
+
+
+def _live_analyse(
+    rgb: np.ndarray, settings: Settings, posing: str | None, session: LiveSession | None, now: float
+) -> tuple[LiveSession, LiveOutput]:
     from fer.viz import annotate
 
-    now = time.monotonic() if now is None else now
-    if frame is None:
-        return session, LiveOutput(None, FaceView(), "Camera off: allow the browser to use the webcam and press record.")
-    try:
-        pipe = PIPELINES.get(settings)
-        rgb = _fit(read_image(frame), LIVE_MAX_SIDE)
-        faces = pipe.detect(rgb)
-        predictions = pipe.predict_faces(faces, attention=False)
-    except FerError as exc:
-        return session, LiveOutput(None, FaceView(), f"⚠️ {exc}")
+    pipe = PIPELINES.get(settings)
+    faces = pipe.detect(rgb)
+    predictions = pipe.predict_faces(faces, attention=False)
     if session is None or session.labels != pipe.labels:
         session = new_live_session(pipe.labels)
     probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(pipe.labels)))

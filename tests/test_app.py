@@ -155,6 +155,28 @@ def test_session_confusion_is_per_session_and_resets(settings: demo.Settings, as
     assert one.confusion.total == 0 and two.confusion.total == 2
 
 
+def test_webcam_frames_are_decoded_with_limits(settings: demo.Settings, astronaut: np.ndarray) -> None:
+    url = demo.data_url(astronaut, quality=95)
+    frame = demo.decode_frame(url)
+    assert frame.shape == astronaut.shape and np.abs(frame.astype(int) - astronaut).mean() < 4
+    assert demo.decode_frame({"url": url, "meta": {"_type": "gradio.FileData"}}).shape == astronaut.shape
+    assert demo.decode_frame(None) is None and demo.decode_frame({"url": None, "path": None}) is None
+    jpeg = url.split(",", 1)[1]
+    broken = {
+        "not valid base64": "data:image/jpeg;base64,@@@",
+        "not an image": "data:image/png;base64,aGVsbG8=",
+        "corrupt or truncated": "data:image/jpeg;base64," + jpeg[: len(jpeg) // 3 // 4 * 4],
+    }
+    for reason, bad in broken.items():
+        with pytest.raises(InputError, match=reason):
+            demo.decode_frame(bad)
+        # In the stream, a broken frame is a one-line status and the next frame works.
+        session, out = demo.live_step(bad, settings, demo.NOT_POSING, None, now=0.0)
+        assert session is None and out.annotated is None and out.status.startswith("⚠️") and "\n" not in out.status
+    session, out = demo.live_step(url, settings, demo.NOT_POSING, None, now=1.0)
+    assert list(out.view.top_k)[0] == "happy"
+
+
 def test_live_panels_are_inline_pictures() -> None:
     html = demo.image_html(np.zeros((8, 8, 3), np.uint8), "a <caption>")
     assert 'src="data:image/jpeg;base64,' in html and "a &lt;caption&gt;" in html
