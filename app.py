@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ DEFAULT_CONCURRENCY = 2
 #: operation across cores gains little while concurrent requests fighting over the same cores lose
 #: a lot (measured ~10x slower per frame on a busy 2-core machine); FER_TORCH_THREADS overrides.
 TORCH_THREADS = int(os.environ.get("FER_TORCH_THREADS", "1"))
+#: Longest side of the annotated picture shown (and kept in the session's memory).
+DISPLAY_MAX_SIDE = 1280
 
 HEADER = """\
 # Facial expressions, with where humans look and where the CNN looks
@@ -271,7 +274,10 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             if not result.ok and image is not None:
                 gr.Warning(result.message)
             # The session keeps the annotated picture shown and the per-face results, not the upload.
-            slim = dataclasses.replace(result, image=_display(result.annotated()))
+            annotated_image = result.annotated()
+            if annotated_image is not None:
+                annotated_image = demo.fit_image(annotated_image, DISPLAY_MAX_SIDE)
+            slim = dataclasses.replace(result, image=annotated_image)
             return label, data, slim
 
         def show_face(result: demo.ImageResult | None, index: int | None) -> list[Any]:
@@ -290,8 +296,10 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             return [result.image, result.gallery(), gr.update(choices=captions, value=captions[0] if captions else None),
                     result.message, *show_face(result, 0)]
 
+        # preprocess=False: fer reads the uploaded file itself (Gradio would decode it with Pillow
+        # first and answer a file it cannot open with a bare "Error").
         predict_event = image_in.change(on_predict, [image_in, settings], [top_label, faces_json, image_state],
-                                        api_name="predict", show_progress="minimal")
+                                        api_name="predict", show_progress="minimal", preprocess=False)
         predict_event.then(on_show, [image_state], [annotated, gallery, face_choice, image_status, *face_outputs],
                            api_visibility="undocumented", show_progress="hidden")
         face_choice.input(_guarded(show_face), [image_state, face_choice], face_outputs, api_visibility="undocumented")
@@ -365,7 +373,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
               [settings, settings_md, about_md, posing, margin], api_visibility="undocumented",
               api_name="apply_settings").then(
             _redo_image(on_predict), [image_in, settings], [top_label, faces_json, image_state],
-            api_visibility="undocumented", api_name="redo_image").then(
+            api_visibility="undocumented", api_name="redo_image", preprocess=False).then(
             on_show, [image_state], [annotated, gallery, face_choice, image_status, *face_outputs],
             api_visibility="undocumented", show_progress="hidden", api_name="show_redone_image")
     return app
@@ -380,19 +388,6 @@ def _redo_image(on_predict: Callable[..., Any]) -> Callable[..., Any]:
         return on_predict(image, current)
 
     return redo
-
-
-def _display(image: Any, max_side: int = 1280) -> Any:
-    """Shrink a picture for display (and for keeping in the session's memory)."""
-    import cv2
-
-    if image is None:
-        return None
-    height, width = image.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return image
-    return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -420,14 +415,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     except FerError as exc:
         sys.exit(f"error: {exc}")
     app.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
-    app.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        share=args.share,
-        max_file_size=MAX_UPLOAD_BYTES,
-        theme=gr.themes.Soft(),
-        css=CSS,
-    )
+    # SIGTERM (a container or service stopping) takes the same way out as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app.launch(
+            server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+            share=args.share,
+            max_file_size=MAX_UPLOAD_BYTES,
+            theme=gr.themes.Soft(),
+            css=CSS,
+        )
+    finally:
+        _empty_gradio_cache(app)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _empty_gradio_cache(app: gr.Blocks) -> None:
+    """Delete every upload and shown picture Gradio cached for this app.
+
+    Gradio does this in its server's shutdown hook, which never runs when a browser tab is still
+    connected at Ctrl-C: the server waits for the tab's event stream and the process ends first.
+    """
+    from gradio.route_utils import delete_files_created_by_app
+
+    try:
+        delete_files_created_by_app(app, age=None)
+    except Exception:  # noqa: BLE001 - best effort on the way out; never mask the real exit
+        log.warning("could not empty Gradio's cache", exc_info=True)
 
 
 if __name__ == "__main__":

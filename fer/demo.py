@@ -331,19 +331,36 @@ def image_html(image: np.ndarray | None, caption: str, placeholder: str = "no fa
     return f'<figure class="fer-panel" style="margin:0">{body}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
+def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink ``(H, W, 3)`` uint8 so its longer side is at most ``max_side`` (unchanged if it is);
+    the shorter side stays at least 1 pixel, whatever the aspect ratio."""
     height, width = image.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1.0:
         return image
-    return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _for_user(exc: Exception, path: Any) -> str:
-    """The error's message with an uploaded file's full server path shortened to its name."""
+def upload_source(value: Any) -> tuple[Any, str | None]:
+    """An Image-tab input as `analyse_image` reads it, and the name to show for it.
+
+    Gradio hands the app its raw file record (``{"path": …, "orig_name": …}``) so that fer, not
+    Gradio, decodes the file: every refusal is then fer's one-line message.
+    """
+    if isinstance(value, Mapping):
+        path = value.get("path")
+        return path, value.get("orig_name") or (Path(path).name if path else None)
+    if isinstance(value, (str, os.PathLike)):
+        return value, Path(value).name
+    return value, None
+
+
+def _for_user(exc: Exception, path: Any, name: str | None = None) -> str:
+    """The error's message with an uploaded file's full server path replaced by its name."""
     message = str(exc)
     if isinstance(path, (str, os.PathLike)) and str(path):
-        message = message.replace(str(path), Path(path).name)
+        message = message.replace(str(path), name or Path(path).name)
     return message
 
 
@@ -516,7 +533,8 @@ def analyse_image(image: Any, settings: Settings) -> ImageResult:
     """Find and classify every face in a picture, with saliency and Grad-CAM for each.
 
     Args:
-        image: a path, bytes, PIL image or ``(H, W, 3)`` uint8 array; None when the widget is empty.
+        image: a path, bytes, PIL image, ``(H, W, 3)`` uint8 array or Gradio file record (see
+            `upload_source`); None when the widget is empty.
         settings: the session's settings.
     Returns:
         `ImageResult`; ``ok=False`` with a message when the input is refused; no face is ``ok``
@@ -524,6 +542,7 @@ def analyse_image(image: Any, settings: Settings) -> ImageResult:
     """
     from fer.io import read_image
 
+    image, name = upload_source(image)
     if image is None:
         return ImageResult(False, "Upload, paste or snap a picture.", settings=settings)
     try:
@@ -531,7 +550,7 @@ def analyse_image(image: Any, settings: Settings) -> ImageResult:
         pipe = PIPELINES.get(settings)
         predictions = pipe(rgb, attention=True)
     except FerError as exc:
-        return ImageResult(False, _for_user(exc, image), settings=settings)
+        return ImageResult(False, _for_user(exc, image, name), settings=settings)
     if not predictions:
         return ImageResult(True, NO_FACE_MESSAGE, rgb, [], settings)
     count = f"{len(predictions)} face{'s' if len(predictions) > 1 else ''}"
@@ -733,7 +752,7 @@ def live_step(
         rgb = decode_frame(frame)
         if rgb is None:
             return session, LiveOutput(None, FaceView(), "Camera off: allow the browser to use the webcam and press record.")
-        return _live_analyse(_fit(rgb, LIVE_MAX_SIDE), settings, posing, session, now)
+        return _live_analyse(fit_image(rgb, LIVE_MAX_SIDE), settings, posing, session, now)
     except FerError as exc:
         return session, LiveOutput(None, FaceView(), f"⚠️ {str(exc).splitlines()[0]}")
     except Exception as exc:  # noqa: BLE001 - a native or numeric failure on one frame; the next may work

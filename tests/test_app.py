@@ -70,6 +70,17 @@ def test_no_face_is_a_friendly_message(settings: demo.Settings) -> None:
     assert result.annotated().shape == result.image.shape
 
 
+def test_gradio_file_records_and_extreme_shapes(settings: demo.Settings) -> None:
+    record = {"path": str(ASTRONAUT), "orig_name": "me.png", "meta": {"_type": "gradio.FileData"}}
+    assert demo.upload_source(record) == (str(ASTRONAUT), "me.png")
+    assert demo.analyse_image(record, settings).predictions[0].label == "happy"
+    text = ROOT / "requirements.txt"
+    refused = demo.analyse_image({"path": str(text), "orig_name": "holiday.jpg"}, settings)
+    assert not refused.ok and refused.message.startswith("holiday.jpg:") and str(ROOT) not in refused.message
+    assert demo.fit_image(np.zeros((1, 4000, 3), np.uint8), 1280).shape == (1, 1280, 3)
+    assert demo.fit_image(np.zeros((10, 20, 3), np.uint8), 1280).shape == (10, 20, 3)
+
+
 @pytest.mark.parametrize(("image", "message"), [
     (b"not an image", "not an image format"),
     (None, "Upload, paste or snap"),
