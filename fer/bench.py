@@ -1,0 +1,700 @@
+"""Speed benchmark: ``python -m fer bench [--json] [--full]``.
+
+Measures every stage of the pipeline on two 640×480 frames composed from the shipped assets (one
+face, and five faces of decreasing size), each stage on fixed inputs, interleaved frame by frame
+so that a change in machine load hits every stage alike:
+
+decode (JPEG) → detect (MediaPipe alone) → crop/align → each saliency predictor → face × saliency
+→ preprocess → CNN forward → Grad-CAM → overlay rendering,
+
+then end to end: ``Pipeline.__call__`` (detect → classify, what the ``fer`` PyPI package's
+``detect_emotions`` does), the whole frame (decode → … → overlays, Grad-CAM for every face) and the
+app's live handler (`fer.demo.live_step`), plus cold start and peak memory of a fresh process.
+
+The quick form (default) takes well under a minute on 2 cores; ``--full`` runs more iterations and
+adds the other detector, a thread sweep of the CNN and a PNG decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+
+#: Frame size (height, width): a VGA webcam frame.
+FRAME_SHAPE = (480, 640)
+#: The astronaut's face box in ``assets/astronaut.png`` (x0, y0, x1, y1), as the short-range detector finds it.
+ASTRONAUT_FACE_BOX = (177, 82, 272, 177)
+#: Side of the pasted face patch (the face box enlarged 1.8×) in the one-face frame: a face of about
+#: 145 px, someone sitting at a laptop's webcam.
+ONE_FACE_SIDE = 260
+#: Patch sides and top-left corners of the five-face frame. The short-range detector finds only
+#: some of faces this small; the full-range one finds all five, so that frame uses it.
+FIVE_FACES = ((170, (20, 40)), (150, (230, 40)), (140, (440, 40)), (130, (120, 280)), (120, (360, 280)))
+#: Frame name → (patches, detector used for it).
+FRAMES: dict[str, tuple[tuple[tuple[int, tuple[int, int]], ...], str]] = {
+    "1 face": (((ONE_FACE_SIDE, ((FRAME_SHAPE[1] - ONE_FACE_SIDE) // 2, (FRAME_SHAPE[0] - ONE_FACE_SIDE) // 2)),), "short"),
+    "5 faces": (FIVE_FACES, "full"),
+}
+#: JPEG quality of the encoded frames (what a browser's webcam capture typically sends).
+JPEG_QUALITY = 90
+
+#: Targets of issue 8, checked on the numbers measured (never in unit tests).
+TARGETS = {
+    "pipeline_over_detector": ("<=", 3.0),
+    "fps": (">=", 30.0),
+    "cold_start_s": ("<=", 3.0),
+    "rss_mb": ("<=", 1536.0),
+}
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def _face_patch() -> np.ndarray:
+    """``(P, P, 3)`` uint8 RGB: the astronaut's face box enlarged 1.8× (some hair, neck and background)."""
+    from fer.io import read_image
+
+    image = read_image(ASSETS / "astronaut.png")
+    x0, y0, x1, y1 = ASTRONAUT_FACE_BOX
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.9 * max(x1 - x0, y1 - y0)
+    return image[int(cy - half):int(cy + half), int(cx - half):int(cx + half)]
+
+
+def _background() -> np.ndarray:
+    """``(480, 640, 3)`` uint8 RGB: the coffee photo (no face), cropped to 4:3 and resized, so the
+    detector scans real texture rather than a flat canvas."""
+    import cv2
+
+    from fer.io import read_image
+
+    image = read_image(ASSETS / "coffee.png")
+    height, width = image.shape[:2]
+    crop_w = min(width, round(height * FRAME_SHAPE[1] / FRAME_SHAPE[0]))
+    crop_h = min(height, round(crop_w * FRAME_SHAPE[0] / FRAME_SHAPE[1]))
+    x, y = (width - crop_w) // 2, (height - crop_h) // 2
+    return cv2.resize(image[y:y + crop_h, x:x + crop_w], FRAME_SHAPE[::-1], interpolation=cv2.INTER_AREA)
+
+
+def compose_frame(name: str) -> np.ndarray:
+    """A benchmark frame: ``(480, 640, 3)`` uint8 RGB with scaled copies of the astronaut's face
+    pasted on the coffee photo.
+
+    Args:
+        name: a key of `FRAMES` (``"1 face"`` or ``"5 faces"``).
+    """
+    import cv2
+
+    if name not in FRAMES:
+        raise InputError(f"unknown benchmark frame {name!r}; choose one of {', '.join(FRAMES)}")
+    patch = _face_patch()
+    frame = _background()
+    for side, (x, y) in FRAMES[name][0]:
+        frame[y:y + side, x:x + side] = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """``(H, W, 3)`` uint8 RGB → JPEG bytes."""
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise InputError("could not encode the benchmark frame as JPEG")
+    return buffer.tobytes()
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Stage:
+    """One timed step: ``fn`` runs it once on fixed inputs; ``ms`` collects its wall times."""
+
+    frame: str
+    name: str
+    fn: Callable[[], object]
+    ms: list[float]
+
+    def row(self) -> dict[str, Any]:
+        """JSON row: frame, stage, p50/p90/mean in ms, sample count."""
+        return {"frame": self.frame, "stage": self.name, **summarise(self.ms)}
+
+
+def summarise(ms: Sequence[float]) -> dict[str, Any]:
+    """``{"ms_p50", "ms_p90", "ms_mean", "n"}`` of wall times in milliseconds (rounded to µs)."""
+    values = np.asarray(ms, np.float64)
+    if values.size == 0:
+        return {"ms_p50": None, "ms_p90": None, "ms_mean": None, "n": 0}
+    p50, p90 = np.percentile(values, [50, 90])
+    return {"ms_p50": round(float(p50), 3), "ms_p90": round(float(p90), 3), "ms_mean": round(float(values.mean()), 3),
+            "n": int(values.size)}
+
+
+def time_interleaved(stages: Sequence[Stage], iterations: int, warmup: int) -> None:
+    """Run every stage once per round, ``warmup`` untimed rounds then ``iterations`` timed ones.
+
+    Interleaving (rather than timing each stage in its own loop) gives every stage the same share of
+    whatever else the machine is doing, and the same cache state a real frame sees.
+    """
+    for _ in range(warmup):
+        for stage in stages:
+            stage.fn()
+    for _ in range(iterations):
+        for stage in stages:
+            start = time.perf_counter_ns()
+            stage.fn()
+            stage.ms.append((time.perf_counter_ns() - start) / 1e6)
+
+
+def time_calls(fn: Callable[[], object], iterations: int, warmup: int) -> list[float]:
+    """Wall times in ms of ``iterations`` calls of ``fn`` after ``warmup`` untimed ones."""
+    stage = Stage("", "", fn, [])
+    time_interleaved([stage], iterations, warmup)
+    return stage.ms
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _native_detect(detector: Any) -> Callable[[np.ndarray], object]:
+    """The MediaPipe Tasks detector alone, as a plain user of MediaPipe would call it on an RGB frame.
+
+    It reaches into `fer.face.FaceDetector` for the native detector and its aligned-buffer helper so
+    the baseline is exactly the native call the pipeline makes, without our crop and bookkeeping.
+    """
+    import mediapipe as mp
+
+    from fer.face import _aligned
+
+    native = detector._detector
+
+    def detect(frame: np.ndarray) -> object:
+        return native.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame)))
+
+    return detect
+
+
+def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[list[Stage], dict[str, Any]]:
+    """The timed stages of one frame and facts about it (faces found by each detector).
+
+    Args:
+        name: frame name (a key of `FRAMES`).
+        frame: ``(480, 640, 3)`` uint8 RGB.
+        pipe: a `fer.pipeline.Pipeline` with a saliency predictor, using this frame's detector.
+        full: add rows that only ``--full`` measures (PNG decode).
+    """
+    import torch
+
+    from fer.face import crop_face
+    from fer.io import read_image
+    from fer.models import cam_layer, preprocess
+    from fer.saliency import apply_saliency, available_saliency, load_saliency
+
+    jpeg = encode_jpeg(frame)
+    faces = pipe.detect(frame)
+    if not faces:
+        raise InputError(f"benchmark frame {name!r}: the {pipe.detector.model} detector found no face")
+    detect = _native_detect(pipe.detector)
+    crops = np.stack([f.crop for f in faces])
+    keypoints = np.stack([f.crop_keypoints for f in faces])
+    predictors = {n: load_saliency(n) for n in available_saliency()}
+    maps = pipe.saliency_maps(pipe.saliency_name, crops, keypoints)
+    spec, module = pipe.spec, pipe.model.module
+    x = preprocess(crops, spec)
+    layer = cam_layer(module, spec)
+    predictions = pipe.predict_faces(faces, attention=True)
+    targets = [int(p.probabilities.argmax()) for p in predictions]
+    margin, size = pipe.detector.margin, pipe.detector.crop_size
+
+    def crop_all() -> object:
+        return [crop_face(frame, f.keypoints, f.box, margin, size) for f in faces]
+
+    def forward() -> object:
+        with torch.inference_mode():
+            return torch.softmax(module(x), dim=1).numpy()
+
+    def cam() -> object:
+        from fer.gradcam import grad_cam
+
+        return grad_cam(module, layer, x, targets, size=size)
+
+    def render() -> object:
+        return render_views(frame, predictions)
+
+    def whole() -> object:
+        image = read_image(jpeg)
+        return render_views(image, pipe(image, attention=True))
+
+    stages = [Stage(name, "decode (JPEG)", lambda: read_image(jpeg), [])]
+    if full:
+        png = _encode_png(frame)
+        stages.append(Stage(name, "decode (PNG)", lambda: read_image(png), []))
+    stages += [
+        Stage(name, f"detect ({pipe.detector.model} range)", lambda: detect(frame), []),
+        Stage(name, "crop/align", crop_all, []),
+        *(Stage(name, f"saliency: {n}", functools.partial(p, crops, keypoints), []) for n, p in predictors.items()),
+        Stage(name, "face × saliency", lambda: apply_saliency(crops, maps, pipe.saliency_floor), []),
+        Stage(name, "preprocess", lambda: preprocess(crops, spec), []),
+        Stage(name, "CNN forward", forward, []),
+        Stage(name, "Grad-CAM", cam, []),
+        Stage(name, "overlay rendering", render, []),
+        Stage(name, "pipeline: detect → classify", lambda: pipe(frame), []),
+        Stage(name, "whole frame", whole, []),
+    ]
+    info = {"faces_placed": len(FRAMES[name][0]), "detector": pipe.detector.model, "faces_found": len(faces),
+            "crop_size": size, "saliency": pipe.saliency_name}
+    return stages, info
+
+
+def render_views(frame: np.ndarray, predictions: Sequence[Any]) -> list[np.ndarray]:
+    """What the app draws for a frame: the annotated frame and, per face, the saliency and Grad-CAM
+    overlays on the crop (`fer.viz`)."""
+    from fer import viz
+
+    views = [viz.annotate(frame, predictions)]
+    for pred in predictions:
+        if pred.saliency is not None:
+            views.append(viz.heatmap_overlay(pred.crop, pred.saliency))
+        if pred.attention is not None:
+            views.append(viz.heatmap_overlay(pred.crop, pred.attention))
+    return views
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def live_step_stage(frame: np.ndarray) -> Stage:
+    """The app's webcam handler (`fer.demo.live_step`, default settings) on one frame: tracking,
+    smoothing, Grad-CAM of the followed face, the views, and the statistics figures once a second
+    (their cost is spread over the frames, as in the app)."""
+    from fer import demo
+
+    settings = demo.default_settings()
+    state: dict[str, Any] = {"session": None}
+
+    def step() -> object:
+        state["session"], out = demo.live_step(frame, settings, None, state["session"])
+        return out
+
+    return Stage("1 face", "app live step (fer.demo)", step, [])
+
+
+def _close_app_pipelines() -> None:
+    """Close the pipeline the live handler loaded into `fer.demo.PIPELINES` (a detector still open at
+    interpreter exit makes mediapipe print a traceback)."""
+    demo = sys.modules.get("fer.demo")
+    if demo is None:
+        return
+    demo.PIPELINES.get(demo.default_settings()).close()
+    demo.PIPELINES.clear()
+
+
+# --------------------------------------------------------------------------- cold start
+
+
+_COLD_START = r"""
+import time
+t0 = time.perf_counter()
+import fer
+from fer import pipeline
+t1 = time.perf_counter()
+pipe = fer.load(saliency="face-prior", attention=True)
+t2 = time.perf_counter()
+from fer.io import read_image
+frame = read_image(FRAME_PATH)
+t3 = time.perf_counter()
+pipe(frame)
+t4 = time.perf_counter()
+from fer.bench import render_views
+for _ in range(FRAMES):
+    render_views(frame, pipe(frame))
+import json, resource
+pipe.close()
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_frame_s": t4 - t3,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def cold_start(frame: np.ndarray, runs: int = 2, frames: int = 20) -> dict[str, Any]:
+    """Import + load in fresh processes, then ``frames`` whole frames for the memory peak.
+
+    The first of several runs only warms the OS file cache and is dropped; the median of the rest is
+    reported. Returns ``{"cold_start_s" (import + load), "import_s", "load_s", "first_frame_ms",
+    "rss_mb" (peak resident memory of that process), "process_s" (wall time of the whole process),
+    "runs"}``.
+    """
+    from fer.viz import save_png
+
+    with tempfile.TemporaryDirectory(prefix="fer-bench-") as tmp:
+        path = save_png(Path(tmp) / "frame.png", frame)
+        code = _COLD_START.replace("FRAME_PATH", repr(str(path))).replace("FRAMES", str(frames))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        results = []
+        for _ in range(max(1, runs)):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp,
+                                  timeout=300)
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"cold-start process failed: {tail}")
+            results.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": wall})
+    kept = results[1:] if len(results) > 1 else results
+
+    def median(key: str) -> float:
+        return float(np.median([r[key] for r in kept]))
+
+    return {
+        "cold_start_s": round(median("import_s") + median("load_s"), 3),
+        "import_s": round(median("import_s"), 3),
+        "load_s": round(median("load_s"), 3),
+        "first_frame_ms": round(1000 * median("first_frame_s"), 1),
+        "rss_mb": round(max(r["rss_mb"] for r in kept), 1),
+        "process_s": round(median("process_s"), 3),
+        "runs": len(kept),
+    }
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, load average and library versions, so a reader can tell which machine a JSON is from."""
+    import cv2
+    import mediapipe
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores": usable,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "mediapipe": mediapipe.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def thread_sweep(pipe: Any, crops: np.ndarray, iterations: int, threads: Sequence[int] = (1, 2)) -> dict[str, Any]:
+    """CNN forward p50 for each torch thread count (batch of ``crops``); restores the setting after."""
+    import torch
+
+    from fer.models import preprocess
+
+    x = preprocess(crops, pipe.spec)
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                out[str(n)] = summarise(time_calls(lambda: pipe.model.module(x), iterations, 10))
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def run_benchmark(
+    iterations: int = 30,
+    warmup: int = 5,
+    full: bool = False,
+    cold_runs: int = 2,
+    live: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark and return its JSON document (see the module docstring).
+
+    Args:
+        iterations: timed rounds per frame.
+        warmup: untimed rounds first.
+        full: also the other detector on the one-face frame, PNG decode and a CNN thread sweep.
+        cold_runs: fresh processes for cold start and memory (the first is dropped when > 1).
+        live: also time the app's live handler (`fer.demo.live_step`).
+        progress: called with a short line before each phase.
+    """
+    import fer
+
+    say = progress or (lambda _line: None)
+    if iterations < 1 or warmup < 0:
+        raise InputError("iterations must be >= 1 and warmup >= 0")
+    started = time.perf_counter()
+    machine = machine_info()
+    frames = {name: compose_frame(name) for name in FRAMES}
+    pipes = {det: fer.load(saliency="face-prior", detector=det) for det in ("short", "full")}  # type: ignore[arg-type]
+    try:
+        doc: dict[str, Any] = {"benchmark": "python -m fer bench", "fer_version": fer.__version__,
+                               "mode": "full" if full else "quick", "iterations": iterations, "warmup": warmup,
+                               "frame_size": [FRAME_SHAPE[1], FRAME_SHAPE[0]], "machine": machine, "frames": {}}
+        all_stages: list[Stage] = []
+        for name, frame in frames.items():
+            say(f"timing stages: {name}")
+            detector = FRAMES[name][1]
+            stages, info = frame_stages(name, frame, pipes[detector], full)
+            info["faces_found_by"] = {det: len(p.detect(frame)) for det, p in pipes.items()}
+            if live and name == "1 face":
+                stages.append(live_step_stage(frame))
+            if full:
+                other = "full" if detector == "short" else "short"
+                if info["faces_found_by"][other]:
+                    other_detect = functools.partial(_native_detect(pipes[other].detector), frame)
+                    stages.insert(2, Stage(name, f"detect ({other} range)", other_detect, []))
+            time_interleaved(stages, iterations, warmup)
+            doc["frames"][name] = info
+            all_stages += stages
+        doc["stages"] = [s.row() for s in all_stages]
+        if full:
+            say("CNN thread sweep")
+            crops = np.stack([f.crop for f in pipes["short"].detect(frames["1 face"])])
+            doc["cnn_threads"] = thread_sweep(pipes["short"], crops, iterations)
+        say("cold start (fresh processes)")
+        cold = cold_start(frames["1 face"], runs=cold_runs)
+        doc["cold_start"] = cold
+        doc["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    finally:
+        for pipe in pipes.values():
+            pipe.close()
+        if live:
+            _close_app_pipelines()
+    _headline(doc)
+    doc["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    doc["bench_s"] = round(time.perf_counter() - started, 1)
+    return doc
+
+
+def stage_ms(doc: dict[str, Any], frame: str, stage: str, key: str = "ms_p50") -> float | None:
+    """One number of the stage table (None when that row was not measured)."""
+    for row in doc["stages"]:
+        if row["frame"] == frame and row["stage"] == stage:
+            return row[key]
+    return None
+
+
+def _headline(doc: dict[str, Any]) -> None:
+    """Add the top-level numbers and the target check to ``doc``."""
+    one = "1 face"
+    detector = f"detect ({FRAMES[one][1]} range)"
+    pipeline = stage_ms(doc, one, "whole frame")
+    detect = stage_ms(doc, one, detector)
+    classify = stage_ms(doc, one, "pipeline: detect → classify")
+    whole_mean = stage_ms(doc, one, "whole frame", "ms_mean")
+    five_mean = stage_ms(doc, "5 faces", "whole frame", "ms_mean")
+    doc.update({
+        "pipeline_ms_p50": pipeline,
+        "pipeline_ms_p90": stage_ms(doc, one, "whole frame", "ms_p90"),
+        "detector_ms_p50": detect,
+        "classify_ms_p50": classify,
+        "pipeline_over_detector": round(pipeline / detect, 2) if pipeline and detect else None,
+        "classify_over_detector": round(classify / detect, 2) if classify and detect else None,
+        "fps": round(1000.0 / whole_mean, 1) if whole_mean else None,
+        "fps_5_faces": round(1000.0 / five_mean, 1) if five_mean else None,
+        "live_step_ms_p50": stage_ms(doc, one, "app live step (fer.demo)"),
+        "cold_start_s": doc["cold_start"]["cold_start_s"],
+        "rss_mb": doc["cold_start"]["rss_mb"],
+    })
+    doc["targets"] = {}
+    for key, (op, limit) in TARGETS.items():
+        value = doc.get(key)
+        met = None if value is None else (value <= limit if op == "<=" else value >= limit)
+        doc["targets"][key] = {"target": f"{op} {limit:g}", "value": value, "met": met}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """The stage table as GitHub markdown: one row per stage, p50/p90 per frame."""
+    frames = list(doc["frames"])
+    names: list[str] = []
+    for row in doc["stages"]:
+        if row["stage"] not in names:
+            names.append(row["stage"])
+    found = ", ".join(f"{f}: {doc['frames'][f]['faces_found']} found ({doc['frames'][f]['detector']} range)"
+                      for f in frames)
+    head = "| stage | " + " | ".join(f"{f} p50 (ms) | {f} p90 (ms)" for f in frames) + " |"
+    lines = [f"Frames {doc['frame_size'][0]}×{doc['frame_size'][1]} — {found}.", "", head,
+             "|---|" + "---:|" * (2 * len(frames))]
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    for name in names:
+        cells = [cell(stage_ms(doc, f, name, k)) for f in frames for k in ("ms_p50", "ms_p90")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_report(doc: dict[str, Any]) -> str:
+    """Human-readable summary: the stage table, the headline numbers and the targets."""
+    m = doc["machine"]
+    cold = doc["cold_start"]
+    lines = [
+        f"fer bench ({doc['mode']}, {doc['iterations']} rounds) on {m['cpu']}, {m['cores']} cores, "
+        f"torch {m['torch']} with {m['torch_threads']} threads; load average {m['load_average'][0]:.2f} "
+        f"at start, {m['load_average_end'][0]:.2f} at end",
+        "",
+        format_table(doc),
+        "",
+        f"whole frame (1 face): p50 {doc['pipeline_ms_p50']:.2f} ms = {doc['pipeline_over_detector']}× the detector "
+        f"alone ({doc['detector_ms_p50']:.2f} ms); {doc['fps']} frames/s (5 faces: {doc['fps_5_faces']} frames/s)",
+        f"detect → classify (1 face): p50 {doc['classify_ms_p50']:.2f} ms = {doc['classify_over_detector']}× the detector",
+        f"cold start: {cold['cold_start_s']:.2f} s (import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s), "
+        f"first frame {cold['first_frame_ms']:.0f} ms; peak RSS {cold['rss_mb']:.0f} MB",
+    ]
+    if doc.get("live_step_ms_p50") is not None:
+        lines.append(f"app live step (fer.demo.live_step, 1 face): p50 {doc['live_step_ms_p50']:.2f} ms")
+    if "cnn_threads" in doc:
+        sweep = ", ".join(f"{n} thread(s) {v['ms_p50']:.2f} ms" for n, v in doc["cnn_threads"].items())
+        lines.append(f"CNN forward by torch threads (1 face): {sweep}")
+    lines.append("targets: " + "; ".join(
+        f"{k} {t['target']}: {t['value']} {'met' if t['met'] else 'NOT met'}" for k, t in doc["targets"].items()))
+    lines.append(f"benchmark took {doc['bench_s']:.0f} s")
+    return "\n".join(lines)
+
+
+#: Stages drawn in the chart, in pipeline order (rows missing from a document are skipped).
+CHART_STAGES = ("decode (JPEG)", "crop/align", "saliency: face-prior", "saliency: spectral-residual", "face × saliency",
+                "preprocess", "CNN forward", "Grad-CAM", "overlay rendering", "pipeline: detect → classify",
+                "whole frame")
+
+
+def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | None = None) -> Path:
+    """Horizontal bar chart of the p50 of each stage for both frames (PNG).
+
+    Args:
+        doc: a `run_benchmark` document.
+        path: PNG to write.
+        peer: optional ``{"label": str, "ms_p50": {frame: ms}}`` drawn as an extra bar per frame.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = list(doc["frames"])
+    rows: list[tuple[str, list[float | None]]] = []
+    for name in CHART_STAGES:
+        if name == "crop/align":  # the detector row sits just before crop/align
+            for f in frames:
+                det = f"detect ({doc['frames'][f]['detector']} range)"
+                rows.append((f"detect, MediaPipe ({f})", [stage_ms(doc, g, det) if g == f else None for g in frames]))
+        values = [stage_ms(doc, f, name) for f in frames]
+        if any(v is not None for v in values):
+            rows.append((name, values))
+    if peer:
+        rows.append((peer["label"], [peer["ms_p50"].get(f) for f in frames]))
+    rows.reverse()  # matplotlib draws the first bar at the bottom
+    height = 0.38
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.6), dpi=110)
+    colours = ("#3a86ff", "#fb5607")
+    for j, f in enumerate(frames):
+        ys = [i + (j - 0.5) * height for i in range(len(rows))]
+        vals: list[float] = [v if (v := r[1][j]) is not None else 0.0 for r in rows]
+        bars = ax.barh(ys, vals, height=height, color=colours[j % 2], label=f"{f} ({doc['frames'][f]['faces_found']} "
+                       f"found, {doc['frames'][f]['detector']} range)")
+        for bar, r in zip(bars, rows, strict=True):
+            if r[1][j] is not None:
+                ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r[1][j]:.1f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("milliseconds per frame, median (log scale above 1 ms)")
+    m = doc["machine"]
+    ax.set_title(f"fer pipeline stages, 640×480 frame — {m['cores']} cores of {m['cpu'][:40]}, "
+                 f"torch {m['torch_threads']} threads", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench``."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument("--full", action="store_true",
+                        help="more rounds, both detectors, PNG decode and a CNN thread sweep (a few minutes)")
+    parser.add_argument("--iterations", type=int, default=None, metavar="N",
+                        help="timed rounds per frame (default: 30, or 300 with --full)")
+    parser.add_argument("--cold-runs", type=int, default=None, metavar="N",
+                        help="fresh processes for cold start and memory; the first only warms the file cache "
+                             "when N > 1 (default: 2, or 4 with --full)")
+    parser.add_argument("--no-live", action="store_true", help="skip the app's live handler (fer.demo)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
+    parser.add_argument("--out", type=Path, metavar="JSON", help="also write the JSON document to this file")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="draw the stage chart to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``bench``; exit 0."""
+    iterations = args.iterations if args.iterations is not None else (300 if args.full else 30)
+    cold_runs = args.cold_runs if args.cold_runs is not None else (4 if args.full else 2)
+    if iterations < 1 or cold_runs < 1:
+        raise InputError("--iterations and --cold-runs must be at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    progress = None if args.json else (lambda line: print(f"… {line}", file=sys.stderr, flush=True))
+    doc = run_benchmark(iterations=iterations, warmup=min(10, max(2, iterations // 10)), full=args.full,
+                        cold_runs=cold_runs, live=not args.no_live, progress=progress)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    if args.plot is not None:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_stages(doc, args.plot)
+    print(json.dumps(doc, ensure_ascii=False) if args.json else format_report(doc))
+    return 0
