@@ -273,11 +273,10 @@ def train(config: TrainConfig) -> Path:
     labels = dataset.labels
     targets = np.array([labels.index(label) for label in crops.labels], np.int64)
 
-    margin = None if dataset.assume_cropped else config.margin
-    if margin is None and not dataset.assume_cropped:
-        from fer.face import DEFAULT_MARGIN
+    from fer.face import DEFAULT_MARGIN
 
-        margin = DEFAULT_MARGIN
+    # The margin the pipeline should crop with to match training; unknown for ready-made crops.
+    margin = None if dataset.assume_cropped else (DEFAULT_MARGIN if config.margin is None else config.margin)
     channels = 1 if arch.colour == "grey" else 3
     spec = ModelSpec(
         name=config.name, architecture=config.backbone, input_size=config.input_size, colour=arch.colour,
@@ -292,7 +291,7 @@ def train(config: TrainConfig) -> Path:
     try:
         module = arch.build(len(labels), channels, config.pretrained)
     except WeightsError as exc:
-        hint = "" if "pretrained" in str(exc) else " (or train from random weights with --no-pretrained)"
+        hint = "" if "--no-pretrained" in str(exc) else " (command line: --no-pretrained trains from random weights)"
         raise WeightsError(f"{exc}{hint}") from None
     module.to(device)
     optimizer = _make_optimizer(module, config, len(labels))
@@ -310,7 +309,7 @@ def train(config: TrainConfig) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         history = json.loads(state["history"])
         best_accuracy, best_epoch, start_epoch = float(state["best_accuracy"]), int(state["best_epoch"]), int(state["epoch"]) + 1
-    elif out.exists() and (out / "best.json").exists() and not config.resume:
+    elif (out / "best.json").exists() and not config.resume:
         raise InputError(f"{out} already holds a trained model; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 

@@ -41,6 +41,10 @@ def test_backbone_builds_with_new_head_and_cam_layer(name: str, channels: int) -
     # The fresh classifier, which trains at the full learning rate: weight (5, F) and bias (5,).
     head = [p for p in model.parameters() if id(p) in head_parameters(model, 5)]
     assert sorted(p.ndim for p in head) == [1, 2] and all(p.shape[0] == 5 for p in head)
+    from fer.gradcam import grad_cam
+
+    cam = grad_cam(model, arch.cam_layer(model), torch.randn(2, channels, 96, 96), size=48)
+    assert cam.shape == (2, 48, 48) and float(cam.max()) == pytest.approx(1.0)
 
 
 def test_registry_lists_every_backbone() -> None:
