@@ -49,14 +49,21 @@ ASSETS = ROOT / "assets"
 
 #: Live stream: seconds between webcam frames sent to the server, the most streams served at
 #: once, and the longest a stream runs before the user restarts it (so a queue cannot starve).
+#: A browser sends its next frame only once the previous answer is back, so concurrent streams
+#: share the CPU rather than pile up: a frame costs ~40 ms of one core (measured, 2-core machine),
+#: so 20 streams get about 2-3 frames/s each there. Beyond 20, newcomers wait in the queue.
 LIVE_STREAM_EVERY = 0.1
-LIVE_CONCURRENCY = 4
+LIVE_CONCURRENCY = 20
 LIVE_TIME_LIMIT = 300
 #: Live frames are shrunk to this longest side before analysis: webcam faces stay well above the
 #: detector's and the CNN's input sizes, and encoding the annotated frame costs a quarter.
 LIVE_MAX_SIDE = 640
-#: Seconds between redraws of the live statistics (matplotlib takes tens of ms per figure).
-STATS_EVERY_S = 1.0
+#: Seconds between redraws of each live statistics figure, and the fewest frames between two
+#: redraws of the same figure. Drawing and encoding a matplotlib figure costs 50-300 ms of CPU
+#: (measured on a busy 2-core machine), several frames' worth, so figures are redrawn rarely and
+#: never more than one per frame; a slow stream (a loaded server) redraws them more rarely still.
+STATS_EVERY_S: dict[str, float] = {"trust": 1.0, "timeline": 1.0, "session": 2.0}
+STATS_MIN_FRAMES = 5
 #: Frames kept in each face's timeline.
 TIMELINE_FRAMES = 100
 #: Pipelines kept loaded (one per distinct model/saliency/face settings).
@@ -654,32 +661,32 @@ def session_panel(session: LiveSession) -> tuple[Figure, str]:
 
 
 def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now: float) -> LiveStats:
-    """Redraw the statistics panel that is most due, at most one per frame.
+    """Redraw the statistics figure that is most due, at most one per frame (see `STATS_EVERY_S`).
 
-    A matplotlib figure takes tens of milliseconds: drawing all of them on the same frame would
-    stall the stream once a second, so panels take turns, each at most every `STATS_EVERY_S`.
-    The model-confusion panel goes first when the answer changes; the session matrix only when
-    its counts changed.
+    The model-confusion panel goes first when the answer changes; the session matrix is redrawn
+    only when its counts changed. Panels never drawn are due at once.
     """
     from fer.plots import timeline_figure
 
     def due(panel: str) -> bool:
-        last = session.drawn.get(panel)
-        return last is None or now - last >= STATS_EVERY_S
+        if panel not in session.drawn:
+            return True
+        when, frame = session.drawn[panel]
+        return now - when >= STATS_EVERY_S[panel] and session.frames - frame >= STATS_MIN_FRAMES
 
     stats = LiveStats()
-    if highlight != session.last_highlight and due("trust"):
+    if highlight != session.last_highlight and (session.last_highlight is None or due("trust")):
         stats.trust = trust_view(spec, highlight)
         session.last_highlight = highlight
-        session.drawn["trust"] = now
+        session.drawn["trust"] = (now, session.frames)
         return stats
     candidates = [p for p in ("timeline", "session") if due(p)]
     if "session" in candidates and session.confusion.total == session.drawn_total:
         candidates.remove("session")
     if not candidates:
         return stats
-    panel = min(candidates, key=lambda p: session.drawn.get(p, -np.inf))
-    session.drawn[panel] = now
+    panel = min(candidates, key=lambda p: session.drawn.get(p, (-np.inf, 0))[0])
+    session.drawn[panel] = (now, session.frames)
     if panel == "session":
         stats.session = session_panel(session)
         session.drawn_total = session.confusion.total

@@ -141,7 +141,11 @@ def timeline_figure(
         ax: draw into these axes instead of a new figure (the figure is still returned).
     """
     if ax is None:
-        fig = new_figure(6.0, 2.6)
+        # Fixed margins instead of constrained layout: this figure is redrawn live, and a layout
+        # engine roughly doubles the cost of drawing it.
+        fig = Figure(figsize=(6.0, 2.6))
+        FigureCanvasAgg(fig)
+        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.18, top=0.88)
         ax = fig.add_subplot()
     else:
         fig = ax.figure

@@ -122,31 +122,50 @@ def test_model_choices_list_registered_models_and_local_runs(tmp_path: Path) -> 
 # --------------------------------------------------------------------------- live tab
 
 
-def test_live_step_tracks_smooths_and_staggers_stats(settings: demo.Settings, astronaut: np.ndarray) -> None:
+def test_live_step_tracks_and_smooths(settings: demo.Settings, astronaut: np.ndarray) -> None:
     session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, None, now=100.0)
     assert session is not None and session.labels == tuple(session.confusion.labels)
     assert out.annotated.shape == astronaut.shape and list(out.view.top_k)[0] == "happy"
     assert out.view.attention is not None and out.view.saliency is not None
-    # One figure per frame at most: first the model-confusion panel for the new answer …
-    assert out.stats.trust is not None and out.stats.session is None and out.stats.timeline is None
-    assert "without a measured evaluation" in out.stats.trust.text
-    shifted = np.roll(astronaut, 6, axis=1)
-    session, out = demo.live_step(shifted, settings, demo.NOT_POSING, session, now=100.1)
+    assert out.stats.trust is not None and "without a measured evaluation" in out.stats.trust.text
+    first = session.tracker.tracks[0].probabilities.copy()
+    session, out = demo.live_step(np.roll(astronaut, 6, axis=1), settings, demo.NOT_POSING, session, now=100.1)
     assert [t.id for t in session.tracker.tracks] == [1]  # same face, same id
-    assert out.stats.timeline is not None and out.stats.trust is None  # … then the timeline …
-    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=100.2)
-    assert out.stats.session is not None  # … then the (empty) session matrix, once …
-    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=100.3)
-    assert out.stats == demo.LiveStats()  # … then nothing until a panel is due again
-    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=101.2)
-    assert out.stats.timeline is not None
-    session, out = demo.live_step(astronaut, settings, demo.NOT_POSING, session, now=101.3)
-    assert out.stats.session is None  # counts unchanged: not redrawn
     assert session.confusion.total == 0  # not posing: nothing counted
-    session, out = demo.live_step(astronaut, settings, "happy", session, now=102.5)
+    raw = demo.PIPELINES.get(settings)(np.roll(astronaut, 6, axis=1))[0].probabilities
+    expected = settings.smoothing * first + (1 - settings.smoothing) * raw
+    np.testing.assert_allclose(session.tracker.tracks[0].probabilities, expected / expected.sum(), atol=1e-4)
+    session, _ = demo.live_step(astronaut, settings, "happy", session, now=100.2)
     assert session.confusion.total == 1
     _, off = demo.live_step(None, settings, "happy", session)
     assert off.annotated is None and "Camera off" in off.status
+
+
+def test_live_stats_take_turns() -> None:
+    from fer.models import ModelSpec, spec_path_for
+
+    spec = ModelSpec.load(spec_path_for("default"))
+    session = demo.new_live_session(spec.labels)
+    happy = np.eye(len(spec.labels), dtype=np.float32)[spec.labels.index("happy")]
+
+    def frame(now: float, highlight: str = "happy") -> set[str]:
+        session.observe(now, [(10, 10, 110, 110)], happy[None])
+        stats = demo.live_stats(session, spec, highlight, now)
+        return {name for name in ("trust", "session", "timeline") if getattr(stats, name) is not None}
+
+    # Never more than one figure per frame: the answer's panel, then the timeline, then the matrix.
+    assert [frame(0.1 * i) for i in range(4)] == [{"trust"}, {"timeline"}, {"session"}, set()]
+    # The timeline again after 1 s and 5 frames; the session matrix not while its counts stay put.
+    drawn = {round(0.1 * i, 1): frame(0.1 * i) for i in range(4, 40)}
+    assert [t for t, d in drawn.items() if d] == [1.1, 2.1, 3.1]
+    assert all(d in (set(), {"timeline"}) for d in drawn.values())
+    session.confusion.add("happy", "happy")
+    assert frame(4.0) == {"session"}
+    # A slow stream (a loaded server, 2 s per frame) redraws a figure at most every 5th frame.
+    slow = [frame(10.0 + 2 * i) for i in range(10)]
+    assert slow[0] == {"timeline"} and slow[1:5] == [set()] * 4 and slow[5] == {"timeline"}
+    # A new answer: its panel first, once due.
+    assert frame(40.0, "sad") == {"trust"} and session.last_highlight == "sad"
 
 
 def test_session_confusion_is_per_session_and_resets(settings: demo.Settings, astronaut: np.ndarray) -> None:
