@@ -191,11 +191,12 @@ def native_logs_filtered() -> Iterator[None]:
         yield
         return
     read_end, write_end = os.pipe()
+    sink_fd = os.dup(saved)  # the pump's own copy, so closing `saved` below cannot race with it
     os.dup2(write_end, 2)
     os.close(write_end)
 
     def pump() -> None:
-        with os.fdopen(read_end, "rb") as source, os.fdopen(os.dup(saved), "wb", buffering=0) as sink:
+        with os.fdopen(read_end, "rb") as source, os.fdopen(sink_fd, "wb", buffering=0) as sink:
             for line in source:
                 if not _NATIVE_LOG_LINE.match(line):
                     sink.write(line)
