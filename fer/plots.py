@@ -61,6 +61,7 @@ def confusion_figure(
         highlight: a label whose column (the model said it) is outlined solid and whose row (it
             was the truth) dashed; None for no highlight.
         normalise: colour and annotate rows as fractions (recall per class) instead of counts.
+            Empty cells are left blank.
         title: figure title.
         row_name, column_name: axis names.
     Returns:
@@ -72,11 +73,21 @@ def confusion_figure(
         raise ValueError(f"confusion matrix of shape {counts.shape} does not fit {k} labels")
     rows = counts.sum(axis=1, keepdims=True)
     values = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0) if normalise else counts
-    side = 1.6 + 0.42 * k
-    fig = new_figure(side + 0.9, side)
+    # Fixed margins sized from the longest label instead of a layout engine (which doubles the
+    # drawing time: the session matrix is redrawn live). No colour bar: every cell is written.
+    longest = max(len(label) for label in labels) * 0.062  # inches at fontsize 8
+    cell = 0.42
+    left, bottom, top, right = longest + 0.55, longest * 0.72 + 0.55, 0.35 if title else 0.1, 0.1
+    width, height = left + cell * k + right, bottom + cell * k + top
+    if width < 0.07 * len(title) + 0.2:  # room for the title (fontsize 9) over the heatmap
+        extra = 0.07 * len(title) + 0.2 - width
+        left, right, width = left + extra / 2, right + extra / 2, width + extra
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
     ax = fig.add_subplot()
     vmax = 1.0 if normalise else max(float(values.max()), 1.0)
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
     ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), labels, fontsize=8)
     ax.set_xlabel(column_name, fontsize=9)
@@ -95,9 +106,8 @@ def confusion_figure(
                                linestyle="--"))
         ax.get_xticklabels()[i].set_fontweight("bold")
         ax.get_yticklabels()[i].set_fontweight("bold")
-    fig.colorbar(image, ax=ax, shrink=0.75, label="fraction of row" if normalise else "count")
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1 - 0.06 / height)
     return fig
 
 

@@ -239,7 +239,7 @@ def test_confusion_figures_render_with_highlight() -> None:
     assert pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8
     conf = SessionConfusion(["happy", "sad"])
     conf.add("happy", "sad", 3)
-    assert "3 frames, accuracy 0%" in session_confusion_figure(conf).axes[0].get_title()
+    assert "3 frames, accuracy 0%" in session_confusion_figure(conf).get_suptitle()
     with pytest.raises(ValueError, match="does not fit"):
         confusion_figure(np.zeros((2, 2)), ["a", "b", "c"])
 
