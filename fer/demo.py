@@ -1017,6 +1017,14 @@ def load_labelled(folder: Path):  # noqa: ANN201 - fer.datasets.Dataset
     return load_folder(root, name="uploaded")
 
 
+def _archive_name(path: str, unpacked: Path) -> str:
+    """``path`` relative to the unpacked archive folder (as the user named it in the zip)."""
+    try:
+        return Path(path).relative_to(unpacked).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 @dataclass
 class EvalReport:
     """What the Evaluate tab shows.
@@ -1073,7 +1081,12 @@ def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = F
             message = str(exc).replace(f"{unpacked}{os.sep}", "").replace(str(unpacked), "the archive")
             return EvalReport(False, message)
     data = result.to_dict()
-    skipped = len(result.skipped) + len(dataset.skipped)
+    # Skipped files by their name inside the archive: the temporary folder is gone, and a
+    # {"path": ...} record would look like a downloadable file to Gradio clients.
+    data["skipped"] = [
+        {"file": _archive_name(s.path, unpacked), "reason": s.reason} for s in (*dataset.skipped, *result.skipped)
+    ]
+    skipped = len(data["skipped"])
     excluded = sum(result.excluded.values())
     message = f"Scored {result.n} faces of {len(dataset)} labelled images."
     if skipped:

@@ -346,6 +346,8 @@ def test_evaluate_zip_scores_and_leaves_nothing_behind(
     assert report.ok, report.message
     assert report.result["n"] == 2 and report.result["accuracy"] == 1.0
     assert "1 skipped" in report.message and "**Accuracy 100.0%** on n=2" in report.headline
+    # Named as inside the archive: no server path, nothing a Gradio client would take for a file.
+    assert report.result["skipped"] == [{"file": "faces/sad/s3_c.png", "reason": "no face found"}]
     assert [row[0] for row in report.rows] == ["happy", "sad"]
     assert report.figure.ndim == 3 and report.figure.dtype == np.uint8
     assert list(scratch.iterdir()) == []  # unpacked images and face crops are gone
