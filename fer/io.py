@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -77,19 +78,29 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise InputError(f"{name}: corrupt or truncated image ({reason})") from None
 
 
+_LIMIT_TEXT = f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB limit ({MAX_UPLOAD_BYTES:,} bytes)"
+
+
 def _read_file(path: Path, name: str) -> bytes:
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError:
         raise InputError(f"{name}: no such file") from None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{name}: is a folder, not an image")
-    if size > MAX_UPLOAD_BYTES:
-        raise InputError(f"{name}: file is {size / 2**20:.1f} MB, over the {MAX_UPLOAD_BYTES / 2**20:.0f} MB limit")
+    if not stat.S_ISREG(st.st_mode):
+        # /dev/zero would be read until memory runs out, a FIFO would block forever.
+        raise InputError(f"{name}: not a regular file")
+    if st.st_size > MAX_UPLOAD_BYTES:
+        raise InputError(f"{name}: file is {st.st_size:,} bytes, over the {_LIMIT_TEXT}")
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(MAX_UPLOAD_BYTES + 1)  # the file may have grown since stat()
     except OSError as exc:
         raise InputError(f"{name}: cannot read file ({exc.strerror or exc})") from None
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"{name}: file is over the {_LIMIT_TEXT}")
+    return data
 
 
 def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:

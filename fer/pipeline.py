@@ -196,6 +196,11 @@ class Pipeline:
             crops: ``(N, S, S, 3)`` uint8 RGB face crops.
             keypoints: ``(N, 6, 2)`` float32 keypoints in crop pixels (for keypoint-based saliency).
         """
+        crops, keypoints = np.asarray(crops), np.asarray(keypoints)
+        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2]:
+            raise InputError(f"crops must be an (N, S, S, 3) uint8 RGB array, got {crops.shape} {crops.dtype}")
+        if keypoints.shape != (len(crops), 6, 2) or not np.isfinite(keypoints).all():
+            raise InputError(f"keypoints must be finite (N={len(crops)}, 6, 2) crop pixels, got {keypoints.shape}")
         size = crops.shape[1]
         identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
         faces = [Face((0, 0, size, size), 1.0, kp, crop, kp, identity) for crop, kp in zip(crops, keypoints, strict=True)]
