@@ -109,23 +109,26 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     live_input = gr.HTML(demo.image_html(None, "what the CNN sees"), elem_id="live-input")
                     live_gradcam = gr.HTML(demo.image_html(None, "where the CNN looked"), elem_id="live-gradcam")
                     live_label = gr.Label(label="Expression (smoothed)", elem_id="live-top-k")
+                # Plots carry their own titles; Gradio's label badge would cover them.
+                live_timeline = gr.Plot(show_label=False, elem_id="live-timeline")
                 gr.Markdown("### How far to trust the answer")
                 with gr.Row():
                     with gr.Column():
-                        live_trust_plot = gr.Plot(label="The model's own confusion matrix", elem_id="live-model-confusion")
+                        gr.Markdown("**The model's own confusion matrix** (from its evaluation)")
+                        live_trust_plot = gr.Plot(show_label=False, elem_id="live-model-confusion")
                         live_trust_text = gr.Markdown(demo.trust_text(pipe.spec.evaluation, None, pipe.spec.name),
                                                       elem_id="live-model-confusion-text")
                     with gr.Column():
+                        gr.Markdown("**This session:** what you pose versus what the model says")
                         posing = gr.Dropdown(demo.posing_choices(labels), value=demo.NOT_POSING, label="I'm posing",
                                              elem_id="posing-dropdown")
-                        session_plot = gr.Plot(label="This session: posed vs predicted", elem_id="session-confusion")
+                        session_plot = gr.Plot(show_label=False, elem_id="session-confusion")
                         session_md = gr.Markdown(demo.SESSION_HINT, elem_id="session-stats")
                         with gr.Row():
                             reset = gr.Button("Reset counts", elem_id="session-reset", size="sm")
                             export = gr.Button("Export CSV", elem_id="session-export", size="sm")
-                        session_file = gr.File(label="Session confusion (CSV)", elem_id="session-csv", interactive=False)
-                    with gr.Column():
-                        live_timeline = gr.Plot(label="Timeline of the followed face", elem_id="live-timeline")
+                        session_file = gr.File(label="Session confusion (CSV)", elem_id="session-csv", interactive=False,
+                                               visible=False)
 
             # ------------------------------------------------------------------ image
             with gr.Tab("Image", id="image", elem_id="tab-image"):
@@ -148,8 +151,9 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     gradcam_img = gr.Image(label="Where the CNN looked (Grad-CAM)", interactive=False, elem_id="gradcam")
                     top_label = gr.Label(label="Expression", elem_id="top-k-label")
                 view_captions = gr.Markdown(elem_id="view-captions")
+                gr.Markdown("**How far to trust the answer:** the model's own confusion matrix (from its evaluation)")
                 with gr.Row():
-                    trust_plot = gr.Plot(label="The model's own confusion matrix", elem_id="model-confusion")
+                    trust_plot = gr.Plot(show_label=False, elem_id="model-confusion")
                     trust_text = gr.Markdown(elem_id="model-confusion-text")
                 with gr.Accordion("Per-face JSON (as returned by the /predict API)", open=False):
                     faces_json = gr.JSON(elem_id="faces-json")
@@ -165,7 +169,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                         video_run = gr.Button("Analyse clip", variant="primary", elem_id="video-run")
                         video_status = gr.Markdown(elem_id="video-status")
                     with gr.Column():
-                        video_plot = gr.Plot(label="Expressions over time, per face", elem_id="video-timeline")
+                        video_plot = gr.Plot(show_label=False, elem_id="video-timeline")
                         video_table = gr.Dataframe(headers=demo.SUMMARY_HEADERS, interactive=False, elem_id="video-summary")
                         video_file = gr.File(label="Per-frame CSV", interactive=False, elem_id="video-csv")
 
@@ -265,7 +269,15 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     api_visibility="undocumented")
         posing.change(_guarded(session_panels), [live_state], [session_plot, session_md],
                       api_visibility="undocumented")
-        export.click(_guarded(demo.session_csv), [live_state], [session_file], api_visibility="undocumented")
+        @_guarded
+        def on_export(session: Any) -> Any:
+            path = demo.session_csv(session)
+            if path is None:
+                gr.Info("Nothing to export yet: start the webcam first.")
+                return gr.skip()
+            return gr.update(value=path, visible=True)
+
+        export.click(on_export, [live_state], [session_file], api_visibility="undocumented")
 
         # Image: /predict answers API clients; the UI chain then draws everything from the state.
         @_guarded
