@@ -155,7 +155,7 @@ def timeline_figure(
         # engine roughly doubles the cost of drawing it.
         fig = Figure(figsize=(6.0, 2.6))
         FigureCanvasAgg(fig)
-        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.18, top=0.88)
+        fig.subplots_adjust(left=0.1, right=0.84, bottom=0.18, top=0.88)
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -164,7 +164,8 @@ def timeline_figure(
         for i in np.argsort(-values.max(axis=0), kind="stable")[:top]:
             ax.plot(times, values[:, i], label=labels[i], color=_label_colour(labels[i]), linewidth=1.6,
                     marker="." if len(times) < 30 else None)
-        ax.legend(loc="upper left", fontsize=8, ncols=min(top, 4), frameon=False)
+        # Beside the axes, not on them: a probability near 1 runs along the top edge.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no face yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_ylim(0, 1.05)
@@ -179,7 +180,7 @@ def timeline_figure(
 def video_timeline_figure(analysis: VideoAnalysis, *, top: int = 3, max_faces: int = 4) -> Figure:
     """One timeline per face (the ``max_faces`` most seen), stacked, sharing the time axis."""
     faces = analysis.faces[:max_faces]
-    fig = new_figure(7.0, 1.2 + 2.0 * max(1, len(faces)))
+    fig = new_figure(7.5, 1.2 + 2.0 * max(1, len(faces)))
     axes = fig.subplots(max(1, len(faces)), 1, sharex=True, squeeze=False)[:, 0]
     if not faces:
         timeline_figure(np.zeros(0), np.zeros((0, len(analysis.labels))), analysis.labels, ax=axes[0],
@@ -187,4 +188,6 @@ def video_timeline_figure(analysis: VideoAnalysis, *, top: int = 3, max_faces: i
     for ax, face in zip(axes, faces, strict=False):
         times, values = analysis.series(face)
         timeline_figure(times, values, analysis.labels, top=top, ax=ax, title=f"face #{face}")
+    for ax in axes[:-1]:
+        ax.set_xlabel("")  # the time axis is shared: named once, at the bottom
     return fig
