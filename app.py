@@ -142,7 +142,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                         image_status = gr.Markdown(elem_id="image-status")
                     with gr.Column():
                         annotated = gr.Image(label="Faces found", interactive=False, elem_id="image-annotated")
-                        gallery = gr.Gallery(label="Faces", columns=6, height="auto", allow_preview=False,
+                        gallery = gr.Gallery(label="Faces", columns=6, height=170, object_fit="contain", allow_preview=False,
                                              elem_id="face-gallery")
                 face_choice = gr.Dropdown([], type="index", label="Face", elem_id="face-selector")
                 with gr.Row(equal_height=True):
@@ -189,7 +189,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                         eval_table = gr.Dataframe(headers=["expression", "precision", "recall", "F1", "n"],
                                                   interactive=False, elem_id="eval-table")
                     with gr.Column():
-                        eval_plot = gr.Image(label="Confusion matrix", interactive=False, elem_id="eval-plot")
+                        eval_plot = gr.Image(label="Confusion matrix", show_label=False, interactive=False, elem_id="eval-plot")
                 with gr.Accordion("Full result (JSON)", open=False):
                     eval_json = gr.JSON(elem_id="eval-json")
 

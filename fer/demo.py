@@ -1088,7 +1088,8 @@ def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = F
     ]
     skipped = len(data["skipped"])
     excluded = sum(result.excluded.values())
-    message = f"Scored {result.n} faces of {len(dataset)} labelled images."
+    faces = "face" if result.n == 1 else "faces"
+    message = f"Scored {result.n} {faces} of {len(dataset)} labelled images."
     if skipped:
         message += f" {skipped} skipped (no face or unreadable)."
     if excluded:
