@@ -168,7 +168,7 @@ def test_evaluate(client: Client, tmp_path: Path) -> None:
 def test_evaluate_counts_skipped_images_by_their_name_in_the_archive(client: Client, tmp_path: Path) -> None:
     message, headline, table, confusion, result = client.predict(
         handle_file(str(make_eval_zip(tmp_path / "faces.zip"))), api_name="/evaluate")
-    assert message == "Scored 1 faces of 2 labelled images. 1 skipped (no face or unreadable)."
+    assert message == "Scored 1 face of 2 labelled images. 1 skipped (no face or unreadable)."
     assert headline.startswith("**Accuracy 100.0%** on n=1")
     assert [row[0] for row in table["data"]] == ["happy", "sad"]
     assert result["n"] == 1 and [s["file"] for s in result["skipped"]] == ["faces/sad/coffee.png"]
