@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds of our per-stage benchmark (default: %(default)s)")
     parser.add_argument("--no-mtcnn", action="store_true", help="skip the peer's MTCNN configuration")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for our side")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="result JSON (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json",
+                        help="result JSON; the same report as markdown goes beside it (default: %(default)s)")
     parser.add_argument("--plot", type=Path, default=RESULTS / "stages.png", help="stage chart (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -363,8 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     peer_bar = {"label": f"fer {PEER_VERSION} detect_emotions (Haar)",
                 "ms_p50": {f: latency[f]["peer_haar"]["ms_p50"] for f in FRAMES}}
     plot_stages(doc, args.plot, peer=peer_bar)
-    print(report(doc))
-    print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
+    text = report(doc)
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {args.plot}", file=sys.stderr)
     return 0
 
 

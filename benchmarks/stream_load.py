@@ -81,6 +81,8 @@ class SessionResult:
     first_frame_s: float | None = None   # join → first result
     rtt_ms: list[float] = field(default_factory=list)  # later frames: sent → result
     times: list[float] = field(default_factory=list)   # arrival times of all results
+    without_picture: int = 0                            # results that carried no analysed picture
+    status: str | None = None                           # the app's status line of the last such result
     error: str | None = None
 
     @property
@@ -125,6 +127,12 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
                     if not msg.get("success", True):
                         result.error = f"frame failed: {str(msg.get('output'))[:200]}"
                         break
+                    data = (msg.get("output") or {}).get("data") or []
+                    # A frame the app analysed comes back with its pictures as JPEG data URLs; one it
+                    # could not analyse only with a status line.
+                    if not any("data:image" in str(v) for v in data):
+                        result.without_picture += 1
+                        result.status = next((v for v in data if isinstance(v, str) and "⚠" in v), result.status)
                     if not result.times:
                         result.first_frame_s = now - joined
                         started_streaming = now
@@ -190,6 +198,8 @@ def run_level(base: str, endpoint: dict[str, Any], frame: str, sessions: int, fr
         "first_frame_s_median": round(float(np.median([r.first_frame_s for r in results if r.first_frame_s])), 3)
         if any(r.first_frame_s for r in results) else None,
         "slot_wait_s_max": round(max(waits), 2) if waits else None,
+        "results_without_picture": sum(r.without_picture for r in results),
+        "status_seen": sorted({r.status for r in results if r.status}),
         "errors": [r.error for r in results if r.error],
     }
 

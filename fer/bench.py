@@ -619,35 +619,44 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
 
     frames = list(doc["frames"])
     rows: list[tuple[str, list[float | None]]] = []
+    totals = 0  # rows at the end that are whole runs, not stages
     for name in CHART_STAGES:
-        if name == "crop/align":  # the detector row sits just before crop/align
-            for f in frames:
-                det = f"detect ({doc['frames'][f]['detector']} range)"
-                rows.append((f"detect, MediaPipe ({f})", [stage_ms(doc, g, det) if g == f else None for g in frames]))
+        if name == "crop/align":  # the detector sits just before crop/align; each frame has its own
+            detectors = [doc["frames"][f]["detector"] for f in frames]
+            rows.append((f"detect, MediaPipe ({' / '.join(dict.fromkeys(detectors))} range)",
+                         [stage_ms(doc, f, f"detect ({d} range)") for f, d in zip(frames, detectors, strict=True)]))
         values = [stage_ms(doc, f, name) for f in frames]
         if any(v is not None for v in values):
             rows.append((name, values))
+            totals += name in ("pipeline: detect → classify", "whole frame")
     if peer:
         rows.append((peer["label"], [peer["ms_p50"].get(f) for f in frames]))
-    rows.reverse()  # matplotlib draws the first bar at the bottom
+        totals += 1
+    rows.reverse()  # matplotlib draws the first row at the bottom
     height = 0.38
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.9), dpi=110)
     colours = ("#3a86ff", "#fb5607")
+    peak = max((v for r in rows for v in r[1] if v is not None), default=1.0)
     for j, f in enumerate(frames):
-        ys = [i + (j - 0.5) * height for i in range(len(rows))]
+        ys = [i + (0.5 - j) * height for i in range(len(rows))]
         vals: list[float] = [v if (v := r[1][j]) is not None else 0.0 for r in rows]
         bars = ax.barh(ys, vals, height=height, color=colours[j % 2], label=f"{f} ({doc['frames'][f]['faces_found']} "
-                       f"found, {doc['frames'][f]['detector']} range)")
+                       f"found, {doc['frames'][f]['detector']} range detector)")
         for bar, r in zip(bars, rows, strict=True):
             if r[1][j] is not None:
                 ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r[1][j]:.1f}", va="center", fontsize=7)
+    if totals:
+        ax.axhline(totals - 0.5, color="0.4", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    for label in ax.get_yticklabels()[:totals]:
+        label.set_fontweight("bold")
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(0, peak * 2.5)
     ax.set_xlabel("milliseconds per frame, median (log scale above 1 ms)")
     m = doc["machine"]
-    ax.set_title(f"fer pipeline stages, 640×480 frame — {m['cores']} cores of {m['cpu'][:40]}, "
-                 f"torch {m['torch_threads']} threads", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"fer stages on a 640×480 frame: {m['cores']} cores of {m['cpu'][:40]}, torch {m['torch_threads']} "
+                 f"thread(s), load {m['load_average'][0]:.1f}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
