@@ -14,10 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Hooks are attached to a module shared by all threads of the app: one Grad-CAM at a time, so a
-# concurrent plain forward pass never sees (or feeds) another call's hook.
-_lock = threading.Lock()
-
 
 def grad_cam(
     module: nn.Module,
@@ -39,17 +35,21 @@ def grad_cam(
         has no positive evidence anywhere).
     """
     captured: list[torch.Tensor] = []
+    # The module is shared by every thread of the app, and while this hook is attached other
+    # threads' forward passes run through it too: keep only this thread's activation.
+    owner = threading.get_ident()
 
     def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        captured.append(output)
+        if threading.get_ident() == owner:
+            captured.append(output)
 
-    with _lock, torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():
         handle = layer.register_forward_hook(keep)
         try:
             logits = module(x.detach().clone())
         finally:
             handle.remove()
-        features = captured[-1]
+        (features,) = captured
         if targets is None:
             targets = logits.argmax(dim=1).tolist()
         index = torch.as_tensor(list(targets), device=logits.device)

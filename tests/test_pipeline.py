@@ -95,3 +95,21 @@ def test_bad_input_clear_error(pipeline):
 def test_unknown_saliency_is_clear():
     with pytest.raises(fer.FerError):
         fer.load(saliency="no-such-predictor")
+
+
+def test_grad_cam_while_other_threads_classify(astronaut):
+    """Grad-CAM hooks a module that other threads run at the same time (the app serves several
+    requests at once): each call must use its own activations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with fer.load() as pipe:
+        faces = pipe.detect(astronaut)
+        reference = pipe.predict_faces(faces, attention=True)[0].attention
+
+        def work(i: int) -> np.ndarray | None:
+            return pipe.predict_faces(faces, attention=i % 2 == 0)[0].attention
+
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(work, range(300)))
+    for cam in results[::2]:
+        np.testing.assert_allclose(cam, reference, atol=1e-5)
