@@ -468,6 +468,9 @@ def run_benchmark(
     machine = machine_info()
     frames = {name: compose_frame(name) for name in FRAMES}
     pipes = {det: fer.load(saliency="face-prior", detector=det) for det in ("short", "full")}  # type: ignore[arg-type]
+    import torch
+
+    machine["torch_threads"] = torch.get_num_threads()  # as loading left it
     try:
         doc: dict[str, Any] = {"benchmark": "python -m fer bench", "fer_version": fer.__version__,
                                "mode": "full" if full else "quick", "iterations": iterations, "warmup": warmup,
