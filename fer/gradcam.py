@@ -21,7 +21,8 @@ def grad_cam(
     x: torch.Tensor,
     targets: Sequence[int] | None = None,
     size: int | None = None,
-) -> np.ndarray:
+    return_logits: bool = False,
+) -> np.ndarray | tuple[np.ndarray, torch.Tensor]:
     """Grad-CAM maps for a batch.
 
     Args:
@@ -30,20 +31,27 @@ def grad_cam(
         x: ``(N, C, H, W)`` float32 input, already preprocessed.
         targets: class index per sample (default: each sample's top-1).
         size: output side ``S`` (default: the feature map's size, ``h × w``).
+        return_logits: also return the ``(N, K)`` logits of the forward pass (the classification).
     Returns:
         ``(N, S, S)`` float32 in [0, 1], each map divided by its maximum (all zeros when the class
-        has no positive evidence anywhere).
+        has no positive evidence anywhere); with ``return_logits``, ``(maps, logits)``.
     """
     captured: list[torch.Tensor] = []
     # The module is shared by every thread of the app, and while this hook is attached other
     # threads' forward passes run through it too: keep only this thread's activation.
     owner = threading.get_ident()
 
-    def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        if threading.get_ident() == owner:
-            captured.append(output)
+    def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+        if threading.get_ident() != owner:
+            return None
+        features = output.detach().requires_grad_(True)
+        captured.append(features)
+        # Only the gradient with respect to these features is needed: the layers before `layer` ran
+        # without autograd; from here on (this thread only, until the no_grad block ends) they record.
+        torch.set_grad_enabled(True)
+        return features
 
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.no_grad():
         handle = layer.register_forward_hook(keep)
         try:
             logits = module(x.detach().clone())
@@ -57,9 +65,11 @@ def grad_cam(
         (grads,) = torch.autograd.grad(score, features)
         weights = grads.mean(dim=(2, 3), keepdim=True)
         cam = F.relu((weights * features).sum(dim=1, keepdim=True)).detach()
+        logits = logits.detach()
     if size is not None:
         cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)
     cam = cam[:, 0]
     peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
     cam = torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam))
-    return cam.clamp(0, 1).cpu().numpy().astype(np.float32)
+    maps = cam.clamp(0, 1).cpu().numpy().astype(np.float32)
+    return (maps, logits) if return_logits else maps

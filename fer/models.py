@@ -263,6 +263,11 @@ def load_model(name_or_path: str | Path = "default", device: str | torch.device 
         first = str(exc).splitlines()[0]
         raise WeightsError(f"{weights_path} does not fit architecture {spec.architecture!r}: {first}") from None
     module.eval().to(device)
+    fold = getattr(module, "fold_batchnorm", None)
+    if callable(fold):
+        fold()
+    # oneDNN convolutions are much faster channels-last on CPU (2.9x for the mini-Xception at batch 5).
+    module.to(memory_format=torch.channels_last)
     return LoadedModel(module=module, spec=spec, path=spec_path)
 
 
@@ -280,7 +285,7 @@ def predict_probabilities(loaded: LoadedModel, crops: Sequence[np.ndarray] | np.
         return np.zeros((0, len(loaded.spec.labels)), np.float32)
     device = next(loaded.module.parameters()).device
     with torch.inference_mode():
-        logits = loaded.module(preprocess(crops, loaded.spec).to(device))
+        logits = loaded.module(preprocess(crops, loaded.spec).to(device, memory_format=torch.channels_last))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 

@@ -17,6 +17,8 @@ from fer.pipeline import Prediction
 
 # Turbo (Mikhailov 2019): perceptually smoother than jet and readable by most colour-blind viewers.
 _LUT: np.ndarray = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1].copy()
+# The same table shaped (256, 1, 3), as cv2.applyColorMap takes a user colour map (RGB order kept).
+_LUT_CV: np.ndarray = _LUT[:, None, :].copy()
 
 #: One colour per canonical expression (RGB), used for boxes and labels.
 LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -29,7 +31,7 @@ _DEFAULT_COLOUR = (0, 200, 255)
 def colorize(heat: np.ndarray) -> np.ndarray:
     """Map ``(h, w)`` float values in [0, 1] to ``(h, w, 3)`` uint8 RGB with the Turbo colour map."""
     index = (np.clip(heat, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return _LUT[index]
+    return cv2.applyColorMap(index, userColor=_LUT_CV)
 
 
 def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -46,9 +48,10 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> 
     height, width = image.shape[:2]
     if heat.shape != (height, width):
         heat = cv2.resize(heat.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    weight = (alpha * (0.5 + 0.5 * np.clip(heat, 0, 1)))[..., None]
-    out = image.astype(np.float32) * (1.0 - weight) + colorize(heat).astype(np.float32) * weight
-    return out.round().astype(np.uint8)
+    heat = np.clip(heat, 0.0, 1.0, dtype=np.float32)
+    weight = heat * np.float32(0.5 * alpha) + np.float32(0.5 * alpha)
+    # One OpenCV pass with per-pixel weights (rounded) instead of five image-sized float32 temporaries.
+    return cv2.blendLinear(image, colorize(heat), 1.0 - weight, weight)
 
 
 def frame_heatmap(frame_shape: tuple[int, ...], predictions: Sequence[Prediction], kind: str = "saliency") -> np.ndarray:
