@@ -76,19 +76,32 @@ def resolve(
             return verify(candidate, sha256)
     repo = hf_repo or DEFAULT_HF_REPO
     hub_note = ""
-    if repo:
+    if repo and _hub_offline():
+        # Read the environment now, not at huggingface_hub's import: offline mode set later (by a
+        # test, a notebook) must still mean "no network", and a cached copy is still fine.
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id=repo, filename=Path(filename).name)
+        if isinstance(cached, str):
+            return verify(cached, sha256)
+        hub_note = f"; Hugging Face Hub repo {repo!r} not asked (HF_HUB_OFFLINE is set) and not in its cache"
+    elif repo:
         try:
             from huggingface_hub import hf_hub_download
 
             return verify(hf_hub_download(repo_id=repo, filename=Path(filename).name), sha256)
         except WeightsError:
             raise
-        except Exception as exc:  # network, offline mode, missing file: all end in the same advice
+        except Exception as exc:  # network, missing file: all end in the same advice
             hub_note = f"; Hugging Face Hub repo {repo!r} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     raise WeightsError(
         f"weights file {filename!r} (SHA-256 {sha256}) not found in {WEIGHTS_DIR}"
         f"{hub_note}; put the file there, or set FER_HF_REPO to a Hub repo that holds it"
     )
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_state_dict(path: str | Path, sha256: str) -> dict[str, torch.Tensor]:
