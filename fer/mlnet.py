@@ -21,12 +21,11 @@ ImageNet VGG-16 weights can load them with ``MLNet(backbone_weights=PATH)``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer.errors import InputError, WeightsError
+from fer.weights import JsonSpec
 
 #: ImageNet RGB mean and std for pixels in [0, 1] (what torchvision's VGG-16 weights expect).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -262,13 +262,16 @@ def to_tensor(images: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Se
 
 
 @dataclass(frozen=True)
-class SaliencySpec:
+class SaliencySpec(JsonSpec):
     """Everything needed to rebuild and feed a trained ML-Net; saved as JSON beside its weights.
 
     ``input_size`` is ``(rows, cols)``; ``mean``/``std`` apply to RGB pixels in [0, 1].
     ``evaluation`` holds validation metrics (``cc``, ``kld``, ``nss``, ``sim``, ``auc_judd``, ``n``,
     ``epoch``); ``training`` the run's settings and history.
     """
+
+    KIND: ClassVar[str] = "saliency spec"
+    TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ("input_size", "mean", "std")
 
     weights: str
     sha256: str
@@ -292,43 +295,6 @@ class SaliencySpec:
             raise WeightsError(f"saliency spec {self.name!r}: architecture must be 'mlnet', not {self.architecture!r}")
         if len(self.input_size) != 2 or len(self.mean) != 3 or len(self.std) != 3:
             raise WeightsError(f"saliency spec {self.name!r}: input_size needs 2 values, mean/std 3")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SaliencySpec:
-        """Build a spec from `to_dict` output; unknown keys are refused so typos don't pass silently."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise WeightsError(f"saliency spec has unknown keys: {sorted(unknown)}")
-        values = dict(data)
-        for key in ("input_size", "mean", "std"):
-            if key in values:
-                values[key] = tuple(values[key])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise WeightsError(f"saliency spec is incomplete: {exc}") from None
-
-    def save(self, path: str | Path) -> Path:
-        """Write the spec as indented JSON; returns the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> SaliencySpec:
-        """Read a spec JSON file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"cannot read saliency spec {path}: {exc}") from None
-        if not isinstance(data, dict):
-            raise WeightsError(f"{path}: a saliency spec must be a JSON object")
-        return cls.from_dict(data)
 
 
 def build_mlnet(spec: SaliencySpec) -> MLNet:

@@ -8,11 +8,10 @@ A checkpoint is two files side by side: ``NAME.safetensors`` (tensors only, no p
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -21,7 +20,7 @@ from torch import nn
 
 from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
-from fer.weights import WEIGHTS_DIR, load_state_dict, resolve
+from fer.weights import WEIGHTS_DIR, JsonSpec, load_state_dict, resolve
 
 #: Canonical expression names, used everywhere; datasets map their own names onto these.
 CANONICAL_LABELS: tuple[str, ...] = (
@@ -51,7 +50,7 @@ def canonical_label(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(JsonSpec):
     """Everything needed to rebuild, feed and describe a model; saved as JSON beside its weights.
 
     ``mean``/``std`` apply to pixels scaled to [0, 1]: ``x = (pixel / 255 - mean) / std``.
@@ -61,6 +60,9 @@ class ModelSpec:
     ``evaluation`` holds measured metrics: ``{"dataset", "split", "n", "accuracy", "macro_f1",
     "labels", "confusion", "per_class"}`` (rows of ``confusion`` are true labels).
     """
+
+    KIND: ClassVar[str] = "model spec"
+    TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ("mean", "std", "labels")
 
     name: str
     architecture: str
@@ -95,42 +97,6 @@ class ModelSpec:
     def channels(self) -> int:
         """Input channels: 1 for grey, 3 for RGB."""
         return 1 if self.colour == "grey" else 3
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
-        """Build a spec from `to_dict` output; unknown keys are refused so typos don't pass silently."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise WeightsError(f"model spec has unknown keys: {sorted(unknown)}")
-        values = dict(data)
-        for key in ("mean", "std", "labels"):
-            if key in values:
-                values[key] = tuple(values[key])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise WeightsError(f"model spec is incomplete: {exc}") from None
-
-    def save(self, path: str | Path) -> Path:
-        """Write the spec as indented JSON to ``path``; returns the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> ModelSpec:
-        """Read a spec JSON file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"cannot read model spec {path}: {exc}") from None
-        return cls.from_dict(data)
 
 
 # --------------------------------------------------------------------------- architectures

@@ -4,10 +4,13 @@ clear error. Every file is SHA-256 verified before use; tensors are read from sa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -18,6 +21,58 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 #: Fallback Hub repository for files not found locally (override with FER_HF_REPO).
 DEFAULT_HF_REPO: str | None = os.environ.get("FER_HF_REPO") or None
+
+_Spec = TypeVar("_Spec", bound="JsonSpec")
+
+
+class JsonSpec:
+    """JSON (de)serialisation shared by the frozen dataclasses saved beside weights files
+    (`fer.models.ModelSpec`, `fer.mlnet.SaliencySpec`).
+
+    Subclasses set ``KIND`` (named in error messages) and ``TUPLE_FIELDS`` (JSON lists turned back
+    into tuples). Unknown keys are refused so that typos don't pass silently.
+    """
+
+    KIND: ClassVar[str] = "spec"
+    TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_Spec], data: Mapping[str, Any]) -> _Spec:
+        """Build a spec from `to_dict` output."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise WeightsError(f"{cls.KIND} has unknown keys: {sorted(unknown)}")
+        values = dict(data)
+        for key in cls.TUPLE_FIELDS:
+            if key in values:
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise WeightsError(f"{cls.KIND} is incomplete: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the spec as indented JSON to ``path``; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls: type[_Spec], path: str | Path) -> _Spec:
+        """Read a spec JSON file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WeightsError(f"cannot read {cls.KIND} {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise WeightsError(f"{path}: a {cls.KIND} must be a JSON object")
+        return cls.from_dict(data)
+
 
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
 
