@@ -41,26 +41,40 @@ def _close_all() -> None:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native code writes to file descriptor 2 (LiteRT's INFO/WARNING lines, which no
-    environment variable turns off) while a detector starts and runs its first frame."""
+def _stderr_to(fd: int) -> Iterator[int | None]:
+    """Point file descriptor 2 at ``fd`` (taking ownership of ``fd``) for the duration.
+
+    Yields the original stderr's descriptor (valid inside the block only), or None where fd 2 is
+    left alone: FER_NATIVE_LOGS=1, or no real fd 2 (embedded interpreters, some test runners).
+    """
     if _SHOW_NATIVE_LOGS:
-        yield
+        os.close(fd)
+        yield None
         return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreters, some test runners)
-        yield
+    except (OSError, ValueError):
+        os.close(fd)
+        yield None
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 2)
+    os.close(fd)
     try:
-        os.dup2(devnull, 2)
-        yield
+        yield saved
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code writes to file descriptor 2 (LiteRT's INFO/WARNING lines, which no
+    environment variable turns off) while a detector starts or closes."""
+    with _stderr_to(os.open(os.devnull, os.O_WRONLY)):
+        yield
+
 
 #: Keypoint names in MediaPipe's order (the subject's right eye is on the image's left).
 KEYPOINT_NAMES: tuple[str, ...] = (
@@ -181,35 +195,32 @@ def native_logs_filtered() -> Iterator[None]:
     MediaPipe's own preprocessing; no option turns it off. The CLI runs under this filter so a
     user sees only our own messages. Set FER_NATIVE_LOGS=1 to see everything.
     """
-    if _SHOW_NATIVE_LOGS:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
     read_end, write_end = os.pipe()
-    sink_fd = os.dup(saved)  # the pump's own copy, so closing `saved` below cannot race with it
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as source, os.fdopen(sink_fd, "wb", buffering=0) as sink:
-            for line in source:
-                if not _NATIVE_LOG_LINE.match(line):
-                    sink.write(line)
-
-    thread = threading.Thread(target=pump, name="fer-stderr-filter", daemon=True)
-    thread.start()
+    pumps: list[threading.Thread] = []
     try:
-        yield
+        with _stderr_to(write_end) as original:
+            if original is None:
+                os.close(read_end)
+                yield
+                return
+            # The pump gets its own copy of the original stderr, valid after the block ends.
+            pump = threading.Thread(target=_forward_non_native, args=(read_end, os.dup(original)),
+                                    name="fer-stderr-filter", daemon=True)
+            pumps.append(pump)
+            pump.start()
+            yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees EOF and ends
-        os.close(saved)
-        thread.join(timeout=5)
+        # Leaving the block restored fd 2, closing the pipe's last write end: the pump sees EOF.
+        for pump in pumps:
+            pump.join(timeout=5)
+
+
+def _forward_non_native(read_fd: int, sink_fd: int) -> None:
+    """Copy lines from ``read_fd`` to ``sink_fd``, dropping native log lines; closes both at EOF."""
+    with os.fdopen(read_fd, "rb") as source, os.fdopen(sink_fd, "wb", buffering=0) as sink:
+        for line in source:
+            if not _NATIVE_LOG_LINE.match(line):
+                sink.write(line)
 
 
 class FaceDetector:
