@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from torch import nn
+from torch import Tensor, nn
 
 from fer.errors import WeightsError
 from fer.mini_xception import MiniXception
@@ -26,7 +26,10 @@ class Architecture:
     ``(N, in_channels, input_size, input_size)`` float32 to ``(N, num_classes)`` logits.
     ``cam_layer(model)`` returns the module whose output feature map Grad-CAM uses (the last
     spatial feature map). ``pretrained_mean``/``pretrained_std`` are the normalisation the ImageNet
-    weights expect (RGB, pixels in [0, 1]).
+    weights expect (RGB, pixels in [0, 1]). ``linear_head(model)``, where given, returns the rest of
+    the network after the Grad-CAM layer, ``(N, D, h, w)`` features → ``(N, num_classes)`` logits,
+    for families where that part is affine (pooling and a linear map): Grad-CAM then needs no
+    backward pass (`fer.gradcam.LinearHeadCam`). Leave it None when the head has a nonlinearity.
     """
 
     build: Callable[[int, int, bool], nn.Module]
@@ -36,6 +39,7 @@ class Architecture:
     pretrained_mean: tuple[float, ...]
     pretrained_std: tuple[float, ...]
     description: str = ""
+    linear_head: Callable[[nn.Module], Callable[[Tensor], Tensor]] | None = None
 
 
 def _build_mini_xception(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
@@ -53,10 +57,16 @@ def _mini_xception_cam_layer(model: nn.Module) -> nn.Module:
     return model.features_out
 
 
+def _mini_xception_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    assert isinstance(model, MiniXception)
+    return lambda features: model.classifier(features).mean(dim=(2, 3))
+
+
 BUILTIN: dict[str, Architecture] = {
     "mini_xception": Architecture(
         build=_build_mini_xception,
         cam_layer=_mini_xception_cam_layer,
+        linear_head=_mini_xception_head,
         input_size=64,
         colour="grey",
         # Not ImageNet statistics (there are no ImageNet weights): the [-1, 1] scaling the
@@ -215,23 +225,35 @@ def _efficientnet_lite0_cam(model: Any) -> nn.Module:
     return model.bn2  # timm's BatchNormAct2d: conv_head → BN → ReLU6, the last 1280-channel map
 
 
+def _resnet18_head(model: Any) -> Callable[[Tensor], Tensor]:
+    return lambda features: model.fc(model.avgpool(features).flatten(1))
+
+
+def _efficientnet_lite0_head(model: Any) -> Callable[[Tensor], Tensor]:
+    # timm's forward_head in eval mode: global pooling, (dropout: identity), classifier.
+    return lambda features: model.classifier(model.global_pool(features))
+
+
 def _add_imagenet_backbones() -> None:
     from functools import partial
 
-    for name, cam, description in (
-        ("alexnet", _alexnet_cam, "AlexNet (Krizhevsky et al. 2012), the CaffeNet family the paper fine-tunes; "
+    # AlexNet's and MobileNetV3's classifiers have hidden layers with nonlinearities: no linear head.
+    for name, cam, head, description in (
+        ("alexnet", _alexnet_cam, None, "AlexNet (Krizhevsky et al. 2012), the CaffeNet family the paper fine-tunes; "
          "61 M parameters, ImageNet weights from torchvision"),
-        ("resnet18", _resnet18_cam, "ResNet-18, 11 M parameters, ImageNet weights from torchvision"),
-        ("mobilenet_v3_small", _mobilenet_v3_small_cam,
+        ("resnet18", _resnet18_cam, _resnet18_head, "ResNet-18, 11 M parameters, ImageNet weights from torchvision"),
+        ("mobilenet_v3_small", _mobilenet_v3_small_cam, None,
          "MobileNetV3-Small, 1.5 M parameters, ImageNet weights from torchvision"),
     ):
         BUILTIN[name] = Architecture(
             build=partial(_build_torchvision, name), cam_layer=cam, input_size=224, colour="rgb",
             pretrained_mean=_IMAGENET_MEAN, pretrained_std=_IMAGENET_STD, description=description,
+            linear_head=head,
         )
     BUILTIN["efficientnet_lite0"] = Architecture(
         build=_build_efficientnet_lite0,
         cam_layer=_efficientnet_lite0_cam,
+        linear_head=_efficientnet_lite0_head,
         input_size=224,
         colour="rgb",
         # The TF-Lite export scales pixels to [-1, 1] (timm's pretrained_cfg: mean = std = 0.5).

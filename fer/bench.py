@@ -8,7 +8,8 @@ decode (JPEG) → detect (MediaPipe alone) → crop/align → each saliency pred
 → preprocess → CNN forward → Grad-CAM → overlay rendering,
 
 then end to end: ``Pipeline.__call__`` (detect → classify, what the ``fer`` PyPI package's
-``detect_emotions`` does), the whole frame (decode → … → overlays, Grad-CAM for every face) and the
+``detect_emotions`` does), the whole frame (detect → … → overlays, Grad-CAM for every face; from
+pixels in memory, the detector-alone baseline's input, and from a JPEG, decode included) and the
 app's live handler (`fer.demo.live_step`), plus cold start and peak memory of a fresh process.
 
 The quick form (default) takes well under a minute on 2 cores; ``--full`` runs more iterations and
@@ -207,7 +208,7 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
 
     from fer.face import crop_face
     from fer.io import read_image
-    from fer.models import cam_layer, preprocess
+    from fer.models import cam_layer, preprocess_array
     from fer.saliency import apply_saliency, available_saliency, load_saliency
 
     jpeg = encode_jpeg(frame)
@@ -220,7 +221,8 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
     predictors = {n: load_saliency(n) for n in available_saliency()}
     maps = pipe.saliency_maps(pipe.saliency_name, crops, keypoints)
     spec, module = pipe.spec, pipe.model.module
-    x = preprocess(crops, spec)
+    x = preprocess_array(crops, spec)
+    x_torch = torch.from_numpy(x).to(memory_format=torch.channels_last)
     layer = cam_layer(module, spec)
     predictions = pipe.predict_faces(faces, attention=True)
     targets = [int(p.probabilities.argmax()) for p in predictions]
@@ -229,20 +231,19 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
     def crop_all() -> object:
         return [crop_face(frame, f.keypoints, f.box, margin, size) for f in faces]
 
-    def forward() -> object:
+    def torch_forward() -> object:
         with torch.inference_mode():
-            return torch.softmax(module(x), dim=1).numpy()
+            return torch.softmax(module(x_torch), dim=1).numpy()
 
-    def cam() -> object:
+    def torch_grad_cam() -> object:
         from fer.gradcam import grad_cam
 
-        return grad_cam(module, layer, x, targets, size=size)
+        return grad_cam(module, layer, x_torch, targets, size=size)
 
     def render() -> object:
         return render_views(frame, predictions)
 
-    def whole() -> object:
-        image = read_image(jpeg)
+    def whole(image: np.ndarray) -> object:
         return render_views(image, pipe(image, attention=True))
 
     stages = [Stage(name, "decode (JPEG)", lambda: read_image(jpeg), [])]
@@ -254,15 +255,20 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
         Stage(name, "crop/align", crop_all, []),
         *(Stage(name, f"saliency: {n}", functools.partial(p, crops, keypoints), []) for n, p in predictors.items()),
         Stage(name, "face × saliency", lambda: apply_saliency(crops, maps, pipe.saliency_floor), []),
-        Stage(name, "preprocess", lambda: preprocess(crops, spec), []),
-        Stage(name, "CNN forward", forward, []),
-        Stage(name, "Grad-CAM", cam, []),
+        Stage(name, "preprocess", lambda: preprocess_array(crops, spec), []),
+        Stage(name, "CNN forward", lambda: pipe.classify(x), []),
+        Stage(name, "Grad-CAM", lambda: pipe.classify(x, attention=True, targets=targets, size=size), []),
+        # The same two in plain PyTorch (eager forward; Grad-CAM with a backward pass), the path the
+        # pipeline took before the OpenCV DNN engine and the backward-free Grad-CAM: the before/after.
+        Stage(name, "CNN forward (PyTorch)", torch_forward, []),
+        Stage(name, "Grad-CAM (PyTorch autograd)", torch_grad_cam, []),
         Stage(name, "overlay rendering", render, []),
         Stage(name, "pipeline: detect → classify", lambda: pipe(frame), []),
-        Stage(name, "whole frame", whole, []),
+        Stage(name, "whole frame (pixels in)", lambda: whole(frame), []),
+        Stage(name, "whole frame (JPEG in)", lambda: whole(read_image(jpeg)), []),
     ]
     info = {"faces_placed": len(FRAMES[name][0]), "detector": pipe.detector.model, "faces_found": len(faces),
-            "crop_size": size, "saliency": pipe.saliency_name}
+            "crop_size": size, "saliency": pipe.saliency_name, "engine": pipe.model.engine}
     return stages, info
 
 
@@ -428,7 +434,7 @@ def thread_sweep(pipe: Any, crops: np.ndarray, iterations: int, threads: Sequenc
 
     from fer.models import preprocess
 
-    x = preprocess(crops, pipe.spec)
+    x = preprocess(crops, pipe.spec).contiguous(memory_format=torch.channels_last)
     before = torch.get_num_threads()
     out = {}
     try:
@@ -448,6 +454,7 @@ def run_benchmark(
     cold_runs: int = 2,
     live: bool = True,
     progress: Callable[[str], None] | None = None,
+    engine: str = "auto",
 ) -> dict[str, Any]:
     """Run the benchmark and return its JSON document (see the module docstring).
 
@@ -458,6 +465,7 @@ def run_benchmark(
         cold_runs: fresh processes for cold start and memory (the first is dropped when > 1).
         live: also time the app's live handler (`fer.demo.live_step`).
         progress: called with a short line before each phase.
+        engine: what runs the CNN (`fer.load`'s ``engine``); cold start always uses the default.
     """
     import fer
 
@@ -467,14 +475,16 @@ def run_benchmark(
     started = time.perf_counter()
     machine = machine_info()
     frames = {name: compose_frame(name) for name in FRAMES}
-    pipes = {det: fer.load(saliency="face-prior", detector=det) for det in ("short", "full")}  # type: ignore[arg-type]
+    pipes = {det: fer.load(saliency="face-prior", detector=det, engine=engine)  # type: ignore[arg-type]
+             for det in ("short", "full")}
     import torch
 
     machine["torch_threads"] = torch.get_num_threads()  # as loading left it
     try:
         doc: dict[str, Any] = {"benchmark": "python -m fer bench", "fer_version": fer.__version__,
                                "mode": "full" if full else "quick", "iterations": iterations, "warmup": warmup,
-                               "frame_size": [FRAME_SHAPE[1], FRAME_SHAPE[0]], "machine": machine, "frames": {}}
+                               "frame_size": [FRAME_SHAPE[1], FRAME_SHAPE[0]], "machine": machine, "frames": {},
+                               "engine": pipes["short"].model.engine}
         all_stages: list[Stage] = []
         for name, frame in frames.items():
             say(f"timing stages: {name}")
@@ -523,17 +533,24 @@ def _headline(doc: dict[str, Any]) -> None:
     """Add the top-level numbers and the target check to ``doc``."""
     one = "1 face"
     detector = f"detect ({FRAMES[one][1]} range)"
-    pipeline = stage_ms(doc, one, "whole frame")
+    pipeline = stage_ms(doc, one, "whole frame (pixels in)")
     detect = stage_ms(doc, one, detector)
     classify = stage_ms(doc, one, "pipeline: detect → classify")
-    whole_mean = stage_ms(doc, one, "whole frame", "ms_mean")
-    five_mean = stage_ms(doc, "5 faces", "whole frame", "ms_mean")
+    frame = stage_ms(doc, one, "whole frame (JPEG in)")
+    decode = stage_ms(doc, one, "decode (JPEG)")
+    whole_mean = stage_ms(doc, one, "whole frame (JPEG in)", "ms_mean")
+    five_mean = stage_ms(doc, "5 faces", "whole frame (JPEG in)", "ms_mean")
     doc.update({
         "pipeline_ms_p50": pipeline,
-        "pipeline_ms_p90": stage_ms(doc, one, "whole frame", "ms_p90"),
+        "pipeline_ms_p90": stage_ms(doc, one, "whole frame (pixels in)", "ms_p90"),
         "detector_ms_p50": detect,
         "classify_ms_p50": classify,
+        "frame_ms_p50": frame,
+        "decode_ms_p50": decode,
+        # Both sides from the same input: pixels in memory (the detector alone gets decoded pixels too).
         "pipeline_over_detector": round(pipeline / detect, 2) if pipeline and detect else None,
+        # Both sides from a JPEG: the whole frame against decode + detector.
+        "frame_over_decode_and_detector": round(frame / (decode + detect), 2) if frame and decode and detect else None,
         "classify_over_detector": round(classify / detect, 2) if classify and detect else None,
         "fps": round(1000.0 / whole_mean, 1) if whole_mean else None,
         "fps_5_faces": round(1000.0 / five_mean, 1) if five_mean else None,
@@ -579,13 +596,15 @@ def format_report(doc: dict[str, Any]) -> str:
     cold = doc["cold_start"]
     lines = [
         f"fer bench ({doc['mode']}, {doc['iterations']} rounds) on {m['cpu']}, {m['cores']} cores, "
-        f"torch {m['torch']} with {m['torch_threads']} threads; load average {m['load_average'][0]:.2f} "
+        f"CNN on {doc.get('engine', 'torch')}, torch {m['torch']} with {m['torch_threads']} threads; load average {m['load_average'][0]:.2f} "
         f"at start, {m['load_average_end'][0]:.2f} at end",
         "",
         format_table(doc),
         "",
-        f"whole frame (1 face): p50 {doc['pipeline_ms_p50']:.2f} ms = {doc['pipeline_over_detector']}× the detector "
-        f"alone ({doc['detector_ms_p50']:.2f} ms); {doc['fps']} frames/s (5 faces: {doc['fps_5_faces']} frames/s)",
+        f"whole frame from pixels (1 face): p50 {doc['pipeline_ms_p50']:.2f} ms = {doc['pipeline_over_detector']}× "
+        f"the detector alone ({doc['detector_ms_p50']:.2f} ms)",
+        f"whole frame from a JPEG (1 face): p50 {doc['frame_ms_p50']:.2f} ms = {doc['frame_over_decode_and_detector']}× "
+        f"decode + detector; {doc['fps']} frames/s (5 faces: {doc['fps_5_faces']} frames/s)",
         f"detect → classify (1 face): p50 {doc['classify_ms_p50']:.2f} ms = {doc['classify_over_detector']}× the detector",
         f"cold start: {cold['cold_start_s']:.2f} s (import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s), "
         f"first frame {cold['first_frame_ms']:.0f} ms; peak RSS {cold['rss_mb']:.0f} MB",
@@ -594,7 +613,7 @@ def format_report(doc: dict[str, Any]) -> str:
         lines.append(f"app live step (fer.demo.live_step, 1 face): p50 {doc['live_step_ms_p50']:.2f} ms")
     if "cnn_threads" in doc:
         sweep = ", ".join(f"{n} thread(s) {v['ms_p50']:.2f} ms" for n, v in doc["cnn_threads"].items())
-        lines.append(f"CNN forward by torch threads (1 face): {sweep}")
+        lines.append(f"CNN forward in PyTorch by torch threads (1 face): {sweep}")
     lines.append("targets: " + "; ".join(
         f"{k} {t['target']}: {t['value']} {'met' if t['met'] else 'NOT met'}" for k, t in doc["targets"].items()))
     lines.append(f"benchmark took {doc['bench_s']:.0f} s")
@@ -604,7 +623,7 @@ def format_report(doc: dict[str, Any]) -> str:
 #: Stages drawn in the chart, in pipeline order (rows missing from a document are skipped).
 CHART_STAGES = ("decode (JPEG)", "crop/align", "saliency: face-prior", "saliency: spectral-residual", "face × saliency",
                 "preprocess", "CNN forward", "Grad-CAM", "overlay rendering", "pipeline: detect → classify",
-                "whole frame")
+                "whole frame (pixels in)", "whole frame (JPEG in)")
 
 
 def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | None = None) -> Path:
@@ -631,7 +650,7 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
         values = [stage_ms(doc, f, name) for f in frames]
         if any(v is not None for v in values):
             rows.append((name, values))
-            totals += name in ("pipeline: detect → classify", "whole frame")
+            totals += name in ("pipeline: detect → classify", "whole frame (pixels in)", "whole frame (JPEG in)")
     if peer:
         rows.append((peer["label"], [peer["ms_p50"].get(f) for f in frames]))
         totals += 1
@@ -683,6 +702,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "when N > 1 (default: 2, or 4 with --full)")
     parser.add_argument("--no-live", action="store_true", help="skip the app's live handler (fer.demo)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
+    parser.add_argument("--engine", choices=("auto", "opencv", "torch"), default="auto",
+                        help="what runs the CNN (default: auto, OpenCV DNN on the CPU when it matches PyTorch)")
     parser.add_argument("--out", type=Path, metavar="JSON", help="also write the JSON document to this file")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="draw the stage chart to this file")
 
@@ -701,7 +722,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     progress = None if args.json else (lambda line: print(f"… {line}", file=sys.stderr, flush=True))
     doc = run_benchmark(iterations=iterations, warmup=min(10, max(2, iterations // 10)), full=args.full,
-                        cold_runs=cold_runs, live=not args.no_live, progress=progress)
+                        cold_runs=cold_runs, live=not args.no_live, progress=progress, engine=args.engine)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

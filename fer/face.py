@@ -29,15 +29,22 @@ from fer.weights import WEIGHTS_DIR, verify
 #: Set FER_NATIVE_LOGS=1 to see MediaPipe/LiteRT's own stderr lines (hidden by default).
 _SHOW_NATIVE_LOGS = os.environ.get("FER_NATIVE_LOGS") == "1"
 
-# Detectors still open at interpreter exit are closed by atexit: closing them later, during
-# module teardown, is what makes mediapipe 1.2.3 print a traceback.
+# Detectors still open at interpreter exit are closed before it: closing them later, during
+# module teardown, is what makes mediapipe 1.2.3 print a traceback. mediapipe runs every native
+# call on a concurrent.futures thread pool, and those pools stop accepting work when threading
+# shuts down, before any `atexit` callback; so the close is registered with threading's own exit
+# hook (the one concurrent.futures itself uses), where the pools still run, whichever of mediapipe
+# and this module was imported first.
 _open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_all() -> None:
     for detector in list(_open_detectors):
         detector.close()
+
+
+_register_exit = getattr(threading, "_register_atexit", atexit.register)
+_register_exit(_close_all)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ A checkpoint is two files side by side: ``NAME.safetensors`` (tensors only, no p
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,11 @@ from torch import nn
 
 from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
+from fer.gradcam import FeatureTap, LinearHeadCam
+from fer.opencv_dnn import OpenCVNet
 from fer.weights import WEIGHTS_DIR, JsonSpec, load_state_dict, resolve
+
+log = logging.getLogger(__name__)
 
 #: Canonical expression names, used everywhere; datasets map their own names onto these.
 CANONICAL_LABELS: tuple[str, ...] = (
@@ -136,13 +141,18 @@ def cam_layer(model: nn.Module, spec: ModelSpec) -> nn.Module:
 
 
 def preprocess(crops: Sequence[np.ndarray] | np.ndarray, spec: ModelSpec) -> torch.Tensor:
-    """Turn face crops into the model's input tensor.
+    """`preprocess_array` as a ``(N, C, input_size, input_size)`` float32 CPU tensor (shares memory)."""
+    return torch.from_numpy(preprocess_array(crops, spec))
+
+
+def preprocess_array(crops: Sequence[np.ndarray] | np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Turn face crops into the model's input.
 
     Args:
         crops: ``N`` crops, each ``(S, S, 3)`` uint8 RGB (any S).
         spec: the model's spec (input size, colour, mean/std).
     Returns:
-        ``(N, C, input_size, input_size)`` float32 tensor, normalised as the spec says.
+        ``(N, C, input_size, input_size)`` float32 C-contiguous array, normalised as the spec says.
     """
     size = spec.input_size
     batch = np.empty((len(crops), size, size, 3), np.uint8)
@@ -159,19 +169,60 @@ def preprocess(crops: Sequence[np.ndarray] | np.ndarray, spec: ModelSpec) -> tor
     mean = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
     x = (x / 255.0 - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- named models
 
 
+#: Inference engines for `load_model`: ``"auto"`` is OpenCV DNN on the CPU when the network exports
+#: and passes the parity check, else PyTorch.
+Engine = Literal["auto", "opencv", "torch"]
+ENGINES: tuple[str, ...] = ("auto", "opencv", "torch")
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A network in eval mode with the spec that describes it."""
+    """A network in eval mode with the spec that describes it, and the engine that runs it.
+
+    ``module`` is always the PyTorch network (Grad-CAM's backward pass, training, inspection);
+    ``net`` is its OpenCV DNN copy when ``engine == "opencv"``. ``cam`` computes Grad-CAM from the
+    forward pass's features alone when the architecture's head is affine (`fer.gradcam.LinearHeadCam`).
+    """
 
     module: nn.Module
     spec: ModelSpec
     path: Path | None = field(default=None, compare=False)
+    engine: Literal["opencv", "torch"] = "torch"
+    net: OpenCVNet | None = field(default=None, compare=False, repr=False)
+    cam: LinearHeadCam | None = field(default=None, compare=False, repr=False)
+    tap: FeatureTap | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the PyTorch module."""
+        return next(self.module.parameters()).device
+
+    def run(self, x: np.ndarray, features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """One forward pass on preprocessed input (see `preprocess_array`).
+
+        Args:
+            x: ``(N, C, input_size, input_size)`` float32.
+            features: also return the Grad-CAM layer's output (needs ``cam``, i.e. a linear head).
+        Returns:
+            ``(N, K)`` float32 logits and ``(N, D, h, w)`` float32 features (None unless asked).
+        """
+        if features and self.tap is None and self.net is None:
+            raise ValueError(f"{self.spec.architecture}: features are only kept for architectures with a linear head")
+        if self.net is not None:
+            logits, feats = self.net(x)
+            return logits, feats if features else None
+        t = torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if features and self.tap is not None:
+                out, kept = self.tap(self.module, t)
+                return out.float().cpu().numpy(), kept.float().cpu().numpy()
+            return self.module(t).float().cpu().numpy(), None
 
 
 #: Named pretrained models: name → spec JSON shipped in ``weights/``.
@@ -216,8 +267,18 @@ def spec_path_for(name_or_path: str | Path) -> Path:
     )
 
 
-def load_model(name_or_path: str | Path = "default", device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a registered model or a checkpoint, verified by SHA-256, in eval mode on ``device``."""
+def load_model(
+    name_or_path: str | Path = "default", device: str | torch.device = "cpu", engine: Engine = "auto"
+) -> LoadedModel:
+    """Load a registered model or a checkpoint, verified by SHA-256, in eval mode on ``device``.
+
+    ``engine``: ``"auto"`` runs the network on OpenCV DNN when ``device`` is the CPU and the network
+    exports to ONNX with the same outputs as PyTorch (else PyTorch, with the reason logged);
+    ``"opencv"`` insists on it (`WeightsError` if impossible); ``"torch"`` keeps PyTorch.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    device = torch.device(device)
     spec_path = spec_path_for(name_or_path)
     spec = ModelSpec.load(spec_path)
     weights_path = resolve(spec.weights, spec.sha256, hf_repo=spec.hf_repo, search_dirs=[spec_path.parent])
@@ -234,7 +295,37 @@ def load_model(name_or_path: str | Path = "default", device: str | torch.device 
         fold()
     # oneDNN convolutions are much faster channels-last on CPU (2.9x for the mini-Xception at batch 5).
     module.to(memory_format=torch.channels_last)
-    return LoadedModel(module=module, spec=spec, path=spec_path)
+    arch = ARCHITECTURES[spec.architecture]
+    layer = arch.cam_layer(module)
+    input_shape = (spec.channels, spec.input_size, spec.input_size)
+    cam = tap = None
+    if arch.linear_head is not None:
+        tap = FeatureTap(layer)
+        with torch.inference_mode():
+            _, probe = tap(module, torch.zeros((1, *input_shape), device=device))
+        cam = LinearHeadCam(arch.linear_head(module), tuple(probe.shape[1:]), device=device)
+    net = None
+    if engine == "opencv" or (engine == "auto" and device.type == "cpu"):
+        net = _opencv_net(module, layer, input_shape, spec, device, required=engine == "opencv")
+    return LoadedModel(module=module, spec=spec, path=spec_path, engine="opencv" if net else "torch", net=net,
+                       cam=cam, tap=tap)
+
+
+def _opencv_net(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int], spec: ModelSpec,
+                device: torch.device, required: bool) -> OpenCVNet | None:
+    """The OpenCV DNN copy of ``module``, or None (reason logged) when ``required`` is False."""
+    from fer import opencv_dnn
+
+    try:
+        if device.type != "cpu":
+            raise RuntimeError(f"OpenCV DNN runs on the CPU, not {device}")
+        return opencv_dnn.build(module, layer, input_shape)
+    except Exception as exc:  # noqa: BLE001 - any failure means: keep PyTorch, and say why
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if required:
+            raise WeightsError(f"model {spec.name!r} cannot run on OpenCV DNN: {reason}") from None
+        log.info("model %r runs on PyTorch: the OpenCV DNN export was refused (%s)", spec.name, reason)
+        return None
 
 
 def predict_probabilities(loaded: LoadedModel, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
@@ -249,10 +340,15 @@ def predict_probabilities(loaded: LoadedModel, crops: Sequence[np.ndarray] | np.
     """
     if len(crops) == 0:
         return np.zeros((0, len(loaded.spec.labels)), np.float32)
-    device = next(loaded.module.parameters()).device
-    with torch.inference_mode():
-        logits = loaded.module(preprocess(crops, loaded.spec).to(device, memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+    logits, _ = loaded.run(preprocess_array(crops, loaded.spec))
+    return softmax(logits)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """``(N, K)`` logits → ``(N, K)`` float32 probabilities, rows sum to 1."""
+    z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def save_checkpoint(module: nn.Module, spec: ModelSpec, out_dir: str | Path, stem: str = "model") -> ModelSpec:

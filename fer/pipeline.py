@@ -17,7 +17,15 @@ from fer.errors import InputError
 from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, Face, FaceDetector
 from fer.io import ImageSource, read_image
 from fer.limits import DEFAULT_MAX_FACES
-from fer.models import LoadedModel, ModelSpec, cam_layer, load_model, predict_probabilities, preprocess
+from fer.models import (
+    Engine,
+    LoadedModel,
+    ModelSpec,
+    cam_layer,
+    load_model,
+    preprocess_array,
+    softmax,
+)
 
 #: Saliency predictor used for the CNN input when the model's spec names none.
 DEFAULT_INPUT_SALIENCY = "face-prior"
@@ -130,7 +138,7 @@ class Pipeline:
     @property
     def device(self) -> torch.device:
         """Device the CNN runs on."""
-        return next(self.model.module.parameters()).device
+        return self.model.device
 
     def __call__(
         self, image: ImageSource, *, attention: bool | None = None, target: str | None = None
@@ -168,16 +176,12 @@ class Pipeline:
             from fer.saliency import apply_saliency
 
             model_input = apply_saliency(crops, maps[self.input_saliency_name], self.saliency_floor)
-        cams: np.ndarray | None = None
-        cam_targets: list[int] = []
-        if self.attention if attention is None else attention:
-            # One forward pass serves both: Grad-CAM's logits are the classification.
-            fixed = None if target is None else self._targets(np.zeros((len(faces), 1)), target)
-            cams, logits = self._grad_cam(model_input, fixed, crops.shape[1], return_logits=True)
-            probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
-            cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
-        else:
-            probs = predict_probabilities(self.model, model_input)
+        want_cams = self.attention if attention is None else attention
+        fixed = None if target is None else self._targets(np.zeros((len(faces), 1)), target)
+        # One forward pass serves both the classification and Grad-CAM.
+        probs, cams = self.classify(preprocess_array(model_input, self.spec), attention=want_cams,
+                                    targets=fixed, size=crops.shape[1])
+        cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
         shown = maps.get(self.saliency_name) if self.saliency_name else None
         return [
             Prediction(
@@ -211,16 +215,42 @@ class Pipeline:
         return self.predict_faces(faces, **kwargs)
 
     def grad_cam(self, model_input: np.ndarray, targets: list[int], size: int) -> np.ndarray:
-        """Grad-CAM maps ``(N, size, size)`` float32 in [0, 1] for class indices ``targets``."""
-        return self._grad_cam(model_input, targets, size)
+        """Grad-CAM maps ``(N, size, size)`` float32 in [0, 1] for class indices ``targets``.
 
-    def _grad_cam(self, model_input: np.ndarray, targets: list[int] | None, size: int,
-                  return_logits: bool = False) -> Any:
+        Args:
+            model_input: ``(N, S, S, 3)`` uint8 RGB, the CNN's input as in `Prediction.model_input`.
+        """
+        maps = self.classify(preprocess_array(model_input, self.spec), attention=True, targets=targets, size=size)[1]
+        assert maps is not None
+        return maps
+
+    def classify(self, x: np.ndarray, *, attention: bool = False, targets: list[int] | None = None,
+                 size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The CNN on preprocessed input, with Grad-CAM from the same forward pass when asked.
+
+        Args:
+            x: ``(N, C, input_size, input_size)`` float32 from `fer.models.preprocess_array`.
+            attention: also compute Grad-CAM maps.
+            targets: class index per input for Grad-CAM (default: each input's top-1).
+            size: side ``S`` of the maps (default: the feature map's).
+        Returns:
+            ``(N, K)`` float32 probabilities and ``(N, S, S)`` float32 maps in [0, 1] (None without attention).
+        """
+        if not attention:
+            return softmax(self.model.run(x)[0]), None
+        if self.model.cam is not None:
+            # Affine head: Grad-CAM's channel weights are constants; the forward pass's features suffice.
+            logits, features = self.model.run(x, features=True)
+            assert features is not None
+            probs = softmax(logits)
+            chosen = targets if targets is not None else [int(i) for i in probs.argmax(axis=1)]
+            return probs, self.model.cam(features, chosen, size)
         from fer.gradcam import grad_cam
 
-        x = preprocess(model_input, self.spec).to(self.device, memory_format=torch.channels_last)
-        return grad_cam(self.model.module, cam_layer(self.model.module, self.spec), x, targets, size=size,
-                        return_logits=return_logits)
+        t = torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)
+        maps, scores = grad_cam(self.model.module, cam_layer(self.model.module, self.spec), t, targets, size=size,
+                                return_logits=True)
+        return softmax(scores.float().cpu().numpy()), maps
 
     def _targets(self, probs: np.ndarray, target: str | None) -> list[int]:
         if target is None:
@@ -261,6 +291,7 @@ def load(
     saliency_floor: float | None = None,
     attention: bool = False,
     threads: int | None = 1,
+    engine: Engine = "auto",
 ) -> Pipeline:
     """Build a ready `Pipeline` (the one front door).
 
@@ -281,12 +312,14 @@ def load(
             this small CNN on an idle 2-core machine and keeps latency steady when other work or
             other requests share the cores (2 threads are then 5-10x slower); None leaves torch's
             setting alone.
+        engine: what runs the CNN: ``"auto"`` (OpenCV DNN on the CPU when the network exports to it
+            with PyTorch's outputs, else PyTorch), ``"opencv"`` or ``"torch"``; see `fer.models.load_model`.
     """
     if threads is not None:
         if threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-    loaded = load_model(model, device=resolve_device(device))
+    loaded = load_model(model, device=resolve_device(device), engine=engine)
     if margin is None:
         margin = loaded.spec.margin if loaded.spec.margin is not None else DEFAULT_MARGIN
     face_detector = FaceDetector(

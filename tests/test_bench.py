@@ -16,7 +16,8 @@ import pytest
 from .conftest import ROOT
 
 STAGES = ("decode (JPEG)", "crop/align", "saliency: face-prior", "saliency: spectral-residual", "face × saliency",
-          "preprocess", "CNN forward", "Grad-CAM", "overlay rendering", "pipeline: detect → classify", "whole frame")
+          "preprocess", "CNN forward", "Grad-CAM", "overlay rendering", "pipeline: detect → classify",
+          "whole frame (pixels in)", "whole frame (JPEG in)", "CNN forward (PyTorch)", "Grad-CAM (PyTorch autograd)")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,89 @@
+"""Grad-CAM: the backward-free form for affine heads equals the autograd one, for every family that has it."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from fer.gradcam import FeatureTap, LinearHeadCam, grad_cam
+from fer.models import ARCHITECTURES, load_model
+
+LINEAR_HEADS = sorted(name for name, arch in ARCHITECTURES.items() if arch.linear_head is not None)
+
+
+def test_the_shipped_family_and_resnet_have_a_linear_head() -> None:
+    assert {"mini_xception", "resnet18", "efficientnet_lite0"} <= set(LINEAR_HEADS)
+
+
+def _features(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return FeatureTap(layer)(model, x)[1]
+
+
+@pytest.mark.parametrize("name", LINEAR_HEADS)
+def test_linear_head_cam_equals_autograd_grad_cam(name: str) -> None:
+    arch = ARCHITECTURES[name]
+    torch.manual_seed(0)
+    model = arch.build(6, 3, False).eval()
+    with torch.no_grad():  # random init leaves BatchNorm at identity; give it statistics to matter
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    size = 64 if name == "mini_xception" else 96
+    x = torch.randn(3, 3, size, size)
+    layer = arch.cam_layer(model)
+    features = _features(model, layer, x)
+    cam = LinearHeadCam(arch.linear_head(model), tuple(features.shape[1:]))
+    assert cam.weights.shape == (6, features.shape[1])
+    peaks = []
+    for targets in ([0, 3, 5], [2, 2, 2], [4, 1, 0]):
+        want = grad_cam(model, layer, x, targets, size=40)
+        got = cam(features, targets, size=40)
+        assert got.shape == want.shape == (3, 40, 40) and got.dtype == np.float32
+        assert np.abs(got - want).max() < 1e-4
+        peaks += list(want.max(axis=(1, 2)))
+    # Some maps are blank (a class with no positive evidence anywhere), not all: not only blanks compared.
+    assert sum(p > 0.99 for p in peaks) >= 3
+
+
+def test_head_weights_do_not_depend_on_the_features() -> None:
+    """The premise of the backward-free form: an affine head's gradient is the same for any input."""
+    loaded = load_model("default", engine="torch")
+    head = ARCHITECTURES["mini_xception"].linear_head(loaded.module)
+    a = torch.randn(2, 128, 4, 4, requires_grad=True)
+    (g1,) = torch.autograd.grad(head(a)[:, 3].sum(), a)
+    (g2,) = torch.autograd.grad(head(5 * a + 1)[:, 3].sum(), a)
+    assert torch.allclose(g1, g2 / 5, atol=1e-6)
+
+
+def test_linear_head_cam_refuses_features_of_another_shape() -> None:
+    loaded = load_model("default", engine="torch")
+    assert loaded.cam is not None
+    with pytest.raises(ValueError, match="do not fit"):
+        loaded.cam(np.zeros((1, 128, 5, 5), np.float32), [0])
+
+
+def test_feature_tap_keeps_each_threads_own_output() -> None:
+    """Threads sharing the module each get the features of their own input, never another's."""
+    loaded = load_model("default", engine="torch")
+    assert loaded.tap is not None
+    inputs = [np.full((1, 1, 64, 64), v, np.float32) for v in np.linspace(-1, 1, 6)]
+    expected = [loaded.run(x, features=True)[1] for x in inputs]
+    errors: list[str] = []
+
+    def worker(i: int) -> None:
+        for _ in range(30):
+            got = loaded.run(inputs[i], features=True)[1]
+            if not np.array_equal(got, expected[i]):
+                errors.append(f"thread {i} got another input's features")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
