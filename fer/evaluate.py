@@ -298,36 +298,19 @@ def evaluate(
 
 
 def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None = None) -> Path:
-    """Write a PNG with the confusion matrix twice: counts, and rows normalised to recall.
+    """Write a PNG with the confusion matrix twice: counts, and rows normalised to recall
+    (`fer.plots.draw_confusion`)."""
+    from fer.plots import draw_confusion, new_figure
 
-    Uses matplotlib's Agg canvas directly, so the process-wide backend is left alone.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    k = len(result.labels)
-    counts = result.confusion
-    rows = counts.sum(axis=1, keepdims=True)
-    normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-    side = 2.2 + 0.55 * k
-    fig = Figure(figsize=(2 * side + 1.0, side + 0.6), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    for ax, values, name, fmt in ((axes[0], counts, "counts", "d"), (axes[1], normalised, "row-normalised", ".2f")):
-        image = ax.imshow(values, cmap="Blues", vmin=0, vmax=max(values.max(), 1e-9))
-        ax.set_xticks(range(k), result.labels, rotation=45, ha="right")
-        ax.set_yticks(range(k), result.labels)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(name)
-        threshold = values.max() / 2 if values.max() > 0 else 1
-        for t in range(k):
-            for p in range(k):
-                ax.text(p, t, format(values[t, p], fmt), ha="center", va="center", fontsize=8,
-                        color="white" if values[t, p] > threshold else "black")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+    side = 2.2 + 0.5 * len(result.labels)
+    fig = new_figure(2 * side, side + 0.5)
+    for ax, normalise, name in zip(fig.subplots(1, 2), (False, True), ("counts", "rows normalised (recall)"),
+                                   strict=True):
+        draw_confusion(ax, result.confusion, result.labels, normalise=normalise)
+        ax.set_title(name, fontsize=9)
     heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
-    fig.suptitle(f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}")
+    fig.suptitle(f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}",
+                 fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

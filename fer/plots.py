@@ -43,29 +43,27 @@ def figure_to_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def confusion_figure(
+def draw_confusion(
+    ax: Any,
     confusion: np.ndarray,
     labels: Sequence[str],
     *,
-    highlight: str | None = None,
     normalise: bool = True,
-    title: str = "",
+    highlight: str | None = None,
     row_name: str = "true",
     column_name: str = "predicted",
-) -> Figure:
-    """Heatmap of a confusion matrix, each cell annotated.
+) -> None:
+    """Draw a confusion matrix heatmap on a matplotlib axis, each non-empty cell annotated.
 
     Args:
+        ax: the axis to draw on.
         confusion: ``(K, K)`` counts, rows = truth (or posed), columns = prediction.
         labels: the ``K`` labels.
-        highlight: a label whose column (the model said it) is outlined solid and whose row (it
-            was the truth) dashed; None for no highlight.
         normalise: colour and annotate rows as fractions (recall per class) instead of counts.
             Empty cells are left blank.
-        title: figure title.
+        highlight: a label whose column (the model said it) is outlined solid and whose row (it
+            was the truth) dashed; None for no highlight.
         row_name, column_name: axis names.
-    Returns:
-        A matplotlib `Figure`.
     """
     counts = np.asarray(confusion, np.float64)
     k = len(labels)
@@ -73,19 +71,6 @@ def confusion_figure(
         raise ValueError(f"confusion matrix of shape {counts.shape} does not fit {k} labels")
     rows = counts.sum(axis=1, keepdims=True)
     values = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0) if normalise else counts
-    # Fixed margins sized from the longest label instead of a layout engine (which doubles the
-    # drawing time: the session matrix is redrawn live). No colour bar: every cell is written.
-    longest = max(len(label) for label in labels) * 0.062  # inches at fontsize 8
-    cell = 0.42
-    left, bottom, top, right = longest + 0.55, longest * 0.72 + 0.55, 0.35 if title else 0.1, 0.1
-    width, height = left + cell * k + right, bottom + cell * k + top
-    if width < 0.07 * len(title) + 0.2:  # room for the title (fontsize 9) over the heatmap
-        extra = 0.07 * len(title) + 0.2 - width
-        left, right, width = left + extra / 2, right + extra / 2, width + extra
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
-    ax = fig.add_subplot()
     vmax = 1.0 if normalise else max(float(values.max()), 1.0)
     ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
     ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
@@ -106,6 +91,41 @@ def confusion_figure(
                                linestyle="--"))
         ax.get_xticklabels()[i].set_fontweight("bold")
         ax.get_yticklabels()[i].set_fontweight("bold")
+
+
+def confusion_figure(
+    confusion: np.ndarray,
+    labels: Sequence[str],
+    *,
+    highlight: str | None = None,
+    normalise: bool = True,
+    title: str = "",
+    row_name: str = "true",
+    column_name: str = "predicted",
+) -> Figure:
+    """A figure holding one confusion matrix (see `draw_confusion` for the arguments), sized to
+    its labels.
+
+    Returns:
+        A matplotlib `Figure`.
+    """
+    k = len(labels)
+    if np.shape(confusion) != (k, k):
+        raise ValueError(f"confusion matrix of shape {np.shape(confusion)} does not fit {k} labels")
+    # Fixed margins sized from the longest label instead of a layout engine (which doubles the
+    # drawing time: the session matrix is redrawn live). No colour bar: every cell is written.
+    longest = max(len(label) for label in labels) * 0.062  # inches at fontsize 8
+    cell = 0.42
+    left, bottom, top, right = longest + 0.55, longest * 0.72 + 0.55, 0.35 if title else 0.1, 0.1
+    width, height = left + cell * k + right, bottom + cell * k + top
+    if width < 0.07 * len(title) + 0.2:  # room for the title (fontsize 9) over the heatmap
+        extra = 0.07 * len(title) + 0.2 - width
+        left, right, width = left + extra / 2, right + extra / 2, width + extra
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
+    draw_confusion(fig.add_subplot(), confusion, labels, normalise=normalise, highlight=highlight,
+                   row_name=row_name, column_name=column_name)
     if title:
         fig.suptitle(title, fontsize=9, y=1 - 0.06 / height)
     return fig
