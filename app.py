@@ -10,13 +10,15 @@ unchanged as a Hugging Face Space.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
 
 from fer import demo  # noqa: E402
 from fer.errors import FerError, InputError  # noqa: E402
@@ -43,13 +47,16 @@ DEFAULT_CONCURRENCY = 2
 TORCH_THREADS = int(os.environ.get("FER_TORCH_THREADS", "1"))
 #: Longest side of the annotated picture shown (and kept in the session's memory).
 DISPLAY_MAX_SIDE = 1280
+#: Gradio's "deep link" route writes a session's widget values, pictures included, into its cache
+#: as a file that nothing deletes, for anyone who names the session. The app offers no deep link.
+REFUSED_PATHS = ("/gradio_api/deep_link",)
 
 HEADER = """\
 # Facial expressions, with where humans look and where the CNN looks
 Every face is found, cropped, weighted by a map of where people look at faces (visual saliency, after
 Mavani et al., ICCV-W 2017) and classified by a CNN; Grad-CAM shows what the CNN used.
 **Expressions are facial movements, not feelings** — do not use this to judge anyone (see *About*).
-Webcam frames are processed in memory and never stored.
+Webcam frames are processed in memory and never stored; uploads are deleted as soon as they are read.
 """
 
 CSS = """
@@ -76,6 +83,40 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
                            print_exception=False) from None
 
     return wrapper
+
+
+def _inline(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]], Callable[..., list[Any]]]:
+    """Send a handler's values for ``outputs`` as Gradio's postprocessing would, except pictures,
+    which travel inline (``data:`` URLs, `demo.inline_image`) instead of as files Gradio writes into
+    its cache: for events declared with ``postprocess=False``.
+
+    Per output: updates (``gr.update``, ``gr.skip``) and None pass as they are; a ``gr.Image`` takes an
+    ``(H, W, 3)`` uint8 picture, a ``gr.Gallery`` ``(picture, caption)`` pairs, both encoded in the
+    widget's ``format``; a ``gr.File`` takes a `demo.inline_file` record; anything else goes through
+    the widget's own ``postprocess`` (which writes no file for the plots, labels, tables and text used).
+    """
+
+    def wire(component: Any, value: Any) -> Any:
+        if value is None or (isinstance(value, dict) and value.get("__type__") == "update"):
+            return value
+        if isinstance(component, gr.Gallery):
+            return [{"image": demo.inline_image(picture, f"{component.elem_id}-{i + 1}.{component.format}"),
+                     "caption": caption} for i, (picture, caption) in enumerate(value)]
+        if isinstance(component, gr.Image):
+            return demo.inline_image(value, f"{component.elem_id}.{component.format}")
+        if isinstance(component, gr.File):
+            return value
+        processed = component.postprocess(value)
+        return processed.model_dump() if hasattr(processed, "model_dump") else processed
+
+    def decorate(fn: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> list[Any]:
+            return [wire(c, v) for c, v in zip(outputs, fn(*args, **kwargs), strict=True)]
+
+        return wrapper
+
+    return decorate
 
 
 def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] = ()) -> gr.Blocks:
@@ -141,14 +182,16 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                                     label="Examples (the second has no face)", elem_id="image-examples")
                         image_status = gr.Markdown(elem_id="image-status")
                     with gr.Column():
-                        annotated = gr.Image(label="Faces found", interactive=False, elem_id="image-annotated")
+                        annotated = gr.Image(label="Faces found", interactive=False, format="jpeg", elem_id="image-annotated")
                         gallery = gr.Gallery(label="Faces", columns=6, height=170, object_fit="contain", allow_preview=False,
-                                             elem_id="face-gallery")
+                                             format="jpeg", elem_id="face-gallery")
                 face_choice = gr.Dropdown([], type="index", label="Face", elem_id="face-selector")
                 with gr.Row(equal_height=True):
-                    saliency_img = gr.Image(label="Where humans would look", interactive=False, elem_id="saliency-overlay")
-                    input_img = gr.Image(label="What the CNN sees", interactive=False, elem_id="cnn-input")
-                    gradcam_img = gr.Image(label="Where the CNN looked (Grad-CAM)", interactive=False, elem_id="gradcam")
+                    saliency_img = gr.Image(label="Where humans would look", interactive=False, format="jpeg",
+                                            elem_id="saliency-overlay")
+                    input_img = gr.Image(label="What the CNN sees", interactive=False, format="jpeg", elem_id="cnn-input")
+                    gradcam_img = gr.Image(label="Where the CNN looked (Grad-CAM)", interactive=False, format="jpeg",
+                                           elem_id="gradcam")
                     top_label = gr.Label(label="Expression", elem_id="top-k-label")
                 view_captions = gr.Markdown(elem_id="view-captions")
                 gr.Markdown("**How far to trust the answer:** the model's own confusion matrix (from its evaluation)")
@@ -189,7 +232,8 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                         eval_table = gr.Dataframe(headers=["expression", "precision", "recall", "F1", "n"],
                                                   interactive=False, elem_id="eval-table")
                     with gr.Column():
-                        eval_plot = gr.Image(label="Confusion matrix", show_label=False, interactive=False, elem_id="eval-plot")
+                        eval_plot = gr.Image(label="Confusion matrix", show_label=False, interactive=False, format="png",
+                                             elem_id="eval-plot")
                 with gr.Accordion("Full result (JSON)", open=False):
                     eval_json = gr.JSON(elem_id="eval-json")
 
@@ -269,28 +313,46 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     api_visibility="undocumented")
         posing.change(_guarded(session_panels), [live_state], [session_plot, session_md],
                       api_visibility="undocumented")
+
         @_guarded
         def on_export(session: Any) -> Any:
-            path = demo.session_csv(session)
-            if path is None:
+            text = demo.session_csv(session)
+            if text is None:
                 gr.Info("Nothing to export yet: start the webcam first.")
                 return gr.skip()
-            return gr.update(value=path, visible=True)
+            # Inline (postprocess=False): the download is never a file on the server.
+            return gr.update(value=demo.inline_file(text.encode(), "session-confusion.csv", "text/csv"), visible=True)
 
-        export.click(on_export, [live_state], [session_file], api_visibility="undocumented")
+        export.click(on_export, [live_state], [session_file], api_visibility="undocumented", postprocess=False)
 
         # Image: /predict answers API clients; the UI chain then draws everything from the state.
-        @_guarded
-        def on_predict(image: Any, current: demo.Settings) -> tuple[dict, dict, demo.ImageResult]:
-            label, data, result = demo.predict(image, current)
-            if not result.ok and image is not None:
+        # Uploads are deleted from Gradio's cache as soon as they are read, and every picture is sent
+        # inline (`_inline`, postprocess=False), so nothing of the user's picture stays on disk.
+        def image_answer(result: demo.ImageResult, warn: bool) -> tuple[dict, dict, demo.ImageResult]:
+            if warn and not result.ok:
                 gr.Warning(result.message)
-            # The session keeps the annotated picture shown and the per-face results, not the upload.
+            # The session keeps the annotated picture shown, the per-face results and the upload's
+            # bytes (a settings change re-analyses them), not the full-size pixels.
             annotated_image = result.annotated()
             if annotated_image is not None:
                 annotated_image = demo.fit_image(annotated_image, DISPLAY_MAX_SIDE)
             slim = dataclasses.replace(result, image=annotated_image)
-            return label, data, slim
+            return result.top_k(0), result.to_json(), slim
+
+        @_guarded
+        def on_predict(image: Any, current: demo.Settings) -> tuple[dict, dict, demo.ImageResult]:
+            try:
+                result = demo.analyse_image(image, current)
+            finally:
+                _forget_upload(app, image)
+            return image_answer(result, warn=image is not None)
+
+        @_guarded
+        def on_redo(previous: demo.ImageResult | None, current: demo.Settings) -> Any:
+            result = demo.reanalyse(previous, current)
+            if result is None:
+                return [gr.skip(), gr.skip(), gr.skip()]
+            return image_answer(result, warn=True)
 
         def show_face(result: demo.ImageResult | None, index: int | None) -> list[Any]:
             view, trust = demo.image_face_view(result, index)
@@ -299,8 +361,10 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     None if trust is None else trust.figure, "" if trust is None else trust.text]
 
         face_outputs = [saliency_img, input_img, gradcam_img, top_label, view_captions, trust_plot, trust_text]
+        show_outputs = [annotated, gallery, face_choice, image_status, *face_outputs]
 
         @_guarded
+        @_inline(show_outputs)
         def on_show(result: demo.ImageResult | None) -> list[Any]:
             if result is None:
                 return [None, [], gr.update(choices=[], value=None), "", *show_face(None, None)]
@@ -312,42 +376,70 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
         # first and answer a file it cannot open with a bare "Error").
         predict_event = image_in.change(on_predict, [image_in, settings], [top_label, faces_json, image_state],
                                         api_name="predict", show_progress="minimal", preprocess=False)
-        predict_event.then(on_show, [image_state], [annotated, gallery, face_choice, image_status, *face_outputs],
-                           api_visibility="undocumented", show_progress="hidden")
-        face_choice.input(_guarded(show_face), [image_state, face_choice], face_outputs, api_visibility="undocumented")
+        predict_event.then(on_show, [image_state], show_outputs, api_visibility="undocumented", show_progress="hidden",
+                           postprocess=False)
+        face_choice.input(_guarded(_inline(face_outputs)(show_face)), [image_state, face_choice], face_outputs,
+                          api_visibility="undocumented", postprocess=False)
 
         @_guarded
+        @_inline([face_choice, *face_outputs])
         def on_gallery(result: demo.ImageResult | None, evt: gr.SelectData) -> list[Any]:
             captions = result.captions() if result is not None else []
             value = captions[evt.index] if 0 <= evt.index < len(captions) else None
             return [gr.update(value=value), *show_face(result, evt.index)]
 
-        gallery.select(on_gallery, [image_state], [face_choice, *face_outputs], api_visibility="undocumented")
+        gallery.select(on_gallery, [image_state], [face_choice, *face_outputs], api_visibility="undocumented",
+                       postprocess=False)
 
-        # Video
+        def clear() -> None:
+            """Empty an upload widget (its file is deleted once analysed)."""
+            return None
+
+        # Video. preprocess=False: the handler gets Gradio's file record as it is (the original name
+        # for messages; Gradio makes no converted copy).
+        video_outputs = [video_status, video_plot, video_table, video_file]
+
         @_guarded
-        def on_video(path: str | None, fps: str, current: demo.Settings, progress: gr.Progress = gr.Progress()) -> list[Any]:
-            report = demo.analyse_video_file(path, current, float(fps), progress=lambda f, m: progress(f, desc=m))
+        @_inline(video_outputs)
+        def on_video(video: Any, fps: str, current: demo.Settings, progress: gr.Progress = gr.Progress()) -> list[Any]:
+            path, name = demo.upload_source(video)
+            try:
+                report = demo.analyse_video_file(path, current, float(fps), progress=lambda f, m: progress(f, desc=m),
+                                                 name=name)
+            finally:
+                _forget_upload(app, video)
             if not report.ok:
                 gr.Warning(report.message)
-            return [report.message, report.figure, report.rows or None, report.csv_path]
+            csv = None if report.csv is None else demo.inline_file(report.csv.encode(), "video-expressions.csv", "text/csv")
+            return [report.message, report.figure, report.rows or None, csv]
 
         # Video and evaluation are long CPU-bound jobs: one at a time each, so the live stream keeps a core.
-        video_run.click(on_video, [video_in, video_fps, settings], [video_status, video_plot, video_table, video_file],
-                        api_name="analyse_video", concurrency_limit=1)
+        # The upload is deleted once analysed: the widget is emptied rather than left showing a file
+        # the server no longer has (to analyse it again, upload it again).
+        video_run.click(on_video, [video_in, video_fps, settings], video_outputs, api_name="analyse_video",
+                        concurrency_limit=1, preprocess=False, postprocess=False).then(
+            clear, None, [video_in], api_visibility="undocumented", show_progress="hidden")
 
-        # Evaluate
+        # Evaluate. preprocess=False: Gradio's file preprocessing leaves an empty temporary file in
+        # its cache on every call; the archive's type is checked by `demo.evaluate_zip`.
+        eval_outputs = [eval_status, eval_headline, eval_table, eval_plot, eval_json]
+
         @_guarded
-        def on_evaluate(path: str | None, current: demo.Settings,
+        @_inline(eval_outputs)
+        def on_evaluate(archive: Any, current: demo.Settings,
                         progress: gr.Progress = gr.Progress(track_tqdm=True)) -> list[Any]:
-            report = demo.evaluate_zip(path, current, progress=True)
+            path, name = demo.upload_source(archive)
+            try:
+                report = demo.evaluate_zip(path, current, progress=True, name=name)
+            finally:
+                _forget_upload(app, archive)
             if not report.ok:
                 gr.Warning(report.message)
             return [report.message, report.headline, report.rows or None, report.figure, report.result]
 
-        eval_run.click(on_evaluate, [zip_in, settings],
-                       [eval_status, eval_headline, eval_table, eval_plot, eval_json], api_name="evaluate",
-                       concurrency_limit=1)
+        eval_run.click(on_evaluate, [zip_in, settings], eval_outputs, api_name="evaluate", concurrency_limit=1,
+                       preprocess=False, postprocess=False).then(
+            clear, None, [zip_in], api_visibility="undocumented", show_progress="hidden")
 
         # Settings: applied on every user change, without restart; then the Image tab is redone.
         setting_widgets: list[Any] = [model_choice, saliency_choice, saliency_input, margin, max_faces, detector, top_k, smoothing]
@@ -381,25 +473,26 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             except demo.FerError:
                 return ()
 
+        # The picture is redone from the bytes the session kept (its upload is deleted by then).
         gr.on([w.input for w in setting_widgets], on_settings, [settings, *setting_widgets],
               [settings, settings_md, about_md, posing, margin], api_visibility="undocumented",
               api_name="apply_settings").then(
-            _redo_image(on_predict), [image_in, settings], [top_label, faces_json, image_state],
-            api_visibility="undocumented", api_name="redo_image", preprocess=False).then(
-            on_show, [image_state], [annotated, gallery, face_choice, image_status, *face_outputs],
-            api_visibility="undocumented", show_progress="hidden", api_name="show_redone_image")
+            on_redo, [image_state, settings], [top_label, faces_json, image_state],
+            api_visibility="undocumented", api_name="redo_image").then(
+            on_show, [image_state], show_outputs, api_visibility="undocumented", show_progress="hidden",
+            api_name="show_redone_image", postprocess=False)
     return app
 
 
-def _redo_image(on_predict: Callable[..., Any]) -> Callable[..., Any]:
-    """``on_predict`` that leaves every output untouched when no picture is loaded."""
+def _forget_upload(app: gr.Blocks, value: Any) -> None:
+    """Delete the upload in ``value`` (Gradio's file record) from Gradio's upload folder, now that
+    it has been read; `demo.discard_upload` spares anything else, and the shared copies of the
+    examples, which Gradio keeps in its widgets' ``keep_in_cache``."""
+    from gradio.utils import get_upload_folder
 
-    def redo(image: Any, current: demo.Settings) -> Any:
-        if image is None:
-            return [gr.skip(), gr.skip(), gr.skip()]
-        return on_predict(image, current)
-
-    return redo
+    path, _ = demo.upload_source(value)
+    shared = {kept for block in app.blocks.values() for kept in getattr(block, "keep_in_cache", ())}
+    demo.discard_upload(path, get_upload_folder(), shared)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -430,16 +523,90 @@ def main(argv: Sequence[str] | None = None) -> None:
     # SIGTERM (a container or service stopping) takes the same way out as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app.launch(
-            server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-            share=args.share,
-            max_file_size=MAX_UPLOAD_BYTES,
-            theme=gr.themes.Soft(),
-            css=CSS,
-        )
+        app.launch(**launch_options(args.share))
     finally:
         _empty_gradio_cache(app)
+
+
+def launch_options(share: bool = False) -> dict[str, Any]:
+    """``gr.Blocks.launch`` arguments: loopback unless GRADIO_SERVER_NAME says otherwise, the upload
+    limit, the theme, and the server's privacy guards (`_RefusePaths`, `_forgetting_shown`)."""
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        "share": share,
+        "max_file_size": MAX_UPLOAD_BYTES,
+        "theme": gr.themes.Soft(),
+        "css": CSS,
+        "app_kwargs": {"middleware": [Middleware(_RefusePaths)], "lifespan": _forgetting_shown},
+    }
+
+
+class _RefusePaths:
+    """ASGI middleware: `REFUSED_PATHS` are answered 404, everything else is passed on."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith(REFUSED_PATHS):
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _forget_shown(holder: Any) -> int:
+    """Drop the copies Gradio keeps, for every session, of widget values that carry data inline
+    (base64 ``data:`` URLs: pictures, webcam frames, downloads, plots); returns how many.
+
+    Gradio 6 keeps each session's last value of every widget (``SessionState.config_values``) only
+    to serve deep links, which the app refuses (`REFUSED_PATHS`); left alone, these copies would
+    keep the last pictures shown to each session in memory until Gradio evicts the session, 10,000
+    sessions later.
+    """
+    dropped = 0
+    for session in list(holder.session_data.values()):
+        for config in list(session.config_values.values()):
+            props = config.get("props") if isinstance(config, dict) else None
+            if props and _carries_inline(props.get("value")):
+                props["value"] = None
+                dropped += 1
+    return dropped
+
+
+def _carries_inline(value: Any) -> bool:
+    """Whether a widget value holds a base64 ``data:`` URL anywhere (an HTML panel embeds them)."""
+    if isinstance(value, str):
+        return ";base64," in value
+    if isinstance(value, dict):
+        return any(_carries_inline(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_carries_inline(v) for v in value)
+    return False
+
+
+@contextlib.asynccontextmanager
+async def _forgetting_shown(server: Any) -> AsyncIterator[None]:
+    """For as long as the server runs, `_forget_shown` every `demo.FORGET_SHOWN_EVERY_S` seconds (in a
+    worker thread: the event loop keeps serving the live streams)."""
+    import anyio
+
+    async def forget() -> None:
+        while True:
+            await asyncio.sleep(demo.FORGET_SHOWN_EVERY_S)
+            try:
+                await anyio.to_thread.run_sync(_forget_shown, server.state_holder)
+            except Exception:  # noqa: BLE001 - Gradio's internals changed: say so once, keep serving
+                log.warning("could not drop Gradio's per-session copies of shown pictures", exc_info=True)
+                return
+
+    task = asyncio.create_task(forget())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _interrupt(signum: int, frame: Any) -> None:

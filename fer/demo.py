@@ -20,11 +20,10 @@ import stat
 import tempfile
 import threading
 import time
-import uuid
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -74,12 +73,18 @@ NOT_POSING = "(not posing)"
 VIEW_SIZE = 224
 #: Video tab: sample-rate choices offered (frames per second of video).
 VIDEO_SAMPLE_FPS = (1.0, 2.0, 5.0, 10.0)
-#: Gradio's cache of uploads and shown pictures is checked every `CACHE_CHECK_EVERY_S` seconds and
-#: files older than `CACHE_MAX_AGE_S` are deleted (``gr.Blocks(delete_cache=...)``).
+#: Gradio's cache is checked every `CACHE_CHECK_EVERY_S` seconds and files older than
+#: `CACHE_MAX_AGE_S` are deleted (``gr.Blocks(delete_cache=...)``): the app deletes each upload as
+#: soon as it has read it and writes no file there itself, so this sweep only catches uploads never
+#: analysed (a clip or archive picked without pressing its button, a request the full queue refused).
 CACHE_CHECK_EVERY_S = 300
 CACHE_MAX_AGE_S = 600
-#: Seconds an image result (per-face crops and maps) stays in a session's memory after its last use.
+#: Seconds an image result (the upload's bytes, per-face crops and maps) stays in a session's memory
+#: after it was last analysed (Gradio keeps a closed tab's session state up to an hour instead).
 IMAGE_STATE_TTL_S = 1800
+#: Gradio keeps, per session, a copy of the last value of every widget (pictures included, once they
+#: are sent inline); the app drops the copies holding inline data every so many seconds.
+FORGET_SHOWN_EVERY_S = 10.0
 
 
 # --------------------------------------------------------------------------- settings and pipelines
@@ -319,12 +324,73 @@ def cnn_view(model_input: np.ndarray, spec: ModelSpec, size: int = VIEW_SIZE) ->
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
-def data_url(image: np.ndarray, quality: int = 80) -> str:
-    """``(H, W, 3)`` uint8 RGB → ``data:image/jpeg;base64,…`` (encoded in memory, never on disk)."""
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+#: Picture formats `encode_image` writes: name → (OpenCV extension, MIME type).
+IMAGE_FORMATS = {"jpeg": (".jpg", "image/jpeg"), "png": (".png", "image/png"), "webp": (".webp", "image/webp")}
+
+
+def encode_image(image: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
+    """``(H, W, 3)`` uint8 RGB → the bytes of a JPEG, PNG or WebP file, encoded in memory.
+
+    Args:
+        fmt: a key of `IMAGE_FORMATS` (``"jpg"`` is read as ``"jpeg"``).
+        quality: 1-100 for JPEG and WebP (PNG is lossless).
+    """
+    fmt = "jpeg" if fmt.lower() == "jpg" else fmt.lower()
+    if fmt not in IMAGE_FORMATS:
+        raise InputError(f"cannot encode a picture as {fmt!r}; use one of {', '.join(IMAGE_FORMATS)}")
+    extension = IMAGE_FORMATS[fmt][0]
+    params = {"jpeg": [cv2.IMWRITE_JPEG_QUALITY, quality], "webp": [cv2.IMWRITE_WEBP_QUALITY, quality]}.get(fmt, [])
+    ok, buffer = cv2.imencode(extension, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise InputError("could not encode the picture")
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+    return buffer.tobytes()
+
+
+def data_url(image: np.ndarray, quality: int = 80) -> str:
+    """``(H, W, 3)`` uint8 RGB → ``data:image/jpeg;base64,…`` (encoded in memory, never on disk)."""
+    return "data:image/jpeg;base64," + base64.b64encode(encode_image(image, "jpeg", quality)).decode("ascii")
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes a ``data:…;base64,…`` URL carries.
+
+    Raises:
+        InputError: not a base64 ``data:`` URL.
+    """
+    head, _, payload = url.partition(",")
+    if not head.startswith("data:") or not head.endswith(";base64"):
+        raise InputError("not a base64 data: URL")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("not valid base64 data") from None
+
+
+def inline_file(data: bytes, name: str, mime: str) -> dict[str, Any]:
+    """A file record as Gradio's file, image and gallery widgets show it, carrying ``data`` inline as
+    a ``data:`` URL: the browser displays or downloads it as is, and nothing is written to disk.
+
+    ``path`` is None on purpose: neither Gradio's server nor `gradio_client` then takes the record
+    for a file to copy or download (a client gets this dict, the bytes in ``url``, see
+    `data_url_bytes`). Gradio sends it unchanged only from an event declared with
+    ``postprocess=False``; its postprocessing would write a file into its cache.
+
+    Returns:
+        ``{"path": None, "url": "data:<mime>;base64,…", "orig_name": name, "mime_type": mime,
+        "size": len(data), "is_stream": False, "meta": {"_type": "gradio.FileData"}}``.
+    """
+    return {
+        "path": None, "url": f"data:{mime};base64," + base64.b64encode(data).decode("ascii"), "orig_name": name,
+        "mime_type": mime, "size": len(data), "is_stream": False, "meta": {"_type": "gradio.FileData"},
+    }
+
+
+def inline_image(image: np.ndarray, name: str, quality: int = 90) -> dict[str, Any]:
+    """``(H, W, 3)`` uint8 RGB as an `inline_file` record, encoded in the format named by ``name``'s
+    suffix (``.png``, ``.webp``, else JPEG)."""
+    fmt = Path(name).suffix.lstrip(".").lower()
+    fmt = fmt if fmt in IMAGE_FORMATS else "jpeg"
+    return inline_file(encode_image(image, fmt, quality), name, IMAGE_FORMATS[fmt][1])
 
 
 def image_html(image: np.ndarray | None, caption: str, placeholder: str = "no face in view") -> str:
@@ -350,11 +416,14 @@ def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def upload_source(value: Any) -> tuple[Any, str | None]:
-    """An Image-tab input as `analyse_image` reads it, and the name to show for it.
+    """An uploaded input as the handlers read it, and the name to show for it.
 
-    Gradio hands the app its raw file record (``{"path": …, "orig_name": …}``) so that fer, not
-    Gradio, decodes the file: every refusal is then fer's one-line message.
+    Gradio hands the app its raw file record (``{"path": …, "orig_name": …}``; a video's is nested
+    under ``"video"``) so that fer, not Gradio, reads the file: every refusal is then fer's one-line
+    message, and Gradio makes no converted copy of it.
     """
+    if isinstance(value, Mapping) and isinstance(value.get("video"), Mapping):
+        value = value["video"]
     if isinstance(value, Mapping):
         path = value.get("path")
         return path, value.get("orig_name") or (Path(path).name if path else None)
@@ -363,12 +432,58 @@ def upload_source(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _for_user(exc: Exception, path: Any, name: str | None = None) -> str:
-    """The error's message with an uploaded file's full server path replaced by its name."""
+def _for_user(exc: Exception, *sources: Any, name: str | None = None) -> str:
+    """The error's message with each input as fer's reader names it (an uploaded file's full server
+    path, or ``<N bytes>``) replaced by ``name``, the name the user knows it by (default: the file
+    name of the first path)."""
+    from fer.io import describe
+
     message = str(exc)
-    if isinstance(path, (str, os.PathLike)) and str(path):
-        message = message.replace(str(path), name or Path(path).name)
+    for source in sources:
+        if not isinstance(source, (str, os.PathLike, bytes, bytearray)) or not (shown := describe(source)):
+            continue
+        if name is None and isinstance(source, (str, os.PathLike)):
+            name = Path(source).name
+        if name:
+            message = message.replace(shown, name)
     return message
+
+
+#: Gradio stores an upload as ``<upload folder>/<SHA-256 of its bytes>/<file name>``.
+_UPLOAD_FOLDER_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def discard_upload(path: str | os.PathLike | None, upload_dir: str | os.PathLike, keep: Collection[str] = ()) -> bool:
+    """Delete an uploaded file from Gradio's upload folder once it has been read.
+
+    Only a regular file laid out as Gradio stores uploads, ``upload_dir/<64 hex digits>/<name>``,
+    is deleted (then its folder, if that leaves it empty). Anything else is left alone: a file
+    elsewhere (a user's own file passed by path, the shipped ``assets/``), a symbolic link, and the
+    files in ``keep``, which other sessions share: Gradio's copies of the `gr.Examples` pictures
+    (an upload with the same bytes and name lands on the same path).
+
+    Returns:
+        True when a file was deleted.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        return False
+    file = Path(os.path.abspath(path))  # the link itself if it is one: never follow it
+    folder = file.parent
+    try:
+        if folder.parent.resolve() != Path(upload_dir).resolve() or not _UPLOAD_FOLDER_NAME.fullmatch(folder.name):
+            return False
+        if str(file) in keep or str(file.resolve()) in keep:
+            return False
+        if not stat.S_ISREG(file.lstat().st_mode):
+            return False
+        file.unlink()
+    except OSError:  # gone already (another request read the same upload), or not ours to delete
+        return False
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty: another file with the same bytes under another name
+    return True
 
 
 # --------------------------------------------------------------------------- per-face views
@@ -492,6 +607,10 @@ class ImageResult:
         image: ``(H, W, 3)`` uint8 RGB, or None.
         predictions: one per face, largest first.
         settings: the settings used.
+        source: the picture as it was read, still encoded (at most `fer.limits.MAX_UPLOAD_BYTES`),
+            so that `reanalyse` can redo it after the uploaded file is deleted; None for a picture
+            given decoded (array, PIL image) and for a refused input.
+        name: what the user calls the picture (an upload's file name), for messages; or None.
     """
 
     ok: bool
@@ -499,6 +618,8 @@ class ImageResult:
     image: np.ndarray | None = None
     predictions: list[Prediction] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
+    source: bytes | None = field(default=None, repr=False)
+    name: str | None = None
 
     def annotated(self) -> np.ndarray | None:
         """The picture with numbered boxes and top-1 labels."""
@@ -536,43 +657,64 @@ class ImageResult:
         }
 
 
-def analyse_image(image: Any, settings: Settings) -> ImageResult:
+def _encoded(source: Any) -> bytes | None:
+    """The bytes of a path or bytes input, read with `fer.io`'s checks and size limit; None for a
+    picture given decoded.
+
+    Raises:
+        InputError: no such file, not a regular file, over the upload limit.
+    """
+    from fer.io import _read_file, describe
+
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        return _read_file(Path(source), describe(source))
+    return None
+
+
+def analyse_image(image: Any, settings: Settings, name: str | None = None) -> ImageResult:
     """Find and classify every face in a picture, with saliency and Grad-CAM for each.
+
+    The file is read once; the result keeps its bytes (``source``), not the file.
 
     Args:
         image: a path, bytes, PIL image, ``(H, W, 3)`` uint8 array or Gradio file record (see
             `upload_source`); None when the widget is empty.
         settings: the session's settings.
+        name: what to call the picture in messages (default: the file name, if any).
     Returns:
         `ImageResult`; ``ok=False`` with a message when the input is refused; no face is ``ok``
         with `NO_FACE_MESSAGE`.
     """
     from fer.io import read_image
 
-    image, name = upload_source(image)
+    image, shown = upload_source(image)
+    name = name or shown
     if image is None:
         return ImageResult(False, "Upload, paste or snap a picture.", settings=settings)
+    source = None
     try:
-        rgb = read_image(image)
+        source = _encoded(image)
+        rgb = read_image(image if source is None else source)
         pipe = PIPELINES.get(settings)
         predictions = pipe(rgb, attention=True)
     except FerError as exc:
-        return ImageResult(False, _for_user(exc, image, name), settings=settings)
+        # Reading names the path, decoding names the bytes read: both become the user's name.
+        return ImageResult(False, _for_user(exc, image, source, name=name), settings=settings, name=name)
     if not predictions:
-        return ImageResult(True, NO_FACE_MESSAGE, rgb, [], settings)
+        return ImageResult(True, NO_FACE_MESSAGE, rgb, [], settings, source, name)
     count = f"{len(predictions)} face{'s' if len(predictions) > 1 else ''}"
     return ImageResult(True, f"{count} found. Pick a face to see its saliency, the CNN's input and Grad-CAM.",
-                       rgb, predictions, settings)
+                       rgb, predictions, settings, source, name)
 
 
-def predict(image: Any, settings: Settings) -> tuple[dict[str, float], dict[str, Any], ImageResult]:
-    """The ``/predict`` API: top-k of the largest face, per-face JSON, and the full result.
-
-    Returns:
-        ``(label → probability of face #1 ({} when none), JSON of `ImageResult.to_json`, result)``.
-    """
-    result = analyse_image(image, settings)
-    return result.top_k(0), result.to_json(), result
+def reanalyse(previous: ImageResult | None, settings: Settings) -> ImageResult | None:
+    """Analyse the picture of an earlier result again with new ``settings``, from the bytes it kept
+    (the uploaded file is gone by then); None when there is nothing to redo."""
+    if previous is None or previous.source is None:
+        return None
+    return analyse_image(previous.source, settings, name=previous.name)
 
 
 def image_face_view(result: ImageResult | None, index: int | None) -> tuple[FaceView, TrustView | None]:
@@ -721,10 +863,9 @@ def decode_frame(frame: Any) -> np.ndarray | None:
         if frame is None:
             return None
     if isinstance(frame, str) and frame.startswith("data:"):
-        _, _, payload = frame.partition(",")
         try:
-            frame = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
+            frame = data_url_bytes(frame)
+        except InputError:
             raise InputError("webcam frame: not valid base64 image data") from None
         if not frame:
             raise InputError("webcam frame: empty")
@@ -816,41 +957,11 @@ def reset_session_counts(session: LiveSession | None) -> LiveSession | None:
 # --------------------------------------------------------------------------- exports
 
 
-_exports: tempfile.TemporaryDirectory[str] | None = None
-_exports_lock = threading.Lock()
-#: Export files older than this are deleted when a new one is written.
-EXPORT_MAX_AGE_S = 900.0
-
-
-def write_export(text: str, stem: str) -> str:
-    """Write a CSV for download into the app's private temporary folder; returns its path.
-
-    The folder is deleted when the process exits and files older than `EXPORT_MAX_AGE_S` are
-    removed on each write. Exports hold numbers only (counts, boxes, probabilities), never pixels.
-    """
-    global _exports
-    with _exports_lock:
-        if _exports is None:
-            _exports = tempfile.TemporaryDirectory(prefix="fer-app-exports-")
-        folder = Path(_exports.name)
-        cutoff = time.time() - EXPORT_MAX_AGE_S
-        for old in folder.glob("*.csv"):
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)[:60] or "export"
-        path = folder / f"{safe}-{uuid.uuid4().hex[:8]}.csv"
-        path.write_text(text, encoding="utf-8")
-        return str(path)
-
-
 def session_csv(session: LiveSession | None) -> str | None:
-    """Path of a CSV of the session confusion matrix, or None before any session."""
+    """The session confusion matrix as CSV text (numbers only), or None before any session."""
     if session is None:
         return None
-    return write_export(session.confusion.to_csv(), "session-confusion")
+    return session.confusion.to_csv()
 
 
 # --------------------------------------------------------------------------- video tab
@@ -865,7 +976,7 @@ class VideoReport:
         message: one line.
         figure: per-face timelines, or None.
         headers, rows: the per-face summary table.
-        csv_path: per-frame CSV for download, or None.
+        csv: per-frame CSV text for download (`fer.video.VideoAnalysis.to_csv`), or None.
     """
 
     ok: bool
@@ -873,7 +984,7 @@ class VideoReport:
     figure: Figure | None = None
     headers: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
-    csv_path: str | None = None
+    csv: str | None = None
 
 
 SUMMARY_HEADERS = ["face", "frames", "from (s)", "to (s)", "most frequent expression", "share of frames",
@@ -885,8 +996,13 @@ def analyse_video_file(
     settings: Settings,
     sample_fps: float = 5.0,
     progress: Callable[[float, str], None] | None = None,
+    name: str | None = None,
 ) -> VideoReport:
-    """Sample a clip, follow each face and summarise its expressions (see `fer.video.analyse_video`)."""
+    """Sample a clip, follow each face and summarise its expressions (see `fer.video.analyse_video`).
+
+    Args:
+        name: what to call the clip in messages (default: its file name).
+    """
     from fer.plots import video_timeline_figure
     from fer.video import analyse_video
 
@@ -897,7 +1013,7 @@ def analyse_video_file(
         analysis = analyse_video(pipe, path, sample_fps=float(sample_fps), smoothing=settings.smoothing,
                                  progress=progress)
     except FerError as exc:
-        return VideoReport(False, _for_user(exc, path))
+        return VideoReport(False, _for_user(exc, path, name=name))
     summary = analysis.summary()
     rows = [[r["face"], r["frames"], r["first_s"], r["last_s"], r["top_expression"], r["share"],
              r["mean_probability"]] for r in summary]
@@ -905,9 +1021,8 @@ def analyse_video_file(
                f"{len(summary)} face track{'s' if len(summary) != 1 else ''}.")
     if not summary:
         message += " " + NO_FACE_MESSAGE
-    csv_path = write_export(analysis.to_csv(), "video-expressions") if summary else None
     return VideoReport(True, message, video_timeline_figure(analysis, top=min(settings.top_k, 4)),
-                       SUMMARY_HEADERS, rows, csv_path)
+                       SUMMARY_HEADERS, rows, analysis.to_csv() if summary else None)
 
 
 # --------------------------------------------------------------------------- evaluate tab
@@ -1047,19 +1162,24 @@ class EvalReport:
     result: dict[str, Any] | None = None
 
 
-def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = False) -> EvalReport:
+def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = False,
+                 name: str | None = None) -> EvalReport:
     """Unpack a zip of labelled faces into a temporary folder (always deleted), evaluate the
     settings' model on it through `fer.evaluate.evaluate`, and draw its confusion matrix.
 
     Args:
         zip_path: the uploaded archive: ``<label>/<image>`` folders, or RaFD-named images.
         progress: show tqdm bars (the app's progress bar follows them).
+        name: the archive's name as the user gave it (default: its file name); only ``.zip`` is taken.
     """
     from fer.evaluate import evaluate, plot_confusion
     from fer.io import read_image
 
     if not zip_path:
         return EvalReport(False, "Upload a .zip of labelled face images first.")
+    name = name or Path(zip_path).name
+    if Path(name).suffix.lower() != ".zip":
+        return EvalReport(False, f"{name}: wrong file type; upload a .zip of labelled face images.")
     try:
         pipe = PIPELINES.get(settings)
     except FerError as exc:
@@ -1123,13 +1243,17 @@ PRIVACY = f"""\
 ### Privacy
 - **Webcam:** frames are analysed in memory and the pictures sent back are inlined in the page;
   no frame is written to disk, logged or kept after it is processed. The session's counts (numbers,
-  no pictures) live in server memory for your browser session only.
-- **Uploads** (images, videos, zips): Gradio stores each upload, and the pictures it shows for it,
-  in a temporary cache that this app empties automatically (files older than {CACHE_MAX_AGE_S // 60} minutes,
-  checked every {CACHE_CHECK_EVERY_S // 60} minutes, and everything at shutdown); the face crops of a
-  picture stay in server memory for at most {IMAGE_STATE_TTL_S // 60} minutes after you last use them.
-  Zip archives are unpacked into a temporary folder deleted as soon as the evaluation ends.
-  Nothing is logged, used for training or shared.
+  no pictures) live in server memory for your browser session only; their CSV is made in memory too.
+- **Uploads** (pictures, clips, zips): the server deletes each uploaded file as soon as it has read
+  it, and every picture and download it sends back is inlined in the page, so nothing of your
+  upload is left on its disk once your request is answered (to analyse a clip or an archive again,
+  upload it again). A zip is unpacked into a temporary folder deleted as soon as the evaluation
+  ends. A file you upload but never analyse (a clip or zip picked without pressing the button) is
+  deleted within {(CACHE_MAX_AGE_S + CACHE_CHECK_EVERY_S) // 60} minutes, and everything at shutdown.
+- **Memory:** a picture (as you uploaded it) and its face crops stay in server memory, for your
+  session only, so that a settings change can redo it: at most {IMAGE_STATE_TTL_S // 60} minutes after
+  it was last analysed, an hour if you close the tab. Gradio's own copies of the pictures it sent
+  you are dropped within {FORGET_SHOWN_EVERY_S:.0f} seconds. Nothing is logged, used for training or shared.
 """
 
 

@@ -95,11 +95,19 @@ class AppServer:
         url: ``http://127.0.0.1:PORT/``.
         process: the subprocess.
         log_path: its stdout and stderr.
+        gradio_dir: its GRADIO_TEMP_DIR (Gradio's cache of uploads and served files).
+        tmp_dir: its TMPDIR (where the app's own temporary folders go).
     """
 
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    gradio_dir: Path
+    tmp_dir: Path
+
+    def files(self) -> set[Path]:
+        """Every file now under the server's `gradio_dir` and `tmp_dir`."""
+        return {p for folder in (self.gradio_dir, self.tmp_dir) for p in folder.rglob("*") if p.is_file()}
 
     def log(self, start: int = 0) -> str:
         """The server's output from byte ``start`` on."""
@@ -113,18 +121,20 @@ class AppServer:
 
 
 def start_app_server(workdir: Path, timeout: float = STARTUP_TIMEOUT_S) -> AppServer:
-    """Start ``python app.py`` on a free port of 127.0.0.1 with its own Gradio temp folder under
-    ``workdir`` and wait (at most ``timeout`` s) until it answers.
+    """Start ``python app.py`` on a free port of 127.0.0.1 with its own Gradio cache and temporary
+    folder under ``workdir`` and wait (at most ``timeout`` s) until it answers.
 
     Raises:
         RuntimeError: the server exited or did not answer in time (the message ends with its log).
     """
-    workdir.mkdir(parents=True, exist_ok=True)
+    gradio_dir, tmp_dir = workdir / "gradio", workdir / "tmp"
+    for folder in (gradio_dir, tmp_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
         "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+        "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(gradio_dir), "TMPDIR": str(tmp_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }
@@ -132,7 +142,7 @@ def start_app_server(workdir: Path, timeout: float = STARTUP_TIMEOUT_S) -> AppSe
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
-    server = AppServer(f"http://127.0.0.1:{port}/", process, log_path)
+    server = AppServer(f"http://127.0.0.1:{port}/", process, log_path, gradio_dir, tmp_dir)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
@@ -205,6 +215,29 @@ def make_fake_webcam(path: Path, image: Path = ASTRONAUT, seconds: float = 2.0, 
         check=True, capture_output=True, timeout=60,
     )
     return path
+
+
+def own_picture(path: Path) -> Path:
+    """A PNG of the astronaut with one pixel changed: a user's own picture, whose bytes (so whose
+    upload path in Gradio's cache) differ from the shipped example's, which the app must keep."""
+    from fer.io import read_image
+
+    picture = read_image(ASTRONAUT)
+    picture[0, 0] = (1, 2, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+#: What a log must never hold: ``data:`` URLs and long base64 runs (image-sized data).
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+;base64,[A-Za-z0-9+/=]{40,}")
+_BLOB = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
+
+
+def image_data_in(text: str) -> list[str]:
+    """Image-sized base64 in ``text`` (a log): the start of each ``data:`` URL or long base64 run."""
+    return [m.group(0)[:60] + "…" for m in (*_DATA_URL.finditer(text), *_BLOB.finditer(text))]
 
 
 def make_eval_zip(path: Path) -> Path:

@@ -3,6 +3,9 @@ request/response endpoints, Gradio's HTTP streaming protocol for the live webcam
 `gradio_client` cannot drive). ``/predict`` itself is covered in `tests/test_app.py`; here it is
 called after a settings change, to show the settings follow the API session.
 
+Pictures and downloads come back inline: a file record whose ``path`` is None and whose ``url`` is a
+``data:`` URL (`fer.demo.inline_file`), never a file on the server (`tests/test_privacy.py`).
+
 The server is the one the browser tests use (`tests/browser_helpers.py`).
 """
 
@@ -81,12 +84,21 @@ def test_every_named_endpoint_is_tested_and_callable(client: Client) -> None:
     assert set(TESTED_ENDPOINTS) <= callable_
 
 
+def inline_picture(record: dict[str, Any]) -> np.ndarray:
+    """The ``(H, W, 3)`` uint8 RGB picture an inline file record carries."""
+    assert record["path"] is None and record["url"].startswith("data:image/"), str(record)[:200]
+    return read_image(demo.data_url_bytes(record["url"]))
+
+
 def test_settings_follow_the_api_session(client: Client) -> None:
+    _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
+    assert data["saliency"] == "face-prior"
     status, about, _posing, _margin = client.predict(*settings_values("spectral-residual"), api_name="/apply_settings")
     assert "saliency shown: **spectral-residual**" in status and "# Model card: mini_xception_fer2013" in about
 
-    # The settings changed this session's state: /redo_image and /predict now use them.
-    label, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/redo_image")
+    # The settings changed this session's state: /redo_image redoes the session's picture (from the
+    # bytes the session kept: the upload is deleted) and /predict uses them.
+    label, data = client.predict(api_name="/redo_image")
     assert label["label"] == "happy" and data["saliency"] == "spectral-residual"
     assert [face["label"] for face in data["faces"]] == ["happy"]
     _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
@@ -97,9 +109,10 @@ def test_settings_follow_the_api_session(client: Client) -> None:
      trust_text) = client.predict(api_name="/show_redone_image")
     assert status.startswith("1 face found") and face_choice["value"].startswith("#1 happy")
     assert len(gallery) == 1 and gallery[0]["caption"] == face_choice["value"]
-    assert read_image(annotated).shape == (512, 512, 3)
-    for path in (saliency, cnn_input, gradcam):
-        picture = read_image(path)
+    assert inline_picture(gallery[0]["image"]).shape == (224, 224, 3)
+    assert inline_picture(annotated).shape == (512, 512, 3)
+    for record in (saliency, cnn_input, gradcam):
+        picture = inline_picture(record)
         assert picture.shape == (224, 224, 3) and picture.std() > 10
     assert top_k["label"] == "happy" and "where humans would look (spectral-residual)" in captions
     assert trust_plot is None and "without a measured evaluation" in trust_text
@@ -107,7 +120,7 @@ def test_settings_follow_the_api_session(client: Client) -> None:
     # Refused settings leave the session's settings as they were.
     with pytest.raises(AppError, match="no-such-model is not in the list of choices"):
         client.predict(*settings_values(model="no-such-model"), api_name="/apply_settings")
-    _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/redo_image")
+    _, data = client.predict(api_name="/redo_image")
     assert data["model"] == "mini_xception_fer2013" and data["saliency"] == "spectral-residual"
 
     # Another session still has the defaults.
@@ -131,18 +144,19 @@ def test_analyse_video(client: Client, tmp_path: Path) -> None:
         writer.write(empty)
     writer.release()
 
-    status, plot, table, csv_path = client.predict(handle_file(str(path)), "5", api_name="/analyse_video")
+    status, plot, table, csv = client.predict(handle_file(str(path)), "5", api_name="/analyse_video")
     assert status.startswith("15 frames sampled, 10 with a face, 1 face track"), status
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
     assert table["headers"] == demo.SUMMARY_HEADERS
     (row,) = table["data"]
     assert row[0] == 1 and row[1] == 10 and row[4] == "happy"
-    lines = Path(csv_path).read_text().splitlines()
+    assert csv["path"] is None and csv["orig_name"] == "video-expressions.csv"
+    lines = demo.data_url_bytes(csv["url"]).decode().splitlines()
     assert len(lines) == 1 + 10 and "happy" in lines[0]
 
     # A still picture is refused with one line naming the upload.
-    status, plot, table, csv_path = client.predict(handle_file(str(ASTRONAUT)), "5", api_name="/analyse_video")
-    assert status.startswith("astronaut.png:") and "\n" not in status and csv_path is None
+    status, plot, table, csv = client.predict(handle_file(str(ASTRONAUT)), "5", api_name="/analyse_video")
+    assert status.startswith("astronaut.png:") and "\n" not in status and csv is None
 
 
 def test_evaluate(client: Client, tmp_path: Path) -> None:
@@ -154,7 +168,7 @@ def test_evaluate(client: Client, tmp_path: Path) -> None:
     assert message == "Scored 2 faces of 2 labelled images."
     assert headline.startswith("**Accuracy 50.0%** on n=2")
     assert [row[0] for row in table["data"]] == ["happy", "neutral"]
-    assert read_image(confusion).std() > 20
+    assert confusion["mime_type"] == "image/png" and inline_picture(confusion).std() > 20
     assert result["n"] == 2 and result["labels"] == ["happy", "neutral"]
     assert result["confusion"] == [[1, 0], [1, 0]]
 

@@ -3,6 +3,7 @@ figures, and ``python app.py`` answering `gradio_client` on ``/predict``."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import struct
@@ -19,6 +20,7 @@ import pytest
 
 from fer import demo
 from fer.errors import InputError
+from fer.io import read_image
 from fer.live import SessionConfusion
 from fer.plots import confusion_figure, figure_to_array, model_confusion_figure, session_confusion_figure
 
@@ -64,10 +66,46 @@ def test_face_views_show_saliency_cnn_input_and_gradcam(settings: demo.Settings)
 
 
 def test_no_face_is_a_friendly_message(settings: demo.Settings) -> None:
-    label, data, result = demo.predict(str(NO_FACE), settings)
-    assert result.ok and result.predictions == [] and label == {}
+    result = demo.analyse_image(str(NO_FACE), settings)
+    assert result.ok and result.predictions == [] and result.top_k(0) == {}
+    data = result.to_json()
     assert data["faces"] == [] and data["message"] == demo.NO_FACE_MESSAGE
     assert result.annotated().shape == result.image.shape
+
+
+def test_result_keeps_the_upload_bytes_for_a_redo(tmp_path: Path, settings: demo.Settings) -> None:
+    upload = tmp_path / "abc123" / "me.png"
+    upload.parent.mkdir()
+    upload.write_bytes(ASTRONAUT.read_bytes())
+    result = demo.analyse_image({"path": str(upload), "orig_name": "me.png"}, settings)
+    assert result.source == ASTRONAUT.read_bytes() and result.name == "me.png"
+    upload.unlink()  # the app deletes the upload once read
+    other = dataclasses.replace(settings, saliency="spectral-residual")
+    redone = demo.reanalyse(result, other)
+    assert redone.ok and redone.predictions[0].label == "happy" and redone.settings == other
+    assert redone.predictions[0].saliency_name == "spectral-residual" and redone.source == result.source
+    assert demo.reanalyse(None, other) is None
+    refused = demo.analyse_image({"path": str(upload), "orig_name": "me.png"}, settings)
+    assert refused.message == "me.png: no such file" and refused.source is None
+    assert demo.reanalyse(refused, other) is None
+    # A picture handed over decoded has no bytes to keep.
+    assert demo.analyse_image(result.image, settings).source is None
+
+
+def test_pictures_and_downloads_travel_inline(astronaut: np.ndarray) -> None:
+    record = demo.inline_image(astronaut, "faces.jpg")
+    assert record["path"] is None and record["url"].startswith("data:image/jpeg;base64,")
+    assert record["orig_name"] == "faces.jpg" and record["meta"] == {"_type": "gradio.FileData"}
+    jpeg = demo.data_url_bytes(record["url"])
+    assert record["size"] == len(jpeg) and np.abs(read_image(jpeg).astype(int) - astronaut).mean() < 4
+    png = demo.inline_image(astronaut, "plot.png")
+    assert png["mime_type"] == "image/png" and np.array_equal(read_image(demo.data_url_bytes(png["url"])), astronaut)
+    csv = demo.inline_file(b"a,b\n1,2\n", "x.csv", "text/csv")
+    assert demo.data_url_bytes(csv["url"]) == b"a,b\n1,2\n" and csv["size"] == 8
+    with pytest.raises(InputError, match="not a base64 data: URL"):
+        demo.data_url_bytes("/gradio_api/file=/tmp/x.png")
+    with pytest.raises(InputError, match="cannot encode"):
+        demo.encode_image(astronaut, "gif")
 
 
 def test_gradio_file_records_and_extreme_shapes(settings: demo.Settings) -> None:
@@ -179,8 +217,8 @@ def test_session_confusion_is_per_session_and_resets(settings: demo.Settings, as
     assert two.confusion.total == 2 and two.confusion.accuracy == 0.0
     assert two.confusion.top_confusions() == [("sad", "happy", 2)]
     assert "posed sad → said happy (2×)" in demo.session_text(two)
-    csv_path = demo.session_csv(two)
-    assert Path(csv_path).read_text().splitlines()[5].startswith("sad,0,0,0,2")
+    assert demo.session_csv(two).splitlines()[5].startswith("sad,0,0,0,2")
+    assert demo.session_csv(None) is None
     demo.reset_session_counts(one)
     assert one.confusion.total == 0 and two.confusion.total == 2
 
@@ -256,10 +294,12 @@ def test_video_handler(tmp_path: Path, settings: demo.Settings, astronaut: np.nd
     writer.release()
     report = demo.analyse_video_file(str(path), settings, sample_fps=5)
     assert report.ok and report.rows[0][4] == "happy" and report.figure is not None
-    assert Path(report.csv_path).read_text().count("\n") == 6
+    assert report.csv.count("\n") == 6
     refused = demo.analyse_video_file(str(ASTRONAUT), settings)
-    assert not refused.ok and "still image, not a video" in refused.message
+    assert not refused.ok and "still image, not a video" in refused.message and refused.csv is None
     assert refused.message.startswith("astronaut.png:")  # the upload's name, not the server's path
+    named = demo.analyse_video_file(str(ASTRONAUT), settings, name="holiday.mp4")
+    assert named.message.startswith("holiday.mp4:") and str(ROOT) not in named.message
     assert not demo.analyse_video_file(None, settings).ok
 
 
@@ -354,6 +394,9 @@ def test_evaluate_zip_scores_and_leaves_nothing_behind(
 
     empty = demo.evaluate_zip(str(make_zip(tmp_path / "text.zip", {"notes/readme.txt": b"hi"})), settings)
     assert not empty.ok and "holds no images" in empty.message
+
+    wrong = demo.evaluate_zip(str(archive), settings, name="faces.tar")
+    assert not wrong.ok and wrong.message == "faces.tar: wrong file type; upload a .zip of labelled face images."
 
     evil = make_zip(tmp_path / "evil.zip", {"../x.png": b"1"})
     refused = demo.evaluate_zip(str(evil), settings)

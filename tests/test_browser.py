@@ -1,6 +1,8 @@
 """What a person does in the browser, in a real headless Chromium against ``python app.py``: open
 the page, upload a photo, start the (fake) webcam and watch the panels update, pose an expression,
-switch the saliency predictor, evaluate a zip of labelled faces.
+switch the saliency predictor, evaluate a zip of labelled faces, export the session's counts. Each
+flow also checks that nothing of what the user gave stays on the server's disk: uploads are deleted
+once read and every picture and download comes back inline (``data:`` URLs).
 
 One app server and one browser serve every test (`tests/browser_helpers.py`); each test has its own
 browser context, so its own Gradio session, and leaves a screenshot in ``test-artifacts/browser/``.
@@ -8,6 +10,7 @@ browser context, so its own Gradio session, and leaves a screenshot in ``test-ar
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .browser_helpers import (
     AppServer,
     app_page,
     make_eval_zip,
+    own_picture,
     run_evaluation,
     session_frames,
     show_image,
@@ -48,6 +52,12 @@ def assert_healthy(app: AppPage) -> None:
     assert not problems, "\n".join(problems)
 
 
+def assert_nothing_left(app: AppPage, before: set[Path]) -> None:
+    """No file appeared on the server's disk since ``before`` (`AppServer.files`)."""
+    left = sorted(str(p) for p in app.server.files() - before)
+    assert not left, f"left on the server's disk: {left}"
+
+
 def differs(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two pictures of the same size, in grey levels."""
     assert a.shape == b.shape, (a.shape, b.shape)
@@ -71,8 +81,10 @@ def test_page_loads_without_errors(app: AppPage) -> None:
     assert_healthy(app)
 
 
-def test_upload_astronaut_shows_happy_with_overlays(app: AppPage) -> None:
-    show_image(app)
+def test_upload_astronaut_shows_happy_with_overlays(app: AppPage, tmp_path: Path) -> None:
+    before = app.server.files()
+    # The user's own photo (not byte for byte the shipped example, whose copy the app keeps).
+    show_image(app, own_picture(tmp_path / "me.png"))
     assert app.label("top-k-label") == "happy"
     assert app.text("#image-status").startswith("1 face found")
     assert app.page.locator("#face-gallery img").count() == 1
@@ -86,9 +98,13 @@ def test_upload_astronaut_shows_happy_with_overlays(app: AppPage) -> None:
     assert np.abs(cnn[..., 0] - cnn[..., 2]).max() <= 2
     assert np.abs(views["saliency-overlay"][..., 0].astype(int) - views["saliency-overlay"][..., 2]).mean() > 10
     assert "face-prior" in app.text("#view-captions") and "Grad-CAM for happy" in app.text("#view-captions")
+    for selector in ("#image-annotated img", "#face-gallery img", "#saliency-overlay img", "#cnn-input img",
+                     "#gradcam img"):
+        assert app.src(selector).startswith("data:image/jpeg;base64,"), selector
+    assert_nothing_left(app, before)  # the upload was deleted once read
 
     # Another saliency predictor (Settings) redraws the picture's overlay without a new upload.
-    before = views["saliency-overlay"]
+    files_before, before = before, views["saliency-overlay"]
     app.tab("Settings")
     app.choose("saliency-choice", "spectral-residual")
     app.wait_text("#settings-status", r"saliency shown: spectral-residual")
@@ -97,15 +113,23 @@ def test_upload_astronaut_shows_happy_with_overlays(app: AppPage) -> None:
     after = app.pixels("#saliency-overlay img")
     assert differs(before, after) > 5
     assert app.label("top-k-label") == "happy"
+    # Another face in the gallery would be picked the same way: the selection redraws the views.
+    app.page.locator("#face-gallery img").first.click()
+    app.wait_text("#view-captions", r"where humans would look \(spectral-residual\)")
 
     # A picture without a face (the second example) is a message, not an error.
     app.page.locator("#image-examples button.gallery-item").nth(1).click()
     app.wait_text("#image-status", r"No face found")
     assert app.page.locator("#face-gallery img").count() == 0
-    assert_healthy(app)
+    # The shipped examples are shared by every user: kept, so the example works again.
+    app.page.locator("#image-examples button.gallery-item").nth(0).click()
+    app.wait_text("#image-status", r"1 face found")
+    assert_nothing_left(app, files_before)
+    assert_healthy(app)  # no failed request: the page never asked for the deleted upload again
 
 
 def test_live_webcam_updates_counts_and_follows_settings(app: AppPage) -> None:
+    files_before = app.server.files()
     start_webcam(app)
     app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
     assert "(face-prior)" in app.text("#live-saliency")
@@ -125,6 +149,14 @@ def test_live_webcam_updates_counts_and_follows_settings(app: AppPage) -> None:
     assert "happy 100% of" in app.text("#session-stats")
     assert "counting: posing happy" in app.text("#live-status")
 
+    # The session's counts download as an inline CSV, never a file on the server.
+    app.page.locator("#session-export").click()
+    link = app.page.locator("#session-csv a[download]")
+    link.wait_for()
+    href = link.get_attribute("href") or ""
+    assert href.startswith("data:text/csv;base64,") and link.get_attribute("download") == "session-confusion.csv"
+    assert base64.b64decode(href.partition(",")[2]).decode().splitlines()[0].startswith("posed \\ predicted,")
+
     # Another saliency predictor applies to the running stream.
     before = app.pixels("#live-saliency img")
     app.tab("Settings")
@@ -134,10 +166,12 @@ def test_live_webcam_updates_counts_and_follows_settings(app: AppPage) -> None:
     app.wait_text("#live-saliency", r"\(spectral-residual\)", timeout=30)
     after = app.pixels("#live-saliency img")
     assert differs(before, after) > 5
+    assert_nothing_left(app, files_before)
     assert_healthy(app)
 
 
 def test_evaluate_zip_shows_accuracy_and_confusion_plot(app: AppPage, tmp_path: Path) -> None:
+    before = app.server.files()
     run_evaluation(app, make_eval_zip(tmp_path / "faces.zip"))
     assert "Accuracy 100.0%" in app.text("#eval-accuracy") and "n=1" in app.text("#eval-accuracy")
     assert "1 skipped" in app.text("#eval-status")
@@ -145,4 +179,8 @@ def test_evaluate_zip_shows_accuracy_and_confusion_plot(app: AppPage, tmp_path: 
     assert plot.shape[0] > 100 and plot.std() > 20
     table = app.text("#eval-table")
     assert "happy" in table and "sad" in table
+    assert app.src("#eval-plot img").startswith("data:image/png;base64,")
+    # The archive was deleted once evaluated: its widget is emptied rather than left showing it.
+    app.wait_until(lambda: "faces.zip" not in app.text("#eval-zip"), "the archive's widget emptied")
+    assert_nothing_left(app, before)
     assert_healthy(app)
