@@ -530,7 +530,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def launch_options(share: bool = False) -> dict[str, Any]:
     """``gr.Blocks.launch`` arguments: loopback unless GRADIO_SERVER_NAME says otherwise, the upload
-    limit, the theme, and the server's privacy guards (`_RefusePaths`, `_forgetting_shown`)."""
+    limit, the theme, and the privacy guards: no run history (Gradio would save every run's inputs
+    and outputs, pictures included, in the browser, and offer to copy them to a Hugging Face
+    bucket), no deep links (`_RefusePaths`), no per-session copies of pictures (`_forgetting_shown`)."""
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -538,6 +540,7 @@ def launch_options(share: bool = False) -> dict[str, Any]:
         "max_file_size": MAX_UPLOAD_BYTES,
         "theme": gr.themes.Soft(),
         "css": CSS,
+        "run_history": False,
         "app_kwargs": {"middleware": [Middleware(_RefusePaths)], "lifespan": _forgetting_shown},
     }
 

@@ -1252,8 +1252,9 @@ PRIVACY = f"""\
   deleted within {(CACHE_MAX_AGE_S + CACHE_CHECK_EVERY_S) // 60} minutes, and everything at shutdown.
 - **Memory:** a picture (as you uploaded it) and its face crops stay in server memory, for your
   session only, so that a settings change can redo it: at most {IMAGE_STATE_TTL_S // 60} minutes after
-  it was last analysed, an hour if you close the tab. Gradio's own copies of the pictures it sent
-  you are dropped within {FORGET_SHOWN_EVERY_S:.0f} seconds. Nothing is logged, used for training or shared.
+  it was last analysed, an hour if you close the tab. Gradio's own copies of the pictures
+  exchanged with your browser (webcam frames included) are dropped within {FORGET_SHOWN_EVERY_S:.0f} seconds.
+  Your browser keeps no history of your runs. Nothing is logged, used for training or shared.
 """
 
 

@@ -207,6 +207,16 @@ def test_deep_links_are_refused(client: Client, app_server: AppServer, tmp_path:
     watch.assert_nothing_left()
 
 
+def test_no_run_history(app_server: AppServer) -> None:
+    """Gradio's run history would keep every run's inputs and outputs, pictures included, in the
+    browser, and lets a visitor have the server copy them to a Hugging Face bucket: it is off."""
+    config = httpx.get(app_server.url + "config", timeout=30).json()
+    assert config["run_history"] is False and "runs" not in config["footer_links"]
+    assert httpx.get(app_server.url + "gradio_api/runs", timeout=30).status_code == 404
+    connect = httpx.post(app_server.url + "gradio_api/run-history/connect", json={}, timeout=30)
+    assert connect.status_code in (404, 405), connect.status_code
+
+
 @pytest.fixture(scope="module")
 def app_module() -> Any:
     """``app.py`` imported."""
