@@ -664,12 +664,12 @@ def _encoded(source: Any) -> bytes | None:
     Raises:
         InputError: no such file, not a regular file, over the upload limit.
     """
-    from fer.io import _read_file, describe
+    from fer.io import read_bytes
 
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        return _read_file(Path(source), describe(source))
+        return read_bytes(source)
     return None
 
 

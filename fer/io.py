@@ -81,6 +81,16 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 _LIMIT_TEXT = f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB limit ({MAX_UPLOAD_BYTES:,} bytes)"
 
 
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes, with the same checks `read_image` makes before decoding.
+
+    Raises:
+        InputError: no such file, a folder or other non-regular file (a FIFO, a device), or over
+            the upload size limit.
+    """
+    return _read_file(Path(path), describe(path))
+
+
 def _read_file(path: Path, name: str) -> bytes:
     try:
         st = path.stat()
