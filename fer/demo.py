@@ -926,7 +926,8 @@ def _live_analyse(
     view = FaceView()
     shown: list[Prediction] = []
     if predictions:
-        # Grad-CAM (a backward pass) for the followed face only, for the label shown.
+        # Grad-CAM for the followed face only (the one face whose views are shown), for the smoothed
+        # label shown, which may differ from this frame's top-1: one more forward pass (about 1 ms).
         focus = predictions[0]
         smoothed = tracks[0].probabilities
         target = int(np.argmax(smoothed))
