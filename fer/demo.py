@@ -63,6 +63,13 @@ LIVE_MAX_SIDE = 640
 #: never more than one per frame; a slow stream (a loaded server) redraws them more rarely still.
 STATS_EVERY_S: dict[str, float] = {"trust": 1.0, "timeline": 1.0, "session": 2.0}
 STATS_MIN_FRAMES = 5
+#: Live streams that draw their figures at the full rate of `STATS_EVERY_S`. With more streams at
+#: once, every stream's intervals grow in proportion, so the figures' total cost stays that of this
+#: many streams: drawn at the full rate, 8 streams spent most of the 2 cores on figures (about
+#: 75-100 ms each) and their frames waited up to 1.4 s (p95; `benchmarks/stream_load.py`).
+STATS_FULL_RATE_STREAMS = 2
+#: A stream counts as active for this long after its last frame.
+STREAM_ACTIVE_S = 3.0
 #: Frames kept in each face's timeline.
 TIMELINE_FRAMES = 100
 #: Pipelines kept loaded (one per distinct model/saliency/face settings).
@@ -802,19 +809,45 @@ def session_panel(session: LiveSession) -> tuple[Figure, str]:
     return session_confusion_figure(session.confusion), session_text(session)
 
 
-def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now: float) -> LiveStats:
+class ActiveStreams:
+    """How many live sessions sent a frame within the last ``window_s`` seconds (thread-safe)."""
+
+    def __init__(self, window_s: float = STREAM_ACTIVE_S) -> None:
+        self.window_s = window_s
+        self._seen: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, key: int, now: float) -> int:
+        """Record a frame of stream ``key`` at ``now``; returns the number of active streams."""
+        with self._lock:
+            self._seen[key] = now
+            # abs(): callers with their own clocks (tests) must not keep other streams alive forever.
+            for old in [k for k, t in self._seen.items() if abs(now - t) > self.window_s]:
+                del self._seen[old]
+            return len(self._seen)
+
+
+#: The app's live streams, for sharing the figure-drawing budget (`STATS_FULL_RATE_STREAMS`).
+ACTIVE_STREAMS = ActiveStreams()
+
+
+def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now: float,
+               streams: int = 1) -> LiveStats:
     """Redraw the statistics figure that is most due, at most one per frame (see `STATS_EVERY_S`).
 
     The model-confusion panel goes first when the answer changes; the session matrix is redrawn
-    only when its counts changed. Panels never drawn are due at once.
+    only when its counts changed. Panels never drawn are due at once. With more than
+    `STATS_FULL_RATE_STREAMS` active ``streams``, the intervals grow in proportion.
     """
     from fer.plots import timeline_figure
+
+    slowdown = max(1.0, streams / STATS_FULL_RATE_STREAMS)
 
     def due(panel: str) -> bool:
         if panel not in session.drawn:
             return True
         when, frame = session.drawn[panel]
-        return now - when >= STATS_EVERY_S[panel] and session.frames - frame >= STATS_MIN_FRAMES
+        return now - when >= STATS_EVERY_S[panel] * slowdown and session.frames - frame >= STATS_MIN_FRAMES
 
     stats = LiveStats()
     if highlight != session.last_highlight and (session.last_highlight is None or due("trust")):
@@ -945,7 +978,8 @@ def _live_analyse(
     else:
         status = "No face in view: face the camera, with light on your face."
     highlight = pipe.labels[int(np.argmax(tracks[0].probabilities))] if tracks else None
-    return session, LiveOutput(annotated, view, status, live_stats(session, pipe.spec, highlight, now))
+    streams = ACTIVE_STREAMS.touch(id(session), now)
+    return session, LiveOutput(annotated, view, status, live_stats(session, pipe.spec, highlight, now, streams))
 
 
 def reset_session_counts(session: LiveSession | None) -> LiveSession | None:

@@ -206,6 +206,38 @@ def test_live_stats_take_turns() -> None:
     assert frame(40.0, "sad") == {"trust"} and session.last_highlight == "sad"
 
 
+def test_live_figures_are_drawn_more_rarely_when_many_streams_share_the_server() -> None:
+    from fer.models import ModelSpec, spec_path_for
+
+    spec = ModelSpec.load(spec_path_for("default"))
+    happy = np.eye(len(spec.labels), dtype=np.float32)[spec.labels.index("happy")]
+
+    def timeline_times(streams: int) -> list[float]:
+        session = demo.new_live_session(spec.labels)
+        times = []
+        for i in range(80):  # 8 s at 10 frames/s, answer unchanged
+            now = round(0.1 * i, 1)
+            session.observe(now, [(10, 10, 110, 110)], happy[None])
+            if demo.live_stats(session, spec, "happy", now, streams).timeline is not None:
+                times.append(now)
+        return times
+
+    alone, crowded = timeline_times(1), timeline_times(4 * demo.STATS_FULL_RATE_STREAMS)
+    assert timeline_times(demo.STATS_FULL_RATE_STREAMS) == alone  # up to that many: the full rate
+    assert len(alone) >= 7 and np.diff(alone).min() >= 1.0 and np.diff(alone).max() < 1.2
+    assert len(crowded) == 2 and np.diff(crowded).min() >= 4.0  # 4x the streams: a quarter of the rate
+    assert crowded[0] == alone[0]  # a new stream still gets its first figure at once
+
+
+def test_active_streams_are_counted_within_the_window() -> None:
+    streams = demo.ActiveStreams(window_s=3.0)
+    assert streams.touch(1, 100.0) == 1
+    assert streams.touch(2, 101.0) == 2
+    assert streams.touch(1, 102.0) == 2
+    assert streams.touch(3, 104.5) == 2  # stream 2's last frame was 3.5 s ago: gone
+    assert streams.touch(4, 0.0) == 1  # another clock (a test's): the others are far away
+
+
 def test_session_confusion_is_per_session_and_resets(settings: demo.Settings, astronaut: np.ndarray) -> None:
     one = two = None
     for i in range(3):
