@@ -319,7 +319,8 @@ def _opencv_net(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int
     try:
         if device.type != "cpu":
             raise RuntimeError(f"OpenCV DNN runs on the CPU, not {device}")
-        return opencv_dnn.build(module, layer, input_shape)
+        return opencv_dnn.build(module, layer, input_shape,
+                                key=opencv_dnn.cache_key(spec.sha256, spec.architecture, input_shape))
     except Exception as exc:  # noqa: BLE001 - any failure means: keep PyTorch, and say why
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if required:

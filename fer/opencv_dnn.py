@@ -10,14 +10,23 @@ export gives two outputs: the logits and the feature map Grad-CAM reads, so one 
 classification and (for networks with an affine head, see `fer.gradcam.LinearHeadCam`) the attention
 map. A parity check against PyTorch on a fixed input refuses the export when OpenCV computes
 something else, and the caller keeps PyTorch.
+
+Tracing and exporting cost 0.15-0.3 s of every load (a tenth of a cold start), so the exported graph
+is kept in a cache folder (`cache_dir`: model graphs only, never anything of a user's pictures),
+named by a key of the weights' SHA-256 and the library versions. A cached graph is used only after
+the same parity check; one that fails it, or cannot be read, is exported again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import os
+import tempfile
 import threading
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +40,12 @@ OUTPUTS = ("logits", "features")
 
 #: Largest difference from PyTorch's logits (relative to their scale) accepted by the parity check.
 PARITY_TOLERANCE = 1e-3
+#: ONNX operator set of the export.
+OPSET = 17
+#: Bump when the export itself changes (outputs, wrapper), so that older cached graphs are not used.
+EXPORT_VERSION = 1
+#: Cached graphs kept; the least recently used beyond this are deleted.
+CACHE_KEEP = 8
 
 
 class _WithFeatures(nn.Module):
@@ -71,7 +86,7 @@ def export_onnx(module: nn.Module, layer: nn.Module, example: torch.Tensor) -> b
             _WithFeatures(module, layer), (example,), buffer,  # type: ignore[arg-type] # file objects work
             dynamo=False, input_names=["x"],
             output_names=list(OUTPUTS), dynamic_axes={name: {0: "n"} for name in ("x", *OUTPUTS)},
-            opset_version=17,
+            opset_version=OPSET,
         )
     return buffer.getvalue()
 
@@ -103,27 +118,94 @@ class OpenCVNet:
         return logits, features
 
 
-def build(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int]) -> OpenCVNet:
-    """Export ``module`` and check that OpenCV reproduces PyTorch on a fixed input.
+def cache_dir() -> Path | None:
+    """The folder for exported graphs: ``$FER_CACHE_DIR/onnx`` (``FER_CACHE_DIR=off``: no cache),
+    else ``$XDG_CACHE_HOME/fer/onnx``, else ``~/.cache/fer/onnx``. Read at call time."""
+    root = os.environ.get("FER_CACHE_DIR")
+    if root is not None and root.strip().lower() in ("", "0", "off", "no", "false"):
+        return None
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fer")
+    return Path(root) / "onnx"
+
+
+def cache_key(weights_sha256: str, architecture: str, input_shape: tuple[int, int, int]) -> str:
+    """Name of a cached graph: what it was exported from, and with which library versions."""
+    import cv2 as _cv2
+
+    parts = (weights_sha256, architecture, input_shape, torch.__version__, _cv2.__version__, OPSET, EXPORT_VERSION)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _cache_read(key: str) -> bytes | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    path = folder / f"{key}.onnx"
+    try:
+        data = path.read_bytes()
+        os.utime(path)  # most recently used: kept longest
+        return data
+    except OSError:
+        return None
+
+
+def _cache_write(key: str, onnx_model: bytes) -> None:
+    """Store a graph (best effort: a read-only or full disk only costs the next load its export)."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # Written under a temporary name and renamed: a process reading concurrently sees all or nothing.
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as fh:
+            fh.write(onnx_model)
+        os.replace(fh.name, folder / f"{key}.onnx")
+        graphs = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in graphs[CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.debug("ONNX graph not cached in %s: %s", folder, exc)
+
+
+def build(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int], key: str | None = None) -> OpenCVNet:
+    """The OpenCV DNN copy of ``module``, checked to reproduce PyTorch on a fixed input.
 
     Args:
         module: the loaded network, eval mode, on the CPU.
         layer: the Grad-CAM layer (its output becomes the ``features`` output).
         input_shape: ``(C, H, W)`` of one preprocessed input.
+        key: `cache_key` of this network: use and keep the exported graph in `cache_dir` (None: no cache).
     Raises:
         RuntimeError: the export failed, OpenCV cannot read it, or its outputs differ from PyTorch's
             by more than `PARITY_TOLERANCE` (relative).
     """
     # A fixed pseudo-random input in the range preprocessing produces (about [-3, 3]).
     probe = torch.from_numpy(np.random.default_rng(0).uniform(-2, 2, (2, *input_shape)).astype(np.float32))
-    net = OpenCVNet(export_onnx(module, layer, probe[:1]))
     with torch.inference_mode():
-        want_logits, want_features = _WithFeatures(module, layer)(probe)
+        want = _WithFeatures(module, layer)(probe)
+    cached = _cache_read(key) if key else None
+    if cached is not None:
+        try:
+            net = OpenCVNet(cached)
+            _check_parity(net, probe, want)
+            return net
+        except Exception as exc:  # noqa: BLE001 - a stale or damaged cache entry: export again
+            log.info("cached ONNX graph %s not used (%s); exporting again", key, str(exc).splitlines()[:1])
+    onnx_model = export_onnx(module, layer, probe[:1])
+    net = OpenCVNet(onnx_model)
+    _check_parity(net, probe, want)
+    if key:
+        _cache_write(key, onnx_model)
+    return net
+
+
+def _check_parity(net: OpenCVNet, probe: torch.Tensor, want: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Raise RuntimeError unless ``net`` gives PyTorch's outputs ``want`` on ``probe``."""
     logits, features = net(probe.numpy())
-    for name, got, want in (("logits", logits, want_logits), ("features", features, want_features)):
-        want_np = want.float().contiguous().numpy()
+    for name, got, expected in (("logits", logits, want[0]), ("features", features, want[1])):
+        want_np = expected.float().contiguous().numpy()
         scale = max(1.0, float(np.abs(want_np).max()))
         if got.shape != want_np.shape or not np.allclose(got, want_np, rtol=0, atol=PARITY_TOLERANCE * scale):
             raise RuntimeError(f"OpenCV DNN {name} differ from PyTorch's "
                                f"(shape {got.shape} vs {want_np.shape}, scale {scale:.3g})")
-    return net

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Exported ONNX graphs (fer.opencv_dnn's cache) go to a folder of this test run, not the user's
+# ~/.cache; subprocesses (CLI, app, benchmark) inherit it.
+os.environ["FER_CACHE_DIR"] = tempfile.mkdtemp(prefix="fer-test-cache-")
 ASSETS = ROOT / "assets"
 ASTRONAUT = ASSETS / "astronaut.png"
 NO_FACE = ASSETS / "coffee.png"

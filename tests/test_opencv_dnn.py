@@ -58,6 +58,7 @@ def test_pipeline_attention_is_the_same_on_both_engines(astronaut) -> None:
 
 
 def test_an_export_opencv_cannot_read_falls_back_or_is_refused(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", "off")  # no cached graph: the export itself must be refused
     monkeypatch.setattr(opencv_dnn, "export_onnx", lambda *a, **k: b"not an onnx graph")
     with caplog.at_level(logging.INFO, logger="fer.models"):
         loaded = load_model("default")
@@ -103,3 +104,57 @@ def test_concurrent_threads_get_their_own_answers(engines) -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_the_exported_graph_is_cached_and_reused(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    first = load_model("default")
+    graphs = list((tmp_path / "onnx").glob("*.onnx"))
+    assert first.engine == "opencv" and len(graphs) == 1 and graphs[0].stat().st_size > 100_000
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the graph was cached")
+
+    monkeypatch.setattr(opencv_dnn, "export_onnx", no_export)
+    second = load_model("default")
+    assert second.engine == "opencv"
+    crops = _random_crops(3)
+    assert np.array_equal(predict_probabilities(first, crops), predict_probabilities(second, crops))
+
+
+def test_a_damaged_or_foreign_cached_graph_is_exported_again(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    load_model("default")
+    (graph,) = (tmp_path / "onnx").glob("*.onnx")
+    good = graph.read_bytes()
+    for bad in (b"garbage", good[: len(good) // 2]):
+        graph.write_bytes(bad)
+        loaded = load_model("default")
+        assert loaded.engine == "opencv" and graph.read_bytes() == good
+    # A readable graph of another network (here: PyTorch's mini-Xception with other weights) fails
+    # the parity check and is replaced.
+    import torch
+
+    from fer.models import ARCHITECTURES
+
+    other = ARCHITECTURES["mini_xception"].build(7, 1, False).eval()
+    graph.write_bytes(opencv_dnn.export_onnx(other, other.features_out, torch.zeros(1, 1, 64, 64)))
+    loaded = load_model("default")
+    assert loaded.engine == "opencv" and graph.read_bytes() == good
+
+
+def test_no_cache_when_the_folder_cannot_be_written(monkeypatch, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FER_CACHE_DIR", str(blocker))
+    assert load_model("default").engine == "opencv"
+    monkeypatch.setenv("FER_CACHE_DIR", "off")
+    assert opencv_dnn.cache_dir() is None and load_model("default").engine == "opencv"
+
+
+def test_the_cache_keeps_only_the_most_recent_graphs(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    for i in range(opencv_dnn.CACHE_KEEP + 3):
+        opencv_dnn._cache_write(f"key{i:02d}", b"graph")
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == opencv_dnn.CACHE_KEEP
+    assert not list((tmp_path / "onnx").glob("*.tmp"))
