@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Exported ONNX graphs (fer.opencv_dnn's cache) go to a folder of this test run, not the user's
 # ~/.cache; subprocesses (CLI, app, benchmark) inherit it.
-os.environ["FER_CACHE_DIR"] = tempfile.mkdtemp(prefix="fer-test-cache-")
+_CACHE = tempfile.mkdtemp(prefix="fer-test-cache-")
+os.environ["FER_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 ASSETS = ROOT / "assets"
 ASTRONAUT = ASSETS / "astronaut.png"
 NO_FACE = ASSETS / "coffee.png"
