@@ -676,8 +676,9 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
     ax.set_xlim(0, peak * 2.5)
     ax.set_xlabel("milliseconds per frame, median (log scale above 1 ms)")
     m = doc["machine"]
-    ax.set_title(f"fer stages on a 640×480 frame: {m['cores']} cores of {m['cpu'][:40]}, torch {m['torch_threads']} "
-                 f"thread(s), load {m['load_average'][0]:.1f}", fontsize=9)
+    ax.set_title(f"fer stages on a 640×480 frame: {m['cores']} cores of {m['cpu'][:40]}, CNN on "
+                 f"{doc.get('engine', 'torch')}, torch {m['torch_threads']} thread(s), load {m['load_average'][0]:.1f}",
+                 fontsize=9)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
