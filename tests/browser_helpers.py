@@ -192,6 +192,18 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture
+def client(app_server: AppServer) -> Iterator[Any]:
+    """A new `gradio_client.Client` session (its own settings and state) on the shared server."""
+    from gradio_client import Client
+
+    api = Client(app_server.url, verbose=False)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
 # --------------------------------------------------------------------------- test inputs
 
 

@@ -62,16 +62,6 @@ def named_endpoints() -> set[str]:
             if kw.arg == "api_name" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)}
 
 
-@pytest.fixture
-def client(app_server: AppServer) -> Iterator[Client]:
-    """A new API session (its own settings and state) on the shared server."""
-    api = Client(app_server.url, verbose=False)
-    try:
-        yield api
-    finally:
-        api.close()
-
-
 def settings_values(saliency: str = "face-prior", model: str = "mini_xception_fer2013") -> list[Any]:
     """The Settings tab's widget values, in the order ``/apply_settings`` takes them: model,
     saliency, saliency input, margin, max faces, detector, top-k, smoothing."""

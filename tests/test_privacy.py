@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +52,6 @@ class Watch:
         left = sorted(str(p.relative_to(self.server.gradio_dir.parent)) for p in entries(self.server) - self.before)
         assert not left, f"left on the server's disk: {left}"
         assert not image_data_in(self.server.log(self.log_start))
-
-
-@pytest.fixture
-def client(app_server: AppServer) -> Iterator[Client]:
-    """A new API session on the shared server."""
-    api = Client(app_server.url, verbose=False)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 # --------------------------------------------------------------------------- what may be deleted
