@@ -302,18 +302,21 @@ def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None
     (`fer.plots.draw_confusion`)."""
     from fer.plots import draw_confusion, new_figure
 
+    heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
+    heading = f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}"
     side = 2.2 + 0.5 * len(result.labels)
-    fig = new_figure(2 * side, side + 0.5)
+    # Wide enough for the heading too (about 0.08 inch a character at fontsize 10): with few labels
+    # the two matrices alone would be narrower than it.
+    fig = new_figure(max(2 * side, 0.08 * len(heading) + 0.4), side + 0.5)
     for ax, normalise, name in zip(fig.subplots(1, 2), (False, True), ("counts", "rows normalised (recall)"),
                                    strict=True):
         draw_confusion(ax, result.confusion, result.labels, normalise=normalise)
         ax.set_title(name, fontsize=9)
-    heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
-    fig.suptitle(f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}",
-                 fontsize=10)
+    fig.suptitle(heading, fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    # bbox "tight": square heatmaps leave the layout engine too little height for the rotated labels.
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)
     return path
 
 
