@@ -183,8 +183,11 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                         image_status = gr.Markdown(elem_id="image-status")
                     with gr.Column():
                         annotated = gr.Image(label="Faces found", interactive=False, format="jpeg", elem_id="image-annotated")
-                        gallery = gr.Gallery(label="Faces", columns=6, height=170, object_fit="contain", allow_preview=False,
-                                             format="jpeg", elem_id="face-gallery")
+                        # Square thumbnails, 4 to a row (~140 px in a half-width column): one row fits the
+                        # 170 px panel. fit_columns=False: Gradio's default widens the columns to the number of
+                        # pictures, so a single face filled the panel's width and showed only its forehead.
+                        gallery = gr.Gallery(label="Faces", columns=4, fit_columns=False, height=170, object_fit="contain",
+                                             allow_preview=False, format="jpeg", elem_id="face-gallery")
                 face_choice = gr.Dropdown([], type="index", label="Face", elem_id="face-selector")
                 with gr.Row(equal_height=True):
                     saliency_img = gr.Image(label="Where humans would look", interactive=False, format="jpeg",

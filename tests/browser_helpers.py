@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, ViewportSize
+    from playwright.sync_api import Browser, FloatRect, Page, ViewportSize
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -441,6 +441,17 @@ class AppPage:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{selector}: no picture shown within {timeout:.0f} s")
             time.sleep(0.2)
+
+    def box(self, selector: str) -> FloatRect:
+        """Where the first element matching ``selector`` is drawn, in CSS pixels of the page.
+
+        Raises:
+            AssertionError: it is not shown.
+        """
+        found = self.page.locator(selector).first.bounding_box()
+        if found is None:
+            raise AssertionError(f"{selector} is not shown")
+        return found
 
     def src(self, selector: str) -> str:
         """The ``src`` of the first ``<img>`` matching ``selector`` ("" when there is none)."""

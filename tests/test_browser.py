@@ -88,6 +88,14 @@ def test_upload_astronaut_shows_happy_with_overlays(app: AppPage, tmp_path: Path
     assert app.label("top-k-label") == "happy"
     assert app.text("#image-status").startswith("1 face found")
     assert app.page.locator("#face-gallery img").count() == 1
+    # The face's thumbnail is whole inside the 170 px panel, one square in a row of 4 (a lone face once
+    # spanned the panel's width and showed only its forehead).
+    panel, thumbnail = app.box("#face-gallery"), app.box("#face-gallery img")
+    assert panel["height"] <= 180
+    assert panel["x"] <= thumbnail["x"] and thumbnail["x"] + thumbnail["width"] <= panel["x"] + panel["width"]
+    assert panel["y"] <= thumbnail["y"] and thumbnail["y"] + thumbnail["height"] <= panel["y"] + panel["height"]
+    assert 100 <= thumbnail["height"] and thumbnail["width"] <= panel["width"] / 3
+    assert app.page.locator("#face-gallery img").evaluate("img => getComputedStyle(img).objectFit") == "contain"
     annotated = app.pixels("#image-annotated img")
     assert annotated.shape[0] > 100 and annotated.std() > 20
     views = {elem_id: app.pixels(f"#{elem_id} img") for elem_id in ("saliency-overlay", "cnn-input", "gradcam")}
@@ -115,6 +123,8 @@ def test_upload_astronaut_shows_happy_with_overlays(app: AppPage, tmp_path: Path
     assert app.label("top-k-label") == "happy"
     # Another face in the gallery would be picked the same way: the selection redraws the views.
     app.page.locator("#face-gallery img").first.click()
+    app.wait_until(lambda: "selected" in (app.page.locator("#face-gallery button.thumbnail-item").first
+                                          .get_attribute("class") or ""), "the clicked face marked selected")
     app.wait_text("#view-captions", r"where humans would look \(spectral-residual\)")
 
     # A picture without a face (the second example) is a message, not an error.
