@@ -303,16 +303,18 @@ def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None
     from fer.plots import draw_confusion, new_figure
 
     heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
-    heading = f"{heading}: n={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}"
+    # Two short left-aligned lines: image viewers (the app's among them) draw their buttons over the
+    # top-right corner, where one long centred line would end.
+    heading = f"{heading}\nn={result.n}, accuracy {result.accuracy:.1%}, macro F1 {result.macro_f1:.3f}"
     side = 2.2 + 0.5 * len(result.labels)
-    # Wide enough for the heading too (about 0.08 inch a character at fontsize 10): with few labels
-    # the two matrices alone would be narrower than it.
-    fig = new_figure(max(2 * side, 0.08 * len(heading) + 0.4), side + 0.5)
+    # Wide enough for the heading too (about 0.08 inch a character at fontsize 10).
+    longest = max(len(line) for line in heading.splitlines())
+    fig = new_figure(max(2 * side, 0.08 * longest / 0.7), side + 0.8)
     for ax, normalise, name in zip(fig.subplots(1, 2), (False, True), ("counts", "rows normalised (recall)"),
                                    strict=True):
         draw_confusion(ax, result.confusion, result.labels, normalise=normalise)
         ax.set_title(name, fontsize=9)
-    fig.suptitle(heading, fontsize=10)
+    fig.suptitle(heading, fontsize=10, x=0.02, ha="left")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # bbox "tight": square heatmaps leave the layout engine too little height for the rotated labels.
