@@ -47,6 +47,10 @@ EXPORT_VERSION = 1
 #: Cached graphs kept; the least recently used beyond this are deleted.
 CACHE_KEEP = 8
 
+# torch.onnx's exporter keeps its state in module globals, and `warnings.catch_warnings` changes
+# the process-wide filters: one export at a time (the app may load two pipelines at once).
+_EXPORT_LOCK = threading.Lock()
+
 
 class _WithFeatures(nn.Module):
     """``x`` → ``(logits, feature map of layer)``, for tracing: the hook's tensor becomes a graph output."""
@@ -78,17 +82,22 @@ def export_onnx(module: nn.Module, layer: nn.Module, example: torch.Tensor) -> b
         The serialised ONNX model.
     """
     buffer = io.BytesIO()
+    with _EXPORT_LOCK:
+        _export(_WithFeatures(module, layer), example, buffer)
+    return buffer.getvalue()
+
+
+def _export(wrapped: nn.Module, example: torch.Tensor, buffer: io.BytesIO) -> None:
     # Tracing warns about Python-level shape checks (fixed for a fixed input size) and the
     # TorchScript exporter's deprecation; neither concerns a graph used only for this input size.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _WithFeatures(module, layer), (example,), buffer,  # type: ignore[arg-type] # file objects work
+            wrapped, (example,), buffer,  # type: ignore[arg-type] # file objects work
             dynamo=False, input_names=["x"],
             output_names=list(OUTPUTS), dynamic_axes={name: {0: "n"} for name in ("x", *OUTPUTS)},
             opset_version=OPSET,
         )
-    return buffer.getvalue()
 
 
 class OpenCVNet:

@@ -158,3 +158,27 @@ def test_the_cache_keeps_only_the_most_recent_graphs(monkeypatch, tmp_path) -> N
         opencv_dnn._cache_write(f"key{i:02d}", b"graph")
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == opencv_dnn.CACHE_KEEP
     assert not list((tmp_path / "onnx").glob("*.tmp"))
+
+
+def test_models_loaded_by_several_threads_at_once_all_get_the_opencv_engine(monkeypatch) -> None:
+    """The app loads pipelines for different settings concurrently: exports must not interfere."""
+    monkeypatch.setenv("FER_CACHE_DIR", "off")  # every load exports
+    loaded: list = []
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            loaded.append(load_model("default"))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(loaded) == 4
+    assert all(m.engine == "opencv" for m in loaded)
+    crops = _random_crops(2)
+    first = predict_probabilities(loaded[0], crops)
+    assert all(np.array_equal(predict_probabilities(m, crops), first) for m in loaded[1:])
