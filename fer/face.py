@@ -276,6 +276,11 @@ class FaceDetector:
         self._lock = threading.Lock()
         with _native_stderr_silenced():
             self._detector = vision.FaceDetector.create_from_options(options)
+            # LiteRT logs a warning on the first inference ("Input tensor memory is not aligned"),
+            # which would reach the user's terminal on their first picture: run that first inference
+            # here, on a blank frame, where native stderr is hidden (it also makes the first real
+            # detection as fast as the rest).
+            self._detector.detect(mp.Image(image_format=self._srgb, data=np.zeros((128, 128, 3), np.uint8)))
         _open_detectors.add(self)
 
     def __call__(self, image: np.ndarray) -> list[Face]:

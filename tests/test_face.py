@@ -118,3 +118,24 @@ def test_close_is_idempotent():
     det = FaceDetector()
     det.close()
     det.close()
+
+
+def test_python_api_prints_nothing_to_stderr(tmp_path):
+    """Native libraries log on first use and at exit; a library user's terminal shows none of it,
+    whichever of mediapipe and fer is imported first."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ASTRONAUT, ROOT
+
+    code = ("import mediapipe, fer\n"
+            f"pipe = fer.load(saliency='face-prior', attention=True)\n"
+            f"print([p.label for p in pipe({str(ASTRONAUT)!r})])\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FER_NATIVE_LOGS", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['happy']"
+    assert result.stderr == ""
