@@ -140,9 +140,7 @@ def cache_dir() -> Path | None:
 
 def cache_key(weights_sha256: str, architecture: str, input_shape: tuple[int, int, int]) -> str:
     """Name of a cached graph: what it was exported from, and with which library versions."""
-    import cv2 as _cv2
-
-    parts = (weights_sha256, architecture, input_shape, torch.__version__, _cv2.__version__, OPSET, EXPORT_VERSION)
+    parts = (weights_sha256, architecture, input_shape, torch.__version__, cv2.__version__, OPSET, EXPORT_VERSION)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
