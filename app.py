@@ -30,7 +30,7 @@ import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 
-from fer import demo  # noqa: E402
+from fer import demo, plots  # noqa: E402
 from fer.errors import FerError, InputError  # noqa: E402
 from fer.limits import MAX_FACES, MAX_UPLOAD_BYTES, MAX_VIDEO_SECONDS, QUEUE_MAX_SIZE  # noqa: E402
 
@@ -151,7 +151,10 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                     live_gradcam = gr.HTML(demo.image_html(None, "where the CNN looked"), elem_id="live-gradcam")
                     live_label = gr.Label(label="Expression (smoothed)", elem_id="live-top-k")
                 # Plots carry their own titles; Gradio's label badge would cover them.
-                live_timeline = gr.Plot(show_label=False, elem_id="live-timeline")
+                # Drawn by the browser from the data (no figure rendered on the server per session).
+                live_timeline = gr.LinePlot(x="seconds", y="probability", color="expression", y_lim=[0, 1],
+                                            color_map=plots.label_colours_hex(labels), title="timeline",
+                                            show_label=False, height=240, elem_id="live-timeline")
                 gr.Markdown("### How far to trust the answer")
                 with gr.Row():
                     with gr.Column():
@@ -294,7 +297,8 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             stats = out.stats  # panels not redrawn on this frame keep what they show
             values += [gr.skip(), gr.skip()] if stats.trust is None else [stats.trust.figure, stats.trust.text]
             values += [gr.skip(), gr.skip()] if stats.session is None else list(stats.session)
-            values += [gr.skip() if stats.timeline is None else stats.timeline]
+            values += [gr.skip() if stats.timeline is None
+                       else gr.LinePlot(value=stats.timeline.table, title=stats.timeline.title)]
             return [*values, session]
 
         webcam.stream(on_frame, [webcam, posing, settings, live_state], live_outputs,

@@ -38,6 +38,7 @@ from fer.live import DEFAULT_SMOOTHING, LiveSession, check_smoothing
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from fer.models import ModelSpec
@@ -57,10 +58,11 @@ LIVE_TIME_LIMIT = 300
 #: Live frames are shrunk to this longest side before analysis: webcam faces stay well above the
 #: detector's and the CNN's input sizes, and encoding the annotated frame costs a quarter.
 LIVE_MAX_SIDE = 640
-#: Seconds between redraws of each live statistics figure, and the fewest frames between two
-#: redraws of the same figure. Drawing and encoding a matplotlib figure costs 50-300 ms of CPU
-#: (measured on a busy 2-core machine), several frames' worth, so figures are redrawn rarely and
-#: never more than one per frame; a slow stream (a loaded server) redraws them more rarely still.
+#: Seconds between redraws of each live statistics panel, and the fewest frames between two
+#: redraws of the same panel. Drawing and encoding a matplotlib figure (the confusion matrices)
+#: costs 50-300 ms of CPU (measured on a busy 2-core machine), several frames' worth, so panels are
+#: redrawn rarely and never more than one per frame; a slow stream (a loaded server) redraws them
+#: more rarely still. The timeline is only data (the browser draws it), but it takes its turn too.
 STATS_EVERY_S: dict[str, float] = {"trust": 1.0, "timeline": 1.0, "session": 2.0}
 STATS_MIN_FRAMES = 5
 #: Live streams that draw their figures at the full rate of `STATS_EVERY_S`. With more streams at
@@ -752,7 +754,20 @@ class LiveStats:
 
     trust: TrustView | None = None
     session: tuple[Figure, str] | None = None
-    timeline: Figure | None = None
+    timeline: TimelineView | None = None
+
+
+@dataclass(frozen=True)
+class TimelineView:
+    """The live timeline, drawn by the browser (``gr.LinePlot``): no figure is rendered on the server.
+
+    Attributes:
+        table: `fer.plots.timeline_table` of the followed face (columns seconds, probability, expression).
+        title: what the plot shows.
+    """
+
+    table: pd.DataFrame
+    title: str
 
 
 @dataclass
@@ -839,7 +854,7 @@ def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now
     only when its counts changed. Panels never drawn are due at once. With more than
     `STATS_FULL_RATE_STREAMS` active ``streams``, the intervals grow in proportion.
     """
-    from fer.plots import timeline_figure
+    from fer.plots import timeline_table
 
     slowdown = max(1.0, streams / STATS_FULL_RATE_STREAMS)
 
@@ -868,11 +883,11 @@ def live_stats(session: LiveSession, spec: ModelSpec, highlight: str | None, now
         return stats
     timeline = session.timelines.get(session.focus) if session.focus is not None else None
     if timeline is not None and len(timeline):
-        stats.timeline = timeline_figure(timeline.times, timeline.values, session.labels, top=3,
-                                         title=f"face #{session.focus}, last {len(timeline)} frames")
+        stats.timeline = TimelineView(timeline_table(timeline.times, timeline.values, session.labels, top=3),
+                                      f"face #{session.focus}, last {len(timeline)} frames")
     else:
-        stats.timeline = timeline_figure(np.zeros(0), np.zeros((0, len(session.labels))), session.labels,
-                                         title="timeline: no face in view")
+        stats.timeline = TimelineView(timeline_table(np.zeros(0), np.zeros((0, len(session.labels))), session.labels),
+                                      "timeline: no face in view")
     return stats
 
 

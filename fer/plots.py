@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from fer.live import SessionConfusion
     from fer.video import VideoAnalysis
 
@@ -181,7 +183,7 @@ def timeline_figure(
         fig = ax.figure
     values = np.asarray(values, np.float32)
     if len(values):
-        for i in np.argsort(-values.max(axis=0), kind="stable")[:top]:
+        for i in top_labels(values, top):
             ax.plot(times, values[:, i], label=labels[i], color=_label_colour(labels[i]), linewidth=1.6,
                     marker="." if len(times) < 30 else None)
         # Beside the axes, not on them: a probability near 1 runs along the top edge.
@@ -195,6 +197,42 @@ def timeline_figure(
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def top_labels(values: np.ndarray, top: int) -> list[int]:
+    """Indices of the ``top`` labels with the highest peak in ``(T, C)`` probabilities, highest first."""
+    return [int(i) for i in np.argsort(-np.asarray(values).max(axis=0), kind="stable")[:top]] if len(values) else []
+
+
+def label_colours_hex(labels: Sequence[str]) -> dict[str, str]:
+    """``{label: "#rrggbb"}``: the app's box colour of each label that has one (`fer.viz.LABEL_COLOURS`)."""
+    from fer.viz import LABEL_COLOURS
+
+    return {label: "#" + bytes(LABEL_COLOURS[label]).hex() for label in labels if label in LABEL_COLOURS}
+
+
+def timeline_table(times: np.ndarray, values: np.ndarray, labels: Sequence[str], *, top: int = 3) -> pd.DataFrame:
+    """The data of `timeline_figure` as a long table, for a plot the browser draws (``gr.LinePlot``).
+
+    Args:
+        times: ``(T,)`` seconds.
+        values: ``(T, C)`` probabilities in [0, 1].
+        labels: the ``C`` labels.
+        top: how many labels to keep (highest peaks).
+    Returns:
+        A DataFrame with columns ``seconds`` (float), ``probability`` (float in [0, 1]) and
+        ``expression`` (label), ``T × top`` rows; empty when ``T == 0``.
+    """
+    import pandas as pd
+
+    values = np.asarray(values, np.float32)
+    times = np.asarray(times, np.float64)
+    keep = top_labels(values, top)
+    return pd.DataFrame({
+        "seconds": np.tile(times, len(keep)),
+        "probability": np.concatenate([values[:, i] for i in keep]) if keep else np.zeros(0, np.float32),
+        "expression": np.repeat([labels[i] for i in keep], len(times)),
+    })
 
 
 def video_timeline_figure(analysis: VideoAnalysis, *, top: int = 3, max_faces: int = 4) -> Figure:

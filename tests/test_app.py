@@ -22,7 +22,14 @@ from fer import demo
 from fer.errors import InputError
 from fer.io import read_image
 from fer.live import SessionConfusion
-from fer.plots import confusion_figure, figure_to_array, model_confusion_figure, session_confusion_figure
+from fer.plots import (
+    confusion_figure,
+    figure_to_array,
+    label_colours_hex,
+    model_confusion_figure,
+    session_confusion_figure,
+    timeline_table,
+)
 
 from .conftest import ASTRONAUT, NO_FACE, ROOT
 
@@ -227,6 +234,20 @@ def test_live_figures_are_drawn_more_rarely_when_many_streams_share_the_server()
     assert len(alone) >= 7 and np.diff(alone).min() >= 1.0 and np.diff(alone).max() < 1.2
     assert len(crowded) == 2 and np.diff(crowded).min() >= 4.0  # 4x the streams: a quarter of the rate
     assert crowded[0] == alone[0]  # a new stream still gets its first figure at once
+
+
+def test_live_timeline_is_a_table_of_the_top_labels() -> None:
+    labels = ["angry", "happy", "sad", "neutral"]
+    times = np.array([0.0, 0.1, 0.2])
+    values = np.array([[0.1, 0.7, 0.1, 0.1], [0.2, 0.5, 0.0, 0.3], [0.6, 0.2, 0.1, 0.1]], np.float32)
+    table = timeline_table(times, values, labels, top=2)
+    assert list(table.columns) == ["seconds", "probability", "expression"]
+    assert list(table["expression"]) == ["happy"] * 3 + ["angry"] * 3  # highest peaks first
+    np.testing.assert_allclose(table["probability"], [0.7, 0.5, 0.2, 0.1, 0.2, 0.6], atol=1e-6)
+    np.testing.assert_allclose(table["seconds"], [0.0, 0.1, 0.2] * 2)
+    assert timeline_table(np.zeros(0), np.zeros((0, 4)), labels).empty
+    colours = label_colours_hex(labels)
+    assert set(colours) == set(labels) and all(len(c) == 7 and c.startswith("#") for c in colours.values())
 
 
 def test_active_streams_are_counted_within_the_window() -> None:
