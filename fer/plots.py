@@ -1,5 +1,6 @@
 """Figures for the app: confusion matrices (the model's, with the current prediction highlighted, and
-the session's) and timelines of expression probabilities.
+the session's) and timelines of expression probabilities (a figure for a video; for the live
+stream a table the browser draws, `timeline_table`).
 
 Figures are built on matplotlib's Agg canvas directly (no pyplot), so the process-wide backend is
 left alone, nothing needs a display, and a figure is freed like any other object. Drawing one
@@ -112,8 +113,6 @@ def confusion_figure(
         A matplotlib `Figure`.
     """
     k = len(labels)
-    if np.shape(confusion) != (k, k):
-        raise ValueError(f"confusion matrix of shape {np.shape(confusion)} does not fit {k} labels")
     # Fixed margins sized from the longest label instead of a layout engine (which doubles the
     # drawing time: the session matrix is redrawn live). No colour bar: every cell is written.
     longest = max(len(label) for label in labels) * 0.062  # inches at fontsize 8
@@ -153,34 +152,25 @@ def session_confusion_figure(confusion: SessionConfusion) -> Figure:
                             row_name="posed", column_name="predicted")
 
 
-def timeline_figure(
+def draw_timeline(
+    ax: Any,
     times: np.ndarray,
     values: np.ndarray,
     labels: Sequence[str],
     *,
     top: int = 3,
     title: str = "",
-    ax: Any = None,
-) -> Figure:
-    """Probabilities of the ``top`` labels (highest peaks) over time.
+) -> None:
+    """Draw the probabilities of the ``top`` labels (highest peaks) over time on a matplotlib axis.
 
     Args:
+        ax: the axis to draw on.
         times: ``(T,)`` seconds.
         values: ``(T, C)`` probabilities in [0, 1].
         labels: the ``C`` labels.
         top: how many labels to draw.
         title: axes title.
-        ax: draw into these axes instead of a new figure (the figure is still returned).
     """
-    if ax is None:
-        # Fixed margins instead of constrained layout: this figure is redrawn live, and a layout
-        # engine roughly doubles the cost of drawing it.
-        fig = Figure(figsize=(6.0, 2.6))
-        FigureCanvasAgg(fig)
-        fig.subplots_adjust(left=0.1, right=0.84, bottom=0.18, top=0.88)
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
     values = np.asarray(values, np.float32)
     if len(values):
         for i in top_labels(values, top):
@@ -196,7 +186,6 @@ def timeline_figure(
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
-    return fig
 
 
 def top_labels(values: np.ndarray, top: int) -> list[int]:
@@ -212,7 +201,7 @@ def label_colours_hex(labels: Sequence[str]) -> dict[str, str]:
 
 
 def timeline_table(times: np.ndarray, values: np.ndarray, labels: Sequence[str], *, top: int = 3) -> pd.DataFrame:
-    """The data of `timeline_figure` as a long table, for a plot the browser draws (``gr.LinePlot``).
+    """The data of `draw_timeline` as a long table, for a plot the browser draws (``gr.LinePlot``).
 
     Args:
         times: ``(T,)`` seconds.
@@ -241,11 +230,11 @@ def video_timeline_figure(analysis: VideoAnalysis, *, top: int = 3, max_faces: i
     fig = new_figure(7.5, 1.2 + 2.0 * max(1, len(faces)))
     axes = fig.subplots(max(1, len(faces)), 1, sharex=True, squeeze=False)[:, 0]
     if not faces:
-        timeline_figure(np.zeros(0), np.zeros((0, len(analysis.labels))), analysis.labels, ax=axes[0],
-                        title="no face found in the sampled frames")
+        draw_timeline(axes[0], np.zeros(0), np.zeros((0, len(analysis.labels))), analysis.labels,
+                      title="no face found in the sampled frames")
     for ax, face in zip(axes, faces, strict=False):
         times, values = analysis.series(face)
-        timeline_figure(times, values, analysis.labels, top=top, ax=ax, title=f"face #{face}")
+        draw_timeline(ax, times, values, analysis.labels, top=top, title=f"face #{face}")
     for ax in axes[:-1]:
         ax.set_xlabel("")  # the time axis is shared: named once, at the bottom
     return fig
