@@ -114,16 +114,6 @@ def compose_frame(name: str) -> np.ndarray:
     return frame
 
 
-def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """``(H, W, 3)`` uint8 RGB → JPEG bytes."""
-    import cv2
-
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise InputError("could not encode the benchmark frame as JPEG")
-    return buffer.tobytes()
-
-
 # --------------------------------------------------------------------------- timing
 
 
@@ -207,11 +197,11 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
     import torch
 
     from fer.face import crop_face
-    from fer.io import read_image
+    from fer.io import encode_image, read_image
     from fer.models import cam_layer, preprocess_array
     from fer.saliency import apply_saliency, available_saliency, load_saliency
 
-    jpeg = encode_jpeg(frame)
+    jpeg = encode_image(frame, "jpeg", JPEG_QUALITY)
     faces = pipe.detect(frame)
     if not faces:
         raise InputError(f"benchmark frame {name!r}: the {pipe.detector.model} detector found no face")

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from fer.errors import FerError, InputError
+from fer.io import IMAGE_FORMATS, encode_image
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES, MAX_ZIP_UNPACKED_BYTES
 from fer.live import DEFAULT_SMOOTHING, LiveSession, check_smoothing
 
@@ -331,28 +332,6 @@ def cnn_view(model_input: np.ndarray, spec: ModelSpec, size: int = VIEW_SIZE) ->
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         small = np.repeat(grey[..., None], 3, axis=2)
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
-
-
-#: Picture formats `encode_image` writes: name → (OpenCV extension, MIME type).
-IMAGE_FORMATS = {"jpeg": (".jpg", "image/jpeg"), "png": (".png", "image/png"), "webp": (".webp", "image/webp")}
-
-
-def encode_image(image: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
-    """``(H, W, 3)`` uint8 RGB → the bytes of a JPEG, PNG or WebP file, encoded in memory.
-
-    Args:
-        fmt: a key of `IMAGE_FORMATS` (``"jpg"`` is read as ``"jpeg"``).
-        quality: 1-100 for JPEG and WebP (PNG is lossless).
-    """
-    fmt = "jpeg" if fmt.lower() == "jpg" else fmt.lower()
-    if fmt not in IMAGE_FORMATS:
-        raise InputError(f"cannot encode a picture as {fmt!r}; use one of {', '.join(IMAGE_FORMATS)}")
-    extension = IMAGE_FORMATS[fmt][0]
-    params = {"jpeg": [cv2.IMWRITE_JPEG_QUALITY, quality], "webp": [cv2.IMWRITE_WEBP_QUALITY, quality]}.get(fmt, [])
-    ok, buffer = cv2.imencode(extension, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise InputError("could not encode the picture")
-    return buffer.tobytes()
 
 
 def data_url(image: np.ndarray, quality: int = 80) -> str:

@@ -1,5 +1,5 @@
 """Image input: whatever a user hands us becomes one ``(H, W, 3)`` uint8 RGB array, or a one-line
-`InputError` naming the input and the reason."""
+`InputError` naming the input and the reason; and the way back, pixels to encoded bytes in memory."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import stat
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -172,3 +173,25 @@ def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
         rgb = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
         return np.ascontiguousarray(rgb.round().astype(np.uint8))
     return np.array(arr, copy=True, order="C")
+
+
+#: Picture formats `encode_image` writes: name → (OpenCV extension, MIME type).
+IMAGE_FORMATS = {"jpeg": (".jpg", "image/jpeg"), "png": (".png", "image/png"), "webp": (".webp", "image/webp")}
+
+
+def encode_image(image: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
+    """``(H, W, 3)`` uint8 RGB → the bytes of a JPEG, PNG or WebP file, encoded in memory.
+
+    Args:
+        fmt: a key of `IMAGE_FORMATS` (``"jpg"`` is read as ``"jpeg"``).
+        quality: 1-100 for JPEG and WebP (PNG is lossless).
+    """
+    fmt = "jpeg" if fmt.lower() == "jpg" else fmt.lower()
+    if fmt not in IMAGE_FORMATS:
+        raise InputError(f"cannot encode a picture as {fmt!r}; use one of {', '.join(IMAGE_FORMATS)}")
+    extension = IMAGE_FORMATS[fmt][0]
+    params = {"jpeg": [cv2.IMWRITE_JPEG_QUALITY, quality], "webp": [cv2.IMWRITE_WEBP_QUALITY, quality]}.get(fmt, [])
+    ok, buffer = cv2.imencode(extension, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputError("could not encode the picture")
+    return buffer.tobytes()
