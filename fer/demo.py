@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from fer.errors import FerError, InputError
-from fer.io import IMAGE_FORMATS, encode_image
+from fer.io import IMAGE_FORMATS, describe, encode_image, read_bytes, read_image
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES, MAX_ZIP_UNPACKED_BYTES
 from fer.live import DEFAULT_SMOOTHING, LiveSession, check_smoothing
 
@@ -424,8 +424,6 @@ def _for_user(exc: Exception, *sources: Any, name: str | None = None) -> str:
     """The error's message with each input as fer's reader names it (an uploaded file's full server
     path, or ``<N bytes>``) replaced by ``name``, the name the user knows it by (default: the file
     name of the first path)."""
-    from fer.io import describe
-
     message = str(exc)
     for source in sources:
         if not isinstance(source, (str, os.PathLike, bytes, bytearray)) or not (shown := describe(source)):
@@ -652,8 +650,6 @@ def _encoded(source: Any) -> bytes | None:
     Raises:
         InputError: no such file, not a regular file, over the upload limit.
     """
-    from fer.io import read_bytes
-
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
@@ -675,8 +671,6 @@ def analyse_image(image: Any, settings: Settings, name: str | None = None) -> Im
         `ImageResult`; ``ok=False`` with a message when the input is refused; no face is ``ok``
         with `NO_FACE_MESSAGE`.
     """
-    from fer.io import read_image
-
     image, shown = upload_source(image)
     name = name or shown
     if image is None:
@@ -880,8 +874,6 @@ def decode_frame(frame: Any) -> np.ndarray | None:
     Raises:
         InputError: not base64, not an image, truncated, too large.
     """
-    from fer.io import read_image
-
     if frame is None:
         return None
     if isinstance(frame, Mapping):
@@ -1202,7 +1194,6 @@ def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = F
         name: the archive's name as the user gave it (default: its file name); only ``.zip`` is taken.
     """
     from fer.evaluate import evaluate, plot_confusion
-    from fer.io import read_image
 
     if not zip_path:
         return EvalReport(False, "Upload a .zip of labelled face images first.")
