@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer import opencv_dnn
 from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
 from fer.gradcam import FeatureTap, LinearHeadCam
-from fer.opencv_dnn import OpenCVNet
 from fer.weights import WEIGHTS_DIR, JsonSpec, load_state_dict, resolve
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class LoadedModel:
     spec: ModelSpec
     path: Path | None = field(default=None, compare=False)
     engine: Literal["opencv", "torch"] = "torch"
-    net: OpenCVNet | None = field(default=None, compare=False, repr=False)
+    net: opencv_dnn.OpenCVNet | None = field(default=None, compare=False, repr=False)
     cam: LinearHeadCam | None = field(default=None, compare=False, repr=False)
     tap: FeatureTap | None = field(default=None, compare=False, repr=False)
 
@@ -312,10 +312,8 @@ def load_model(
 
 
 def _opencv_net(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int], spec: ModelSpec,
-                device: torch.device, required: bool) -> OpenCVNet | None:
+                device: torch.device, required: bool) -> opencv_dnn.OpenCVNet | None:
     """The OpenCV DNN copy of ``module``, or None (reason logged) when ``required`` is False."""
-    from fer import opencv_dnn
-
     try:
         if device.type != "cpu":
             raise RuntimeError(f"OpenCV DNN runs on the CPU, not {device}")
