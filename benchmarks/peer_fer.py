@@ -13,7 +13,8 @@ take turns frame by frame: whatever else the machine does falls on both alike.
 What is compared, on the same 640×480 frames (`fer.bench.compose_frame`), decoded once beforehand:
 - the peer's ``FER().detect_emotions(bgr)`` (default: OpenCV Haar cascade + its quantised TFLite
   mini-Xception) and ``FER(mtcnn=True)``;
-- our ``Pipeline.__call__(rgb)`` (MediaPipe + the same mini-Xception weights ported to PyTorch),
+- our ``Pipeline.__call__(rgb)`` (BlazeFace on LiteRT + the same mini-Xception weights, ported to
+  PyTorch and run by OpenCV DNN),
   the same job: find faces, classify each.
 Top-1 agreement is counted on faces both sides found (boxes matched by overlap) over the two frames
 and a few variants of the one-face frame (mirrored, rotated, darker, brighter, smaller, blurred).
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": {c: p.startup for c, p in peers.items()},
         "latency": latency,
         "agreement": agreement,
-        "ours": "fer.load() (MediaPipe short range; full range on the 5-face frame) Pipeline.__call__(rgb): "
+        "ours": "fer.load() (BlazeFace short range, full range on the 5-face frame) Pipeline.__call__(rgb): "
                 "detect + crop + classify, no Grad-CAM; frames decoded beforehand on both sides",
     }
     doc.update({

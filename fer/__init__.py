@@ -7,7 +7,7 @@ Saliency and Deep Learning" (ICCV Workshops 2017). Three lines to start:
     >>> pipe = fer.load()
     >>> pipe("assets/astronaut.png")[0].top_k(3)
 
-Heavy modules (torch, mediapipe) load on first use of `load` and friends, so ``import fer`` and
+Heavy modules (torch, LiteRT) load on first use of `load` and friends, so ``import fer`` and
 ``fer.InputError`` are cheap.
 """
 

@@ -4,7 +4,8 @@ Measures every stage of the pipeline on two 640×480 frames composed from the sh
 face, and five faces of decreasing size), each stage on fixed inputs, interleaved frame by frame
 so that a change in machine load hits every stage alike:
 
-decode (JPEG) → detect (MediaPipe alone) → crop/align → each saliency predictor → face × saliency
+decode (JPEG) → detect (the face detector alone: network and decoding, no crops; and MediaPipe's
+Tasks detector on the same model, for comparison) → crop/align → each saliency predictor → face × saliency
 → preprocess → CNN forward → Grad-CAM → overlay rendering,
 
 then end to end: ``Pipeline.__call__`` (detect → classify, what the ``fer`` PyPI package's
@@ -167,25 +168,8 @@ def time_calls(fn: Callable[[], object], iterations: int, warmup: int) -> list[f
 # --------------------------------------------------------------------------- stages
 
 
-def _native_detect(detector: Any) -> Callable[[np.ndarray], object]:
-    """The MediaPipe Tasks detector alone, as a plain user of MediaPipe would call it on an RGB frame.
-
-    It reaches into `fer.face.FaceDetector` for the native detector and its aligned-buffer helper so
-    the baseline is exactly the native call the pipeline makes, without our crop and bookkeeping.
-    """
-    import mediapipe as mp
-
-    from fer.face import _aligned
-
-    native = detector._detector
-
-    def detect(frame: np.ndarray) -> object:
-        return native.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame)))
-
-    return detect
-
-
-def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[list[Stage], dict[str, Any]]:
+def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool,
+                 reference: Any | None = None) -> tuple[list[Stage], dict[str, Any]]:
     """The timed stages of one frame and facts about it (faces found by each detector).
 
     Args:
@@ -193,6 +177,8 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
         frame: ``(480, 640, 3)`` uint8 RGB.
         pipe: a `fer.pipeline.Pipeline` with a saliency predictor, using this frame's detector.
         full: add rows that only ``--full`` measures (PNG decode).
+        reference: a `fer.face.FaceDetector` on MediaPipe with the same model, timed beside ours
+            (the before of the LiteRT engine); None leaves that row out.
     """
     import torch
 
@@ -205,7 +191,6 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
     faces = pipe.detect(frame)
     if not faces:
         raise InputError(f"benchmark frame {name!r}: the {pipe.detector.model} detector found no face")
-    detect = _native_detect(pipe.detector)
     crops = np.stack([f.crop for f in faces])
     keypoints = np.stack([f.crop_keypoints for f in faces])
     predictors = {n: load_saliency(n) for n in available_saliency()}
@@ -241,7 +226,9 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
         png = _encode_png(frame)
         stages.append(Stage(name, "decode (PNG)", lambda: read_image(png), []))
     stages += [
-        Stage(name, f"detect ({pipe.detector.model} range)", lambda: detect(frame), []),
+        Stage(name, f"detect ({pipe.detector.model} range)", lambda: pipe.detector.detections(frame), []),
+        *([Stage(name, f"detect, MediaPipe Tasks ({reference.model} range)", lambda: reference.detections(frame), [])]
+          if reference is not None else []),
         Stage(name, "crop/align", crop_all, []),
         *(Stage(name, f"saliency: {n}", functools.partial(p, crops, keypoints), []) for n, p in predictors.items()),
         Stage(name, "face × saliency", lambda: apply_saliency(crops, maps, pipe.saliency_floor), []),
@@ -257,7 +244,8 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool) -> tuple[l
         Stage(name, "whole frame (pixels in)", lambda: whole(frame), []),
         Stage(name, "whole frame (JPEG in)", lambda: whole(read_image(jpeg)), []),
     ]
-    info = {"faces_placed": len(FRAMES[name][0]), "detector": pipe.detector.model, "faces_found": len(faces),
+    info = {"faces_placed": len(FRAMES[name][0]), "detector": pipe.detector.model,
+            "detector_engine": pipe.detector.engine, "faces_found": len(faces),
             "crop_size": size, "saliency": pipe.saliency_name, "engine": pipe.model.engine}
     return stages, info
 
@@ -381,6 +369,16 @@ def cold_start(frame: np.ndarray, runs: int = 2, frames: int = 20) -> dict[str, 
 # --------------------------------------------------------------------------- machine
 
 
+def _version(distribution: str) -> str | None:
+    """An installed distribution's version, or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, cores, load average and library versions, so a reader can tell which machine a JSON is from."""
     import cv2
@@ -409,6 +407,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "mediapipe": mediapipe.__version__,
+        "ai_edge_litert": _version("ai-edge-litert"),
         "opencv": cv2.__version__,
         "numpy": np.__version__,
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -445,6 +444,7 @@ def run_benchmark(
     live: bool = True,
     progress: Callable[[str], None] | None = None,
     engine: str = "auto",
+    detector_engine: str = "auto",
 ) -> dict[str, Any]:
     """Run the benchmark and return its JSON document (see the module docstring).
 
@@ -456,8 +456,11 @@ def run_benchmark(
         live: also time the app's live handler (`fer.demo.live_step`).
         progress: called with a short line before each phase.
         engine: what runs the CNN (`fer.load`'s ``engine``); cold start always uses the default.
+        detector_engine: what runs the face detector (`fer.load`'s ``detector_engine``); unless it is
+            MediaPipe, MediaPipe's Tasks detector is timed beside it.
     """
     import fer
+    from fer.face import FaceDetector
 
     say = progress or (lambda _line: None)
     if iterations < 1 or warmup < 0:
@@ -465,12 +468,16 @@ def run_benchmark(
     started = time.perf_counter()
     machine = machine_info()
     frames = {name: compose_frame(name) for name in FRAMES}
-    pipes = {det: fer.load(saliency="face-prior", detector=det, engine=engine)  # type: ignore[arg-type]
+    pipes = {det: fer.load(saliency="face-prior", detector=det, engine=engine,  # type: ignore[arg-type]
+                           detector_engine=detector_engine)  # type: ignore[arg-type]
              for det in ("short", "full")}
+    references: dict[str, FaceDetector] = {}
     import torch
 
     machine["torch_threads"] = torch.get_num_threads()  # as loading left it
     try:
+        references.update({det: FaceDetector(det, engine="mediapipe")  # type: ignore[arg-type]
+                           for det, p in pipes.items() if p.detector.engine != "mediapipe"})
         doc: dict[str, Any] = {"benchmark": "python -m fer bench", "fer_version": fer.__version__,
                                "mode": "full" if full else "quick", "iterations": iterations, "warmup": warmup,
                                "frame_size": [FRAME_SHAPE[1], FRAME_SHAPE[0]], "machine": machine, "frames": {},
@@ -479,14 +486,14 @@ def run_benchmark(
         for name, frame in frames.items():
             say(f"timing stages: {name}")
             detector = FRAMES[name][1]
-            stages, info = frame_stages(name, frame, pipes[detector], full)
+            stages, info = frame_stages(name, frame, pipes[detector], full, references.get(detector))
             info["faces_found_by"] = {det: len(p.detect(frame)) for det, p in pipes.items()}
             if live and name == "1 face":
                 stages.append(live_step_stage(frame))
             if full:
                 other = "full" if detector == "short" else "short"
                 if info["faces_found_by"][other]:
-                    other_detect = functools.partial(_native_detect(pipes[other].detector), frame)
+                    other_detect = functools.partial(pipes[other].detector.detections, frame)
                     stages.insert(2, Stage(name, f"detect ({other} range)", other_detect, []))
             time_interleaved(stages, iterations, warmup)
             doc["frames"][name] = info
@@ -503,6 +510,8 @@ def run_benchmark(
     finally:
         for pipe in pipes.values():
             pipe.close()
+        for reference in references.values():
+            reference.close()
         if live:
             _close_app_pipelines()
     _headline(doc)
@@ -586,6 +595,7 @@ def format_report(doc: dict[str, Any]) -> str:
     cold = doc["cold_start"]
     lines = [
         f"fer bench ({doc['mode']}, {doc['iterations']} rounds) on {m['cpu']}, {m['cores']} cores, "
+        f"detector on {doc['frames']['1 face'].get('detector_engine', 'mediapipe')}, "
         f"CNN on {doc.get('engine', 'torch')}, torch {m['torch']} with {m['torch_threads']} threads; load average {m['load_average'][0]:.2f} "
         f"at start, {m['load_average_end'][0]:.2f} at end",
         "",
@@ -635,8 +645,13 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
     for name in CHART_STAGES:
         if name == "crop/align":  # the detector sits just before crop/align; each frame has its own
             detectors = [doc["frames"][f]["detector"] for f in frames]
-            rows.append((f"detect, MediaPipe ({' / '.join(dict.fromkeys(detectors))} range)",
+            engines = {doc["frames"][f].get("detector_engine", "mediapipe") for f in frames}
+            ranges = " / ".join(dict.fromkeys(detectors))
+            rows.append((f"detect, {' / '.join(sorted(engines))} ({ranges} range)",
                          [stage_ms(doc, f, f"detect ({d} range)") for f, d in zip(frames, detectors, strict=True)]))
+            reference = [stage_ms(doc, f, f"detect, MediaPipe Tasks ({d} range)") for f, d in zip(frames, detectors, strict=True)]
+            if any(v is not None for v in reference):
+                rows.append((f"detect, MediaPipe Tasks ({ranges} range)", reference))
         values = [stage_ms(doc, f, name) for f in frames]
         if any(v is not None for v in values):
             rows.append((name, values))
@@ -695,6 +710,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
     parser.add_argument("--engine", choices=("auto", "opencv", "torch"), default="auto",
                         help="what runs the CNN (default: auto, OpenCV DNN on the CPU when it matches PyTorch)")
+    parser.add_argument("--detector-engine", choices=("auto", "litert", "mediapipe"), default="auto",
+                        help="what runs the face detector (default: auto, LiteRT when installed)")
     parser.add_argument("--out", type=Path, metavar="JSON", help="also write the JSON document to this file")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="draw the stage chart to this file")
 
@@ -713,7 +730,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     progress = None if args.json else (lambda line: print(f"… {line}", file=sys.stderr, flush=True))
     doc = run_benchmark(iterations=iterations, warmup=min(10, max(2, iterations // 10)), full=args.full,
-                        cold_runs=cold_runs, live=not args.no_live, progress=progress, engine=args.engine)
+                        cold_runs=cold_runs, live=not args.no_live, progress=progress, engine=args.engine,
+                        detector_engine=args.detector_engine)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

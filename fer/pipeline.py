@@ -1,7 +1,7 @@
 """The pipeline: image → faces → saliency → (face × saliency) → CNN → `Prediction` records.
 
     >>> import fer
-    >>> pipe = fer.load()                      # shipped mini-Xception (FER2013) + MediaPipe detector
+    >>> pipe = fer.load()                      # shipped mini-Xception (FER2013) + BlazeFace detector
     >>> [p.top_k(3) for p in pipe("assets/astronaut.png")]
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fer.errors import InputError
-from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, Face, FaceDetector
+from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, DetectorEngine, Face, FaceDetector
 from fer.io import ImageSource, read_image
 from fer.limits import DEFAULT_MAX_FACES
 from fer.models import (
@@ -292,6 +292,7 @@ def load(
     attention: bool = False,
     threads: int | None = 1,
     engine: Engine = "auto",
+    detector_engine: DetectorEngine = "auto",
 ) -> Pipeline:
     """Build a ready `Pipeline` (the one front door).
 
@@ -314,6 +315,8 @@ def load(
             setting alone.
         engine: what runs the CNN: ``"auto"`` (OpenCV DNN on the CPU when the network exports to it
             with PyTorch's outputs, else PyTorch), ``"opencv"`` or ``"torch"``; see `fer.models.load_model`.
+        detector_engine: what runs the face detector: ``"auto"`` (LiteRT when installed, else
+            MediaPipe), ``"litert"`` or ``"mediapipe"``; both give the same faces (see `fer.blazeface`).
     """
     if threads is not None:
         if threads < 1:
@@ -323,7 +326,8 @@ def load(
     if margin is None:
         margin = loaded.spec.margin if loaded.spec.margin is not None else DEFAULT_MARGIN
     face_detector = FaceDetector(
-        detector, min_score=min_score, max_faces=max_faces, margin=margin, crop_size=crop_size
+        detector, min_score=min_score, max_faces=max_faces, margin=margin, crop_size=crop_size,
+        engine=detector_engine,
     )
     try:
         return Pipeline(loaded, face_detector, saliency, saliency_input, saliency_floor, attention)

@@ -1,8 +1,10 @@
-"""Face stage on real images with the shipped MediaPipe models."""
+"""Face stage on real images with the shipped BlazeFace models (LiteRT by default; MediaPipe too)."""
 
 from __future__ import annotations
 
 import io
+import logging
+import sys
 
 import numpy as np
 import pytest
@@ -65,19 +67,21 @@ def test_no_face(detector):
     assert detector(np.full((100, 20000, 3), 128, np.uint8)) == []
 
 
+@pytest.mark.parametrize("engine", ["litert", "mediapipe"])
 @pytest.mark.parametrize("model", sorted(DETECTOR_MODELS))
-def test_several_faces_largest_first(astronaut, model):
+def test_several_faces_largest_first(astronaut, model, engine):
     canvas = compose_faces(astronaut, ASTRONAUT_BOX, count=3, side=220)
     # The short-range model is made for one near face: on a wide group picture its scores drop to
     # ~0.4 (measured), which is why the full-range model is offered for group photos.
     min_score = 0.3 if model == "short" else 0.5
-    with FaceDetector(model, min_score=min_score) as det:
+    with FaceDetector(model, min_score=min_score, engine=engine) as det:
+        assert det.engine == engine
         faces = det(canvas)
         assert len(faces) == 3
         areas = [f.area for f in faces]
         assert areas == sorted(areas, reverse=True)
         assert [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)  # largest is leftmost
-    with FaceDetector(model, min_score=min_score, max_faces=2) as det:
+    with FaceDetector(model, min_score=min_score, max_faces=2, engine=engine) as det:
         assert len(det(canvas)) == 2
 
 
@@ -104,7 +108,8 @@ def test_face_at_border_clipped(detector, astronaut):
 
 
 def test_bad_options():
-    for kwargs in ({"model": "huge"}, {"min_score": 2.0}, {"max_faces": 0}, {"max_faces": 1000}, {"margin": -1}):
+    for kwargs in ({"model": "huge"}, {"min_score": 2.0}, {"max_faces": 0}, {"max_faces": 1000}, {"margin": -1},
+                   {"engine": "tensorrt"}):
         with pytest.raises(InputError):
             FaceDetector(**kwargs)
 
@@ -114,10 +119,24 @@ def test_bad_image_type(detector):
         detector(np.zeros((10, 10, 3), np.float32))
 
 
-def test_close_is_idempotent():
-    det = FaceDetector()
+@pytest.mark.parametrize("engine", ["litert", "mediapipe"])
+def test_close_is_idempotent(engine, astronaut):
+    det = FaceDetector(engine=engine)
     det.close()
     det.close()
+    assert det.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        det(astronaut)
+
+
+def test_auto_engine_is_litert_else_mediapipe(monkeypatch, caplog, astronaut):
+    with FaceDetector() as det:
+        assert det.engine == "litert"
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # as if LiteRT were not installed
+    with caplog.at_level(logging.WARNING, logger="fer.face"), FaceDetector() as det:
+        assert det.engine == "mediapipe"
+        assert len(det(astronaut)) == 1
+    assert "LiteRT is not installed" in caplog.text
 
 
 def test_python_api_prints_nothing_to_stderr(tmp_path):
@@ -125,7 +144,6 @@ def test_python_api_prints_nothing_to_stderr(tmp_path):
     whichever of mediapipe and fer is imported first."""
     import os
     import subprocess
-    import sys
 
     from .conftest import ASTRONAUT, ROOT
 
