@@ -620,6 +620,9 @@ def format_report(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How the chart names the detector engines (`fer.face.FaceDetector.engine`).
+DETECTOR_ENGINE_NAMES = {"litert": "BlazeFace on LiteRT", "mediapipe": "MediaPipe Tasks"}
+
 #: Stages drawn in the chart, in pipeline order (rows missing from a document are skipped).
 CHART_STAGES = ("decode (JPEG)", "crop/align", "saliency: face-prior", "saliency: spectral-residual", "face × saliency",
                 "preprocess", "CNN forward", "Grad-CAM", "overlay rendering", "pipeline: detect → classify",
@@ -645,7 +648,7 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
     for name in CHART_STAGES:
         if name == "crop/align":  # the detector sits just before crop/align; each frame has its own
             detectors = [doc["frames"][f]["detector"] for f in frames]
-            engines = {doc["frames"][f].get("detector_engine", "mediapipe") for f in frames}
+            engines = {DETECTOR_ENGINE_NAMES[doc["frames"][f].get("detector_engine", "mediapipe")] for f in frames}
             ranges = " / ".join(dict.fromkeys(detectors))
             rows.append((f"detect, {' / '.join(sorted(engines))} ({ranges} range)",
                          [stage_ms(doc, f, f"detect ({d} range)") for f, d in zip(frames, detectors, strict=True)]))
@@ -681,9 +684,8 @@ def plot_stages(doc: dict[str, Any], path: str | Path, peer: dict[str, Any] | No
     ax.set_xlim(0, peak * 2.5)
     ax.set_xlabel("milliseconds per frame, median (log scale above 1 ms)")
     m = doc["machine"]
-    ax.set_title(f"fer stages on a 640×480 frame: {m['cores']} cores of {m['cpu'][:40]}, CNN on "
-                 f"{doc.get('engine', 'torch')}, torch {m['torch_threads']} thread(s), load {m['load_average'][0]:.1f}",
-                 fontsize=9)
+    ax.set_title(f"fer stages on a 640×480 frame: {m['cores']} cores of {m['cpu'][:40]}, load {m['load_average'][0]:.1f}\n"
+                 f"CNN on {doc.get('engine', 'torch')}, torch {m['torch_threads']} thread(s)", fontsize=9)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
