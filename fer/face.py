@@ -331,8 +331,11 @@ class FaceDetector:
         Returns:
             Detections, best score first (boxes clipped to the image, possibly empty).
         """
-        if self._blazeface is not None:
-            return self._blazeface(image)
+        net = self._blazeface  # read once: close() may clear it meanwhile
+        if net is not None:
+            return net(image)
+        if self.engine != "mediapipe":
+            raise RuntimeError("FaceDetector is closed")
         height, width = image.shape[:2]
         mp_image = self._mp_image(image_format=self._srgb, data=_aligned(image))
         with self._lock:
@@ -358,8 +361,6 @@ class FaceDetector:
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-        if self.closed:
-            raise RuntimeError("FaceDetector is closed")
         faces = []
         for det in self.detections(image):
             box = det.box
