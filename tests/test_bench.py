@@ -55,6 +55,17 @@ def test_every_stage_measured_for_both_frames(bench_doc):
         assert row["n"] == 2 and 0 < row["ms_p50"] <= row["ms_p90"], row
 
 
+def test_detector_baseline_is_the_pipelines_own_with_mediapipe_beside_it(bench_doc):
+    """The detector-alone row times the engine the pipeline runs; MediaPipe's detector on the same
+    model is timed in the same rounds, as the before of the LiteRT engine."""
+    assert bench_doc["machine"]["ai_edge_litert"]
+    for frame in ("1 face", "5 faces"):
+        info = bench_doc["frames"][frame]
+        assert info["detector_engine"] == "litert"
+        names = {row["stage"] for row in bench_doc["stages"] if row["frame"] == frame}
+        assert f"detect, MediaPipe Tasks ({info['detector']} range)" in names
+
+
 def test_table_and_chart(bench_doc, tmp_path):
     from fer.bench import format_table, plot_stages
 
