@@ -22,7 +22,6 @@ stream slot (the app serves `fer.demo.LIVE_CONCURRENCY` streams at once), and er
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import socket
@@ -44,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402  (a Gradio dependency)
 
 from fer.bench import compose_frame, summarise  # noqa: E402
-from fer.io import encode_image  # noqa: E402
+from fer.demo import data_url  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 API = "/gradio_api"
@@ -62,7 +61,7 @@ def check_loopback(url: str) -> str:
 
 def frame_data_url() -> str:
     """The one-face benchmark frame as the browser's webcam stream sends it."""
-    return "data:image/jpeg;base64," + base64.b64encode(encode_image(compose_frame("1 face"), "jpeg", 92)).decode()
+    return data_url(compose_frame("1 face"), quality=92)
 
 
 def live_endpoint(base: str, api_name: str = "live_frame") -> dict[str, Any]:

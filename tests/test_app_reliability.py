@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from fer.demo import data_url
 from fer.limits import MAX_UPLOAD_BYTES, QUEUE_MAX_SIZE
 
 from .badinputs import (
@@ -293,12 +293,6 @@ def test_wrong_file_type_refused(server, client, uploads):
 # --------------------------------------------------------------------------- webcam streams
 
 
-def _jpeg_data_url(image: np.ndarray, quality: int = 80) -> str:
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
-
-
 def _webcam_frame(face: bool = True, mirror: bool = False) -> np.ndarray:
     """A 640×480 webcam-like frame: the astronaut (or the coffee cup) on a grey background."""
     frame = np.full((480, 640, 3), 110, np.uint8)
@@ -415,8 +409,8 @@ def run_stream(server, live, frames: list[str], *, deadline: float | None = None
 
 
 def test_stream_answers_and_writes_nothing(server, live):
-    frames = [_jpeg_data_url(_webcam_frame()), _jpeg_data_url(_webcam_frame(mirror=True)),
-              _jpeg_data_url(_webcam_frame(face=False)), _jpeg_data_url(_webcam_frame())]
+    frames = [data_url(_webcam_frame()), data_url(_webcam_frame(mirror=True)),
+              data_url(_webcam_frame(face=False)), data_url(_webcam_frame())]
     before = server.files()
     result = run_stream(server, live, frames)
     assert not result.errors, result.errors
@@ -426,7 +420,7 @@ def test_stream_answers_and_writes_nothing(server, live):
 
 
 def test_stream_survives_broken_frames(server, live):
-    good = _jpeg_data_url(_webcam_frame())
+    good = data_url(_webcam_frame())
     jpeg = base64.b64decode(good.split(",", 1)[1])
     broken = [
         "data:image/jpeg;base64," + base64.b64encode(jpeg[: len(jpeg) // 3]).decode(),  # truncated
@@ -574,8 +568,8 @@ LOAD_WARMUP_SECONDS = 15.0
 @pytest.mark.slow
 def test_twenty_streams_for_a_minute(server, live, record_property):
     """20 webcam streams at once for 60 s on loopback: no failed frame, bounded latency, no leak."""
-    frames = [_jpeg_data_url(_webcam_frame()), _jpeg_data_url(_webcam_frame(mirror=True)),
-              _jpeg_data_url(_webcam_frame(face=False))]
+    frames = [data_url(_webcam_frame()), data_url(_webcam_frame(mirror=True)),
+              data_url(_webcam_frame(face=False))]
     start = time.monotonic()
     deadline = start + LOAD_SECONDS
     rss: list[tuple[float, int]] = []
