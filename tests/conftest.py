@@ -6,7 +6,10 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,3 +67,34 @@ def compose_faces(image: np.ndarray, box: tuple[int, int, int, int], count: int,
         x, y = int(i * side * 1.3 + 10), int(side * 0.3)
         canvas[y:y + s, x:x + s] = tile
     return canvas
+
+
+def threads_disagreeing(call: Callable[[Any], Any], inputs: Sequence[Any], rounds: int) -> list[int]:
+    """Run ``call(inputs[i])`` ``rounds`` times in thread ``i``, all threads at once, and compare
+    every answer with the one ``call(inputs[i])`` gave alone beforehand (`np.array_equal`).
+
+    Returns:
+        The indices of the threads that ever got another answer (empty when all agreed).
+    Raises:
+        Whatever a call raised in a thread.
+    """
+    expected = [call(x) for x in inputs]
+    wrong: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(rounds):
+                if not np.array_equal(call(inputs[i]), expected[i]):
+                    wrong.append(i)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sorted(set(wrong))

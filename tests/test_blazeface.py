@@ -3,8 +3,6 @@ MediaPipe's Tasks face detector on real pictures with the shipped models."""
 
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from fer.face import DETECTOR_MODELS, FaceDetector
 from fer.io import read_image
 from fer.weights import WEIGHTS_DIR
 
-from .conftest import ASSETS, compose_faces
+from .conftest import ASSETS, compose_faces, threads_disagreeing
 from .test_face import ASTRONAUT_BOX
 
 SHORT = WEIGHTS_DIR / DETECTOR_MODELS["short"][0]
@@ -141,23 +139,4 @@ def test_a_layout_that_does_not_fit_the_model_is_refused():
 def test_one_detector_serves_several_threads(astronaut):
     pictures = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), astronaut[50:450, 30:480].copy()]
     with FaceDetector(engine="litert") as det:
-        expected = [[f.box for f in det(p)] for p in pictures]
-        results: list[list] = []
-        errors: list[BaseException] = []
-
-        def work(i: int) -> None:
-            try:
-                for _ in range(20):
-                    results.append((i % 3, [f.box for f in det(pictures[i % 3])]))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors
-    assert len(results) == 120
-    for i, boxes in results:
-        assert boxes == expected[i]
+        assert threads_disagreeing(lambda p: [f.box for f in det(p)], pictures * 2, rounds=20) == []

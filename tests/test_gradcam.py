@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
 
 from fer.gradcam import FeatureTap, LinearHeadCam, grad_cam
 from fer.models import ARCHITECTURES, load_model
+
+from .conftest import threads_disagreeing
 
 LINEAR_HEADS = sorted(name for name, arch in ARCHITECTURES.items() if arch.linear_head is not None)
 
@@ -72,18 +72,4 @@ def test_feature_tap_keeps_each_threads_own_output() -> None:
     loaded = load_model("default", engine="torch")
     assert loaded.tap is not None
     inputs = [np.full((1, 1, 64, 64), v, np.float32) for v in np.linspace(-1, 1, 6)]
-    expected = [loaded.run(x, features=True)[1] for x in inputs]
-    errors: list[str] = []
-
-    def worker(i: int) -> None:
-        for _ in range(30):
-            got = loaded.run(inputs[i], features=True)[1]
-            if not np.array_equal(got, expected[i]):
-                errors.append(f"thread {i} got another input's features")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert threads_disagreeing(lambda x: loaded.run(x, features=True)[1], inputs, rounds=30) == []

@@ -13,6 +13,8 @@ from fer import opencv_dnn
 from fer.errors import InputError, WeightsError
 from fer.models import load_model, predict_probabilities
 
+from .conftest import threads_disagreeing
+
 
 @pytest.fixture(scope="module")
 def engines():
@@ -90,20 +92,7 @@ def test_concurrent_threads_get_their_own_answers(engines) -> None:
     """One ``cv2.dnn.Net`` per thread: parallel calls never mix inputs."""
     fast, _ = engines
     batches = [_random_crops(1 + i % 3, seed=i) for i in range(6)]
-    expected = [predict_probabilities(fast, b) for b in batches]
-    errors: list[int] = []
-
-    def worker(i: int) -> None:
-        for _ in range(40):
-            if not np.array_equal(predict_probabilities(fast, batches[i]), expected[i]):
-                errors.append(i)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(batches))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert threads_disagreeing(lambda b: predict_probabilities(fast, b), batches, rounds=40) == []
 
 
 def test_the_exported_graph_is_cached_and_reused(monkeypatch, tmp_path) -> None:
