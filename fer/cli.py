@@ -31,12 +31,12 @@ from fer.errors import FerError, InputError
 #: Subcommands: name → (module exposing ``add_arguments(parser)`` and ``run(args) -> int``, help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("fer.cli", "expressions of every face in images"),
-    "train": ("fer.train", "fine-tune an expression CNN on a dataset"),
-    "evaluate": ("fer.evaluate", "accuracy, F1 and confusion matrix of a model on a dataset"),
-    "protocol": ("fer.protocol", "the paper's within- and cross-dataset protocol"),
-    "card": ("fer.card", "print a model card (spec and measured metrics) as markdown"),
-    "train-saliency": ("fer.train_saliency", "train ML-Net on a saliency dataset"),
-    "evaluate-saliency": ("fer.saliency_metrics", "CC, KLD, NSS, SIM, AUC-Judd of a saliency predictor"),
+    "train": ("fer.research.train", "fine-tune an expression CNN on a dataset"),
+    "evaluate": ("fer.research.evaluate", "accuracy, F1 and confusion matrix of a model on a dataset"),
+    "protocol": ("fer.research.protocol", "the paper's within- and cross-dataset protocol"),
+    "card": ("fer.research.card", "print a model card (spec and measured metrics) as markdown"),
+    "train-saliency": ("fer.research.saliency_train", "train ML-Net on a saliency dataset"),
+    "evaluate-saliency": ("fer.research.saliency_metrics", "CC, KLD, NSS, SIM, AUC-Judd of a saliency predictor"),
     "bench": ("fer.bench", "per-stage speed benchmark"),
 }
 

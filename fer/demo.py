@@ -1137,10 +1137,10 @@ def dataset_root(folder: Path) -> Path:
         return current
 
 
-def load_labelled(folder: Path):  # noqa: ANN201 - fer.datasets.Dataset
+def load_labelled(folder: Path):  # noqa: ANN201 - fer.research.datasets.Dataset
     """A dataset from an unpacked archive: RaFD when file names follow RaFD's pattern, else
     folder-per-label."""
-    from fer.datasets import IMAGE_SUFFIXES, RAFD_PATTERN, load_folder, load_rafd
+    from fer.research.datasets import IMAGE_SUFFIXES, RAFD_PATTERN, load_folder, load_rafd
 
     root = dataset_root(folder)
     images = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -1170,8 +1170,8 @@ class EvalReport:
         message: one line (skipped images are counted here).
         headline: markdown with n, accuracy and macro F1.
         headers, rows: per-class table (label, precision, recall, F1, n).
-        figure: ``(H, W, 3)`` uint8 RGB confusion plot (`fer.evaluate.plot_confusion`), or None.
-        result: `fer.evaluate.EvaluationResult.to_dict`, or None.
+        figure: ``(H, W, 3)`` uint8 RGB confusion plot (`fer.research.evaluate.plot_confusion`), or None.
+        result: `fer.research.evaluate.EvaluationResult.to_dict`, or None.
     """
 
     ok: bool
@@ -1186,14 +1186,14 @@ class EvalReport:
 def evaluate_zip(zip_path: str | None, settings: Settings, *, progress: bool = False,
                  name: str | None = None) -> EvalReport:
     """Unpack a zip of labelled faces into a temporary folder (always deleted), evaluate the
-    settings' model on it through `fer.evaluate.evaluate`, and draw its confusion matrix.
+    settings' model on it through `fer.research.evaluate.evaluate`, and draw its confusion matrix.
 
     Args:
         zip_path: the uploaded archive: ``<label>/<image>`` folders, or RaFD-named images.
         progress: show tqdm bars (the app's progress bar follows them).
         name: the archive's name as the user gave it (default: its file name); only ``.zip`` is taken.
     """
-    from fer.evaluate import evaluate, plot_confusion
+    from fer.research.evaluate import evaluate, plot_confusion
 
     if not zip_path:
         return EvalReport(False, "Upload a .zip of labelled face images first.")
@@ -1288,7 +1288,7 @@ def about_markdown(settings: Settings) -> str:
     except FerError as exc:
         return f"Model not loaded: {exc}\n\n{RESPONSIBLE_USE}\n{PRIVACY}"
     try:
-        from fer.card import model_card
+        from fer.research.card import model_card
 
         card = model_card(pipe.spec)
     except FerError as exc:

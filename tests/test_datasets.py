@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer import datasets as D
 from fer.errors import InputError
+from fer.research import datasets as D
 from tests import synthetic as S
 from tests.conftest import ASTRONAUT, NO_FACE
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer import datasets as D
 from fer.errors import InputError
-from fer.evaluate import EvaluationResult, confusion_matrix, evaluate, score
+from fer.research import datasets as D
+from fer.research.evaluate import EvaluationResult, confusion_matrix, evaluate, score
 from tests import synthetic as S
 from tests.conftest import ASTRONAUT, NO_FACE
 

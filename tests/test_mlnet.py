@@ -12,9 +12,9 @@ import torch
 
 from fer.errors import InputError, WeightsError
 from fer.mlnet import MLNet, SaliencySpec, letterbox, load_mlnet, mlnet_loss, prior_size, save_mlnet
+from fer.research.saliency_metrics import cc
+from fer.research.saliency_train import add_arguments, run, train_mlnet
 from fer.saliency import load_saliency, saliency_status
-from fer.saliency_metrics import cc
-from fer.train_saliency import add_arguments, run, train_mlnet
 
 
 @pytest.fixture(scope="module", autouse=True)

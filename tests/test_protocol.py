@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer.card import model_card
 from fer.models import ModelSpec
+from fer.research.card import model_card
 from tests import synthetic as S
 
 

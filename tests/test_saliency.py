@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
+from fer.research.saliency_metrics import cc
 from fer.saliency import (
     DEFAULT_SALIENCY,
     DEFAULT_SALIENCY_FLOOR,
@@ -19,7 +20,6 @@ from fer.saliency import (
     load_saliency,
     saliency_status,
 )
-from fer.saliency_metrics import cc
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
-from fer.saliency_metrics import add_arguments, auc_judd, cc, kld, nss, run, sim
+from fer.research.saliency_metrics import add_arguments, auc_judd, cc, kld, nss, run, sim
 
 P = np.array([[1.0, 2.0], [3.0, 4.0]])
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from fer import datasets as D
 from fer.errors import WeightsError
 from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
-from fer.train import TrainConfig, head_parameters, train
+from fer.research import datasets as D
+from fer.research.train import TrainConfig, head_parameters, train
 from tests import synthetic as S
 from tests.conftest import ASSETS
 
@@ -172,7 +172,7 @@ def _sha(path: Path) -> str:
 
 
 def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fer.train as T
+    import fer.research.train as T
 
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=2, gazes=("frontal",))
     base = dict(dataset="rafd", root=str(tmp_path / "rafd"), epochs=3, folds=5, **SMALL)
@@ -201,7 +201,7 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:
-    from fer.evaluate import evaluate, model_inputs
+    from fer.research.evaluate import evaluate, model_inputs
 
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=3, gazes=("frontal",))
     path = train(TrainConfig(dataset="rafd", root=str(tmp_path / "rafd"), epochs=2, folds=5, saliency="face-prior",

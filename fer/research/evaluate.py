@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from fer.datasets import Crops, Dataset, Sample, Skipped, crop_size_for, prepare_crops
 from fer.errors import InputError
 from fer.models import LoadedModel, load_model, predict_probabilities
+from fer.research.datasets import Crops, Dataset, Sample, Skipped, crop_size_for, prepare_crops
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ def format_result(result: EvaluationResult) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``evaluate``."""
-    from fer.datasets import add_dataset_arguments
+    from fer.research.datasets import add_dataset_arguments
 
     add_dataset_arguments(parser)
     parser.add_argument("--model", default="default",
@@ -379,7 +379,7 @@ def select_split(dataset: Dataset, spec_training: Mapping[str, Any] | None, spli
     """The part ``split`` of ``dataset`` as the model's training split it (``"all"``: everything)."""
     if split == "all":
         return dataset
-    from fer.datasets import split_dataset
+    from fer.research.datasets import split_dataset
 
     recorded = (spec_training or {}).get("split") or {}
     if (spec_training or {}).get("dataset") != dataset.name:
@@ -391,8 +391,8 @@ def select_split(dataset: Dataset, spec_training: Mapping[str, Any] | None, spli
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
-    from fer.datasets import dataset_from_args
     from fer.pipeline import resolve_device
+    from fer.research.datasets import dataset_from_args
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")

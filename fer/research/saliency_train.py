@@ -45,7 +45,7 @@ from fer.mlnet import (
     save_mlnet,
     to_tensor,
 )
-from fer.saliency_metrics import binarise_fixations, match_files, read_grey, score_map, summarise
+from fer.research.saliency_metrics import binarise_fixations, match_files, read_grey, score_map, summarise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,7 +271,7 @@ def train_mlnet(
 
     spec = SaliencySpec(
         weights="mlnet.safetensors", sha256="", input_size=size, width=width, conv5_dilation=conv5_dilation,
-        training_data=training_data or Path(images_dir).name, source="trained with fer.train_saliency",
+        training_data=training_data or Path(images_dir).name, source="trained with fer.research.saliency_train",
     )
     history: list[dict] = []
     best_cc, best_epoch, stale = -math.inf, 0, 0

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer.datasets import load_dataset
 from fer.errors import InputError
-from fer.evaluate import EvaluationResult, evaluate, plot_confusion
 from fer.models import ModelSpec, load_model
-from fer.train import TrainConfig, train
+from fer.research.datasets import load_dataset
+from fer.research.evaluate import EvaluationResult, evaluate, plot_confusion
+from fer.research.train import TrainConfig, train
 
 #: Top-1 test accuracies the paper reports (Mavani et al. 2017), in percent, keyed by
 #: (train dataset, test dataset, with saliency input). As reported, not measured here.
@@ -156,7 +156,7 @@ def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``protocol``."""
     from fer.models import ARCHITECTURES, available_architectures
-    from fer.train import RECIPES, saliency_choices
+    from fer.research.train import RECIPES, saliency_choices
 
     parser.add_argument("--rafd", type=Path, required=True, metavar="DIR", help="RaFD images (its file names)")
     parser.add_argument("--cfee", type=Path, required=True, metavar="DIR",

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer.datasets import Crops, crop_size_for, load_dataset, prepare_crops, split_dataset
 from fer.errors import InputError, WeightsError
-from fer.evaluate import EvaluationResult, batched_probabilities, score
 from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, available_architectures, preprocess, save_checkpoint
+from fer.research.datasets import Crops, crop_size_for, load_dataset, prepare_crops, split_dataset
+from fer.research.evaluate import EvaluationResult, batched_probabilities, score
 
 #: Per-optimiser defaults: learning rate of freshly initialised layers, weight decay, epochs.
 #: Pretrained layers train at `PRETRAINED_LR_SCALE` times the learning rate.
@@ -369,7 +369,7 @@ def train(config: TrainConfig) -> Path:
         result = dataclasses.replace(result, dataset=dataset.name)
         evaluation = {**result.to_dict(), "dataset": dataset.name, "split": "test"}
         del evaluation["skipped"]
-        from fer.evaluate import plot_confusion
+        from fer.research.evaluate import plot_confusion
 
         plot_confusion(result, out / "confusion.png", title=f"{spec.name}, test split")
     training = {
@@ -412,7 +412,7 @@ def saliency_choices() -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``train``."""
-    from fer.datasets import add_dataset_arguments
+    from fer.research.datasets import add_dataset_arguments
 
     add_dataset_arguments(parser)
     backbones = available_architectures()
@@ -449,11 +449,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """`TrainConfig` from parsed ``train`` options."""
-    from fer.datasets import dataset_options
+    from fer.research.datasets import dataset_options
 
     options = dataset_options(args)
     if args.dataset == "rafd" and options["angles"] is None:
-        from fer.datasets import RAFD_ANGLES
+        from fer.research.datasets import RAFD_ANGLES
 
         options["angles"] = list(RAFD_ANGLES)
     tuple_or_none = lambda v: tuple(v) if v is not None else None  # noqa: E731
