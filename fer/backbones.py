@@ -15,6 +15,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from fer.errors import WeightsError
+from fer.face_expression_net import FaceExpressionNet
 from fer.mini_xception import MiniXception
 
 
@@ -42,18 +43,23 @@ class Architecture:
     linear_head: Callable[[nn.Module], Callable[[Tensor], Tensor]] | None = None
 
 
-def _build_mini_xception(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
-    if pretrained:
-        # Failing loudly beats silently training from random weights when ImageNet ones were asked for.
-        raise WeightsError(
-            "mini_xception has no ImageNet weights: build it with pretrained=False, or load the "
-            "FER2013 model with fer.models.load_model('mini_xception_fer2013')"
-        )
-    return MiniXception(num_classes=num_classes, in_channels=in_channels)
+def _from_scratch(cls: Callable[..., nn.Module], family: str, checkpoint: str, what: str) -> Callable[[int, int, bool], nn.Module]:
+    """``build`` for a family that exists only as trained expression weights (no ImageNet start)."""
+
+    def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+        if pretrained:
+            # Failing loudly beats silently training from random weights when ImageNet ones were asked for.
+            raise WeightsError(
+                f"{family} has no ImageNet weights: build it with pretrained=False, or load {what} with "
+                f"fer.models.load_model({checkpoint!r})"
+            )
+        return cls(num_classes=num_classes, in_channels=in_channels)
+
+    return build
 
 
-def _mini_xception_cam_layer(model: nn.Module) -> nn.Module:
-    assert isinstance(model, MiniXception)
+def _features_out(model: nn.Module) -> nn.Module:
+    assert isinstance(model, MiniXception | FaceExpressionNet)
     return model.features_out
 
 
@@ -62,10 +68,15 @@ def _mini_xception_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
     return lambda features: model.classifier(features).mean(dim=(2, 3))
 
 
+def _face_expression_net_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    assert isinstance(model, FaceExpressionNet)
+    return model.head
+
+
 BUILTIN: dict[str, Architecture] = {
     "mini_xception": Architecture(
-        build=_build_mini_xception,
-        cam_layer=_mini_xception_cam_layer,
+        build=_from_scratch(MiniXception, "mini_xception", "mini_xception_fer2013", "the FER2013 model"),
+        cam_layer=_features_out,
         linear_head=_mini_xception_head,
         input_size=64,
         colour="grey",
@@ -74,6 +85,20 @@ BUILTIN: dict[str, Architecture] = {
         pretrained_mean=(0.5,),
         pretrained_std=(0.5,),
         description="Mini-Xception (Arriaga et al. 2017), 57 k parameters, 64x64 grey, trained from scratch",
+    ),
+    "face_expression_net": Architecture(
+        build=_from_scratch(FaceExpressionNet, "face_expression_net", "face_api_expression",
+                            "face-api's expression model"),
+        cam_layer=_features_out,
+        linear_head=_face_expression_net_head,
+        input_size=112,
+        colour="rgb",
+        # Not ImageNet statistics (there are no ImageNet weights): face-api's own normalisation,
+        # (pixel - mean RGB) / 255, written for pixels in [0, 1].
+        pretrained_mean=(122.782 / 255, 117.001 / 255, 104.298 / 255),
+        pretrained_std=(1.0, 1.0, 1.0),
+        description="face-api's FaceExpressionNet (vladmandic/face-api), 324 k parameters, 112x112 RGB, "
+        "four dense blocks of depthwise-separable convolutions",
     ),
 }
 

@@ -17,8 +17,8 @@ import re
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -118,6 +118,27 @@ DEFAULT_MARGIN = 0.2
 DEFAULT_CROP_SIZE = 224
 
 
+#: How a square face crop is made from the detector's box: ``"aligned"`` (`crop_face`: centred on
+#: the box, rotated so the eyes are level, border pixels repeated) or ``"box"`` (`box_crop`: the box
+#: itself, axis-aligned, zero-padded to a centred square, as face-api does).
+CropKind = Literal["aligned", "box"]
+
+
+@dataclass(frozen=True)
+class CropStyle:
+    """How one model's face crop is cut: the ``kind`` of square and the ``margin`` around the
+    detector's box (a fraction of the box side, on each side, >= 0)."""
+
+    kind: CropKind = "aligned"
+    margin: float = DEFAULT_MARGIN
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(CropKind):
+            raise InputError(f"unknown crop kind {self.kind!r}; choose one of {', '.join(get_args(CropKind))}")
+        if not 0.0 <= self.margin <= 1.0:
+            raise InputError(f"margin must be in [0, 1], got {self.margin}")
+
+
 @dataclass(frozen=True, eq=False)
 class Face:
     """One detected face.
@@ -126,9 +147,14 @@ class Face:
         box: ``(x0, y0, x1, y1)`` int pixels in the image, clipped to it.
         score: detector confidence in [0, 1].
         keypoints: ``(6, 2)`` float32 image pixels (x, y), order `KEYPOINT_NAMES`.
-        crop: ``(S, S, 3)`` uint8 RGB square crop with margin, rotated so the eyes are level.
+        crop: ``(S, S, 3)`` uint8 RGB square crop in ``style`` (by default with margin, rotated so
+            the eyes are level).
         crop_keypoints: ``(6, 2)`` float32 keypoints in crop pixels.
         to_crop: ``(2, 3)`` float32 affine matrix mapping image pixels to crop pixels.
+        style: how ``crop`` was cut; None for a ready-made crop of unknown style
+            (`fer.pipeline.Pipeline.predict_crops`), which every model then gets as it is.
+        other_crops: ``(S, S, 3)`` uint8 RGB crops of the same face in other styles, for models
+            trained on another crop (see `crop_in`).
     """
 
     box: tuple[int, int, int, int]
@@ -137,11 +163,27 @@ class Face:
     crop: np.ndarray
     crop_keypoints: np.ndarray
     to_crop: np.ndarray
+    style: CropStyle | None = None
+    other_crops: Mapping[CropStyle, np.ndarray] = field(default_factory=dict)
 
     @property
     def area(self) -> int:
         """Box area in pixels."""
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+    def crop_in(self, style: CropStyle) -> np.ndarray:
+        """This face's ``(S, S, 3)`` uint8 RGB crop cut in ``style``.
+
+        Raises:
+            InputError: the face was detected without that style (ask the `FaceDetector` for it).
+        """
+        if self.style is None or style == self.style:
+            return self.crop
+        try:
+            return self.other_crops[style]
+        except KeyError:
+            raise InputError(f"this face has no {style.kind!r} crop with margin {style.margin}: detect it with "
+                             "a FaceDetector given that style (other_styles)") from None
 
 
 def crop_face(
@@ -184,6 +226,74 @@ def crop_face(
     )
     crop_kp = (keypoints @ linear.T + shift).astype(np.float32)
     return crop, crop_kp, to_crop
+
+
+def pad_to_square(image: np.ndarray) -> np.ndarray:
+    """Zero-pad the shorter side of ``(H, W, C)`` to a centred square, as face-api's
+    ``padToSquare(isCenterImage=true)`` does: the odd pixel of padding goes after the image
+    (JavaScript's ``Math.round`` of the half difference is appended, the rest prepended)."""
+    height, width = image.shape[:2]
+    diff = abs(height - width)
+    if diff == 0:
+        return image
+    after, before = (diff + 1) // 2, diff // 2
+    pads = [(before, after), (0, 0)] if height < width else [(0, 0), (before, after)]
+    return np.pad(image, pads + [(0, 0)] * (image.ndim - 2))
+
+
+def box_crop(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    box: tuple[float, float, float, float],
+    margin: float = 0.0,
+    crop_size: int = DEFAULT_CROP_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """face-api's crop: the axis-aligned box, clipped to the image, zero-padded to a centred square.
+
+    The box grows by ``margin`` of its width (height) on the left and right (top and bottom), is
+    clipped to the image and floored to whole pixels (face-api's ``clipAtImageBorders``), padded
+    with black by `pad_to_square` and resized to ``crop_size``.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        keypoints: ``(K, 2)`` float image pixels.
+        box: ``(x0, y0, x1, y1)`` face box in image pixels.
+        margin: extra context on each side, as a fraction of the box side (>= 0).
+        crop_size: side ``S`` of the output crop.
+    Returns:
+        ``(crop (S, S, 3) uint8, crop_keypoints (K, 2) float32, to_crop (2, 3) float32)``, as `crop_face`.
+    """
+    if margin < 0:
+        raise InputError(f"margin must be >= 0, got {margin}")
+    x0, y0, x1, y1 = box
+    grow_x, grow_y = margin * (x1 - x0), margin * (y1 - y0)
+    left, top = max(x0 - grow_x, 0.0), max(y0 - grow_y, 0.0)
+    width = min(x1 + grow_x - left, image.shape[1] - left)
+    height = min(y1 + grow_y - top, image.shape[0] - top)
+    left_px, top_px, width_px, height_px = (max(int(math.floor(v)), 0) for v in (left, top, width, height))
+    if width_px == 0 or height_px == 0:
+        raise InputError(f"face box {box} lies outside the {image.shape[1]}x{image.shape[0]} image")
+    square = pad_to_square(image[top_px:top_px + height_px, left_px:left_px + width_px])
+    side = square.shape[0]
+    interp = cv2.INTER_AREA if side >= crop_size else cv2.INTER_LINEAR
+    crop = square if side == crop_size else cv2.resize(square, (crop_size, crop_size), interpolation=interp)
+    # The padded square's origin in image pixels, and cv2.resize's half-pixel centres.
+    origin_x = left_px - (side - width_px) // 2
+    origin_y = top_px - (side - height_px) // 2
+    scale = crop_size / side
+    shift = 0.5 * scale - 0.5
+    to_crop = np.array([[scale, 0.0, shift - scale * origin_x], [0.0, scale, shift - scale * origin_y]], np.float32)
+    crop_kp = (keypoints @ to_crop[:, :2].T + to_crop[:, 2]).astype(np.float32)
+    return np.ascontiguousarray(crop), crop_kp, to_crop
+
+
+def cut_crop(
+    image: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float], style: CropStyle,
+    crop_size: int = DEFAULT_CROP_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face crop in ``style``: `crop_face` or `box_crop` (same arguments and returns)."""
+    cut = crop_face if style.kind == "aligned" else box_crop
+    return cut(image, keypoints, box, style.margin, crop_size)
 
 
 def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
@@ -257,6 +367,8 @@ class FaceDetector:
         margin: float = DEFAULT_MARGIN,
         crop_size: int = DEFAULT_CROP_SIZE,
         engine: DetectorEngine = "auto",
+        crop: CropKind = "aligned",
+        other_styles: Sequence[CropStyle] = (),
     ) -> None:
         """Args:
             model: a key of `DETECTOR_MODELS`.
@@ -266,6 +378,9 @@ class FaceDetector:
             crop_size: side of the square crops, in pixels.
             engine: see `DetectorEngine`; ``"auto"`` picks LiteRT and says in the log why not when
                 it cannot.
+            crop: how `Face.crop` is cut (`CropKind`), with ``margin``.
+            other_styles: more crops of each face, for models trained on other crops
+                (`Face.other_crops`, `Face.crop_in`).
         """
         if model not in DETECTOR_MODELS:
             raise InputError(f"unknown detector {model!r}; choose one of {', '.join(DETECTOR_MODELS)}")
@@ -282,6 +397,9 @@ class FaceDetector:
         self.max_faces = max_faces
         self.margin = margin
         self.crop_size = crop_size
+        #: How `Face.crop` is cut, and the other styles every face also gets.
+        self.style = CropStyle(crop, margin)
+        self.other_styles = tuple(dict.fromkeys(s for s in other_styles if s != self.style))
         filename, sha256, _ = DETECTOR_MODELS[model]
         path = verify(Path(WEIGHTS_DIR) / filename, sha256)
         self._lock = threading.Lock()
@@ -366,8 +484,9 @@ class FaceDetector:
             box = det.box
             if det.score < self.min_score or box[2] <= box[0] or box[3] <= box[1]:
                 continue
-            crop, crop_kp, to_crop = crop_face(image, det.keypoints, box, self.margin, self.crop_size)
-            faces.append(Face(box, det.score, det.keypoints, crop, crop_kp, to_crop))
+            crop, crop_kp, to_crop = cut_crop(image, det.keypoints, box, self.style, self.crop_size)
+            others = {style: cut_crop(image, det.keypoints, box, style, self.crop_size)[0] for style in self.other_styles}
+            faces.append(Face(box, det.score, det.keypoints, crop, crop_kp, to_crop, self.style, others))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces[: self.max_faces]
 

@@ -64,6 +64,10 @@ class ModelSpec(JsonSpec):
     (``crop * (floor + (1 - floor) * map)``; 0.0 means pure products).
     ``evaluation`` holds measured metrics: ``{"dataset", "split", "n", "accuracy", "macro_f1",
     "labels", "confusion", "per_class"}`` (rows of ``confusion`` are true labels).
+    ``crop`` and ``margin`` say how the face crop the model was trained on is cut (see
+    `fer.face.CropStyle`): ``"aligned"``, our eye-levelled square, or ``"box"``, the detector's
+    axis-aligned box zero-padded to a centred square (face-api's way); ``margin`` None means the
+    pipeline's default.
     """
 
     KIND: ClassVar[str] = "model spec"
@@ -84,6 +88,7 @@ class ModelSpec(JsonSpec):
     saliency_input: str | None = None
     saliency_floor: float = 0.0
     margin: float | None = None
+    crop: Literal["aligned", "box"] = "aligned"
     hf_repo: str | None = None
     evaluation: Mapping[str, Any] | None = None
     training: Mapping[str, Any] | None = None
@@ -97,6 +102,8 @@ class ModelSpec(JsonSpec):
             raise WeightsError(f"spec {self.name!r}: mean/std need {channels} values for colour {self.colour!r}")
         if len(set(self.labels)) != len(self.labels) or not self.labels:
             raise WeightsError(f"spec {self.name!r}: labels must be non-empty and unique")
+        if self.crop not in ("aligned", "box"):
+            raise WeightsError(f"spec {self.name!r}: crop must be 'aligned' or 'box', not {self.crop!r}")
 
     @property
     def channels(self) -> int:
@@ -228,6 +235,7 @@ class LoadedModel:
 #: Named pretrained models: name → spec JSON shipped in ``weights/``.
 PRETRAINED: dict[str, Path] = {
     "mini_xception_fer2013": WEIGHTS_DIR / "mini_xception_fer2013.json",
+    "face_api_expression": WEIGHTS_DIR / "face_api_expression.json",
 }
 
 #: Short names for the models above.
