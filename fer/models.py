@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
 from fer.gradcam import FeatureTap, LinearHeadCam
 from fer.weights import WEIGHTS_DIR, JsonSpec, load_state_dict, resolve
+
+if TYPE_CHECKING:
+    from fer.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -238,13 +241,19 @@ PRETRAINED: dict[str, Path] = {
     "face_api_expression": WEIGHTS_DIR / "face_api_expression.json",
 }
 
+#: Registered ensembles (`fer.ensemble`): name → member models, the main member first (its label
+#: order, its Grad-CAM, its crop shown as the model input).
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "ensemble": ("mini_xception_fer2013", "face_api_expression"),
+}
+
 #: Short names for the models above.
 ALIASES: dict[str, str] = {"default": "mini_xception_fer2013"}
 
 
 def available_models() -> list[str]:
-    """Names accepted by `fer.load` / `load_model`: aliases first, then registered models."""
-    return sorted(ALIASES) + sorted(PRETRAINED)
+    """Names accepted by `fer.load` / `load_model`: aliases first, then registered models and ensembles."""
+    return sorted(ALIASES) + sorted(PRETRAINED) + sorted(ENSEMBLES)
 
 
 def spec_path_for(name_or_path: str | Path) -> Path:
@@ -256,6 +265,9 @@ def spec_path_for(name_or_path: str | Path) -> Path:
     name = ALIASES.get(name, name)
     if name in PRETRAINED:
         return PRETRAINED[name]
+    if name in ENSEMBLES:
+        raise InputError(f"{name!r} is an ensemble of {', '.join(ENSEMBLES[name])}: it has no spec file of its own "
+                         "(load it with fer.models.load_model or fer.load)")
     path = Path(name).expanduser()
     if path.is_dir():
         for candidate in ("best.json", "model.json"):
@@ -277,8 +289,24 @@ def spec_path_for(name_or_path: str | Path) -> Path:
 
 def load_model(
     name_or_path: str | Path = "default", device: str | torch.device = "cpu", engine: Engine = "auto"
+) -> LoadedModel | Ensemble:
+    """Load a registered model, ensemble (`ENSEMBLES`, returns a `fer.ensemble.Ensemble`) or checkpoint.
+
+    Every network is verified by SHA-256 and put in eval mode on ``device``; ``engine`` as in `load_network`.
+    """
+    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    if name in ENSEMBLES:
+        # fer.ensemble builds on this module, so it is imported only when an ensemble is asked for.
+        from fer.ensemble import load_ensemble
+
+        return load_ensemble(name, device=device, engine=engine)
+    return load_network(name_or_path, device=device, engine=engine)
+
+
+def load_network(
+    name_or_path: str | Path = "default", device: str | torch.device = "cpu", engine: Engine = "auto"
 ) -> LoadedModel:
-    """Load a registered model or a checkpoint, verified by SHA-256, in eval mode on ``device``.
+    """Load one network (a registered model or a checkpoint), verified by SHA-256, in eval mode on ``device``.
 
     ``engine``: ``"auto"`` runs the network on OpenCV DNN when ``device`` is the CPU and the network
     exports to ONNX with the same outputs as PyTorch (else PyTorch, with the reason logged);

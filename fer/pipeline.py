@@ -7,14 +7,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from fer.ensemble import Ensemble, project
 from fer.errors import InputError
-from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, DetectorEngine, Face, FaceDetector
+from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, CropStyle, DetectorEngine, Face, FaceDetector
 from fer.io import ImageSource, read_image
 from fer.limits import DEFAULT_MAX_FACES
 from fer.models import (
@@ -23,6 +25,7 @@ from fer.models import (
     ModelSpec,
     cam_layer,
     load_model,
+    load_network,
     preprocess_array,
     softmax,
 )
@@ -45,6 +48,10 @@ class Prediction:
         saliency_name: the predictor that made ``saliency``, or None.
         attention: ``(S, S)`` float32 in [0, 1], Grad-CAM of the CNN for ``attention_label``, or None.
         attention_label: the class Grad-CAM explains, or None.
+        attention_model: the network whose Grad-CAM ``attention`` is (an ensemble's main member), or None.
+        members: every network the pipeline ran on this face (an ensemble's members, a second
+            opinion), name → ``(C,)`` float32 probabilities over ``labels`` (each renormalised over the
+            labels it shares with them; 0 for a label it lacks); empty for a single model alone.
     """
 
     face: Face
@@ -55,6 +62,8 @@ class Prediction:
     saliency_name: str | None = None
     attention: np.ndarray | None = None
     attention_label: str | None = None
+    attention_model: str | None = None
+    members: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -76,6 +85,19 @@ class Prediction:
         """The most probable expression."""
         return self.labels[int(np.argmax(self.probabilities))]
 
+    def member_top1(self, name: str) -> tuple[str, float]:
+        """``(label, probability)`` of network ``name``'s most probable expression (a key of `members`)."""
+        try:
+            probs = self.members[name]
+        except KeyError:
+            raise InputError(f"no network {name!r} ran on this face; these did: {', '.join(self.members)}") from None
+        best = int(np.argmax(probs))
+        return self.labels[best], float(probs[best])
+
+    def agrees_with(self, name: str) -> bool:
+        """Whether network ``name``'s top-1 is this prediction's `label`."""
+        return self.member_top1(name)[0] == self.label
+
     def top_k(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable ``(label, probability)`` pairs, most probable first."""
         order = np.argsort(-self.probabilities, kind="stable")[: max(1, k)]
@@ -91,7 +113,11 @@ class Prediction:
 
 
 class Pipeline:
-    """Detector + optional saliency + expression CNN (+ optional Grad-CAM), loaded once.
+    """Detector + optional saliency + expression CNN(s) (+ optional Grad-CAM), loaded once.
+
+    The model is one network or an `fer.ensemble.Ensemble`; a second network may run beside it as a
+    "second opinion". Every network gets the crop its spec was trained on, cut from the same
+    detected face (`fer.face.Face.crop_in`); `Prediction.members` holds each one's probabilities.
 
     Build it with `fer.load`. Thread-safe for concurrent calls (the detector serialises itself;
     the CNN runs under ``torch.inference_mode``).
@@ -99,17 +125,34 @@ class Pipeline:
 
     def __init__(
         self,
-        model: LoadedModel,
+        model: LoadedModel | Ensemble,
         detector: FaceDetector,
         saliency: str | None = None,
         saliency_input: bool | None = None,
         saliency_floor: float | None = None,
         attention: bool = False,
+        second_opinion: LoadedModel | None = None,
     ) -> None:
         from fer import saliency as sal
 
         spec = model.spec
         self.model = model
+        members = model.members if isinstance(model, Ensemble) else (model,)
+        #: The network whose input `Prediction.model_input` shows and whose Grad-CAM is computed:
+        #: the model itself, or an ensemble's main member. Its crop is the detector's `Face.crop`.
+        self.main: LoadedModel = members[0]
+        #: Every network run on each face, by name, the main one first.
+        self.networks: dict[str, LoadedModel] = {m.spec.name: m for m in members}
+        if second_opinion is not None:
+            self.networks.setdefault(second_opinion.spec.name, second_opinion)
+        self._styles = {name: detector.style if net is self.main else crop_style(net.spec)
+                        for name, net in self.networks.items()}
+        for name, style in self._styles.items():
+            if style != detector.style and style not in detector.other_styles:
+                raise InputError(f"the face detector cuts no {style.kind!r} crop with margin {style.margin} for "
+                                 f"{name}: create it with other_styles=[{style}]")
+            if self.networks[name] is not self.main and self.networks[name].spec.saliency_input is not None:
+                raise InputError(f"{name} was trained on face × saliency input: only the main network can be fed that")
         self.detector = detector
         self.attention = attention
         self.saliency_name = saliency
@@ -127,7 +170,7 @@ class Pipeline:
 
     @property
     def spec(self) -> ModelSpec:
-        """The expression model's `fer.models.ModelSpec`."""
+        """The expression model's `fer.models.ModelSpec` (an ensemble's own, see `fer.ensemble.Ensemble.spec`)."""
         return self.model.spec
 
     @property
@@ -138,7 +181,7 @@ class Pipeline:
     @property
     def device(self) -> torch.device:
         """Device the CNN runs on."""
-        return self.model.device
+        return self.main.device
 
     def __call__(
         self, image: ImageSource, *, attention: bool | None = None, target: str | None = None
@@ -178,10 +221,24 @@ class Pipeline:
             model_input = apply_saliency(crops, maps[self.input_saliency_name], self.saliency_floor)
         want_cams = self.attention if attention is None else attention
         fixed = None if target is None else self._targets(np.zeros((len(faces), 1)), target)
-        # One forward pass serves both the classification and Grad-CAM.
-        probs, cams = self.classify(preprocess_array(model_input, self.spec), attention=want_cams,
-                                    targets=fixed, size=crops.shape[1])
-        cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
+        size = crops.shape[1]
+        # The other networks, each on the crop its spec asks for.
+        own = {name: softmax(net.run(preprocess_array(np.stack([f.crop_in(self._styles[name]) for f in faces]),
+                                                      net.spec))[0])
+               for name, net in self.networks.items() if net is not self.main}
+        x = preprocess_array(model_input, self.main.spec)
+        if isinstance(self.model, Ensemble):
+            logits, features = self.main.run(x, features=want_cams and self.main.cam is not None)
+            own[self.main.spec.name] = softmax(logits)
+            probs = self.model.combine([own[m.spec.name] for m in self.model.members])
+            cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
+            cams = self._main_cams(x, features, cam_targets, size) if want_cams else None
+        else:
+            # One forward pass serves both the classification and Grad-CAM.
+            probs, cams = self.classify(x, attention=want_cams, targets=fixed, size=size)
+            own[self.main.spec.name] = probs
+            cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
+        members = {name: project(own[name], net.spec.labels, self.labels) for name, net in self.networks.items()}
         shown = maps.get(self.saliency_name) if self.saliency_name else None
         return [
             Prediction(
@@ -193,12 +250,16 @@ class Pipeline:
                 saliency_name=self.saliency_name if shown is not None else None,
                 attention=None if cams is None else cams[i],
                 attention_label=self.labels[cam_targets[i]] if cams is not None else None,
+                attention_model=self.main.spec.name if cams is not None else None,
+                members={name: p[i] for name, p in members.items()},
             )
             for i, face in enumerate(faces)
         ]
 
     def predict_crops(self, crops: np.ndarray, keypoints: np.ndarray, **kwargs: Any) -> list[Prediction]:
         """Classify ready-made face crops (no detection), e.g. from a dataset cache.
+
+        Every network gets the crops as they are (their crop style is unknown).
 
         Args:
             crops: ``(N, S, S, 3)`` uint8 RGB face crops.
@@ -215,42 +276,61 @@ class Pipeline:
         return self.predict_faces(faces, **kwargs)
 
     def grad_cam(self, model_input: np.ndarray, targets: list[int], size: int) -> np.ndarray:
-        """Grad-CAM maps ``(N, size, size)`` float32 in [0, 1] for class indices ``targets``.
+        """Grad-CAM maps ``(N, size, size)`` float32 in [0, 1] of the main network for class indices
+        ``targets`` (of `labels`).
 
         Args:
             model_input: ``(N, S, S, 3)`` uint8 RGB, the CNN's input as in `Prediction.model_input`.
         """
-        maps = self.classify(preprocess_array(model_input, self.spec), attention=True, targets=targets, size=size)[1]
+        x = preprocess_array(model_input, self.main.spec)
+        maps = self.classify(x, attention=True, targets=self._main_indices(targets), size=size)[1]
         assert maps is not None
         return maps
 
     def classify(self, x: np.ndarray, *, attention: bool = False, targets: list[int] | None = None,
                  size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The CNN on preprocessed input, with Grad-CAM from the same forward pass when asked.
+        """The main network on preprocessed input, with Grad-CAM from the same forward pass when asked.
 
         Args:
             x: ``(N, C, input_size, input_size)`` float32 from `fer.models.preprocess_array`.
             attention: also compute Grad-CAM maps.
-            targets: class index per input for Grad-CAM (default: each input's top-1).
+            targets: class index per input (of the main network's labels) for Grad-CAM (default:
+                each input's top-1).
             size: side ``S`` of the maps (default: the feature map's).
         Returns:
-            ``(N, K)`` float32 probabilities and ``(N, S, S)`` float32 maps in [0, 1] (None without attention).
+            ``(N, K)`` float32 probabilities over the main network's labels and ``(N, S, S)`` float32
+            maps in [0, 1] (None without attention).
         """
         if not attention:
-            return softmax(self.model.run(x)[0]), None
-        if self.model.cam is not None:
+            return softmax(self.main.run(x)[0]), None
+        if self.main.cam is not None:
             # Affine head: Grad-CAM's channel weights are constants; the forward pass's features suffice.
-            logits, features = self.model.run(x, features=True)
+            logits, features = self.main.run(x, features=True)
             assert features is not None
             probs = softmax(logits)
             chosen = targets if targets is not None else [int(i) for i in probs.argmax(axis=1)]
-            return probs, self.model.cam(features, chosen, size)
+            return probs, self.main.cam(features, chosen, size)
         from fer.gradcam import grad_cam
 
         t = torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)
-        maps, scores = grad_cam(self.model.module, cam_layer(self.model.module, self.spec), t, targets, size=size,
+        maps, scores = grad_cam(self.main.module, cam_layer(self.main.module, self.main.spec), t, targets, size=size,
                                 return_logits=True)
         return softmax(scores.float().cpu().numpy()), maps
+
+    def _main_cams(self, x: np.ndarray, features: np.ndarray | None, targets: list[int], size: int) -> np.ndarray:
+        """The main network's Grad-CAM for class indices ``targets`` of `labels`, from the forward
+        pass's ``features`` when its head is affine, else by a pass with autograd."""
+        chosen = self._main_indices(targets)
+        if features is not None and self.main.cam is not None:
+            return self.main.cam(features, chosen, size)
+        maps = self.classify(x, attention=True, targets=chosen, size=size)[1]
+        assert maps is not None
+        return maps
+
+    def _main_indices(self, targets: list[int]) -> list[int]:
+        """Class indices of `labels` → the same classes' indices in the main network's labels."""
+        main_labels = self.main.spec.labels
+        return targets if main_labels == self.labels else [main_labels.index(self.labels[t]) for t in targets]
 
     def _targets(self, probs: np.ndarray, target: str | None) -> list[int]:
         if target is None:
@@ -268,6 +348,11 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def crop_style(spec: ModelSpec) -> CropStyle:
+    """The crop a model was trained on (its spec's ``crop`` and ``margin``, else the default margin)."""
+    return CropStyle(spec.crop, DEFAULT_MARGIN if spec.margin is None else spec.margin)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -293,15 +378,18 @@ def load(
     threads: int | None = 1,
     engine: Engine = "auto",
     detector_engine: DetectorEngine = "auto",
+    second_opinion: str | None = None,
 ) -> Pipeline:
     """Build a ready `Pipeline` (the one front door).
 
     Args:
-        model: a name from `fer.available_models()` or a checkpoint path (``.json``/``.safetensors``/folder).
+        model: a name from `fer.available_models()` (a network or an ensemble) or a checkpoint path
+            (``.json``/``.safetensors``/folder).
         saliency: a name from `fer.available_saliency()` to fill `Prediction.saliency`, or None.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         detector: ``"short"`` (webcam, portraits) or ``"full"`` (group photos, small faces).
-        margin: crop margin per side as a fraction of the face box (default: the model's spec, else 0.2).
+        margin: crop margin per side as a fraction of the face box (default: the model's spec, else 0.2);
+            for an ensemble it sets the main member's crop, the others keep their own.
         max_faces: most faces analysed per image (largest first).
         min_score: detector confidence threshold in [0, 1].
         crop_size: side of the face crops and of the maps, in pixels.
@@ -317,20 +405,27 @@ def load(
             with PyTorch's outputs, else PyTorch), ``"opencv"`` or ``"torch"``; see `fer.models.load_model`.
         detector_engine: what runs the face detector: ``"auto"`` (LiteRT when installed, else
             MediaPipe), ``"litert"`` or ``"mediapipe"``; both give the same faces (see `fer.blazeface`).
+        second_opinion: a registered network (or checkpoint) run beside the model on every face, on
+            its own crop; its probabilities land in `Prediction.members` (e.g. ``"face_api_expression"``
+            beside the default mini-Xception).
     """
     if threads is not None:
         if threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     loaded = load_model(model, device=resolve_device(device), engine=engine)
+    second = None if second_opinion is None else load_network(second_opinion, device=resolve_device(device),
+                                                               engine=engine)
+    networks = [*(loaded.members if isinstance(loaded, Ensemble) else (loaded,)), *([second] if second else [])]
+    main = networks[0].spec
     if margin is None:
-        margin = loaded.spec.margin if loaded.spec.margin is not None else DEFAULT_MARGIN
+        margin = main.margin if main.margin is not None else DEFAULT_MARGIN
     face_detector = FaceDetector(
         detector, min_score=min_score, max_faces=max_faces, margin=margin, crop_size=crop_size,
-        engine=detector_engine,
+        engine=detector_engine, crop=main.crop, other_styles=[crop_style(n.spec) for n in networks[1:]],
     )
     try:
-        return Pipeline(loaded, face_detector, saliency, saliency_input, saliency_floor, attention)
+        return Pipeline(loaded, face_detector, saliency, saliency_input, saliency_floor, attention, second)
     except Exception:
         face_detector.close()
         raise

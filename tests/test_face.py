@@ -157,3 +157,53 @@ def test_python_api_prints_nothing_to_stderr(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['happy']"
     assert result.stderr == ""
+
+
+def test_pad_to_square_centres_with_zeros_odd_pixel_after() -> None:
+    from fer.face import pad_to_square
+
+    tall = np.full((6, 3, 3), 7, np.uint8)
+    out = pad_to_square(tall)
+    assert out.shape == (6, 6, 3)
+    assert (out[:, :1] == 0).all() and (out[:, 1:4] == 7).all() and (out[:, 4:] == 0).all()  # 1 before, 2 after
+    wide = pad_to_square(np.full((2, 5, 3), 9, np.uint8))
+    assert (wide[:1] == 0).all() and (wide[1:3] == 9).all() and (wide[3:] == 0).all()
+    square = np.zeros((4, 4, 3), np.uint8)
+    assert pad_to_square(square) is square
+
+
+def test_box_crop_is_the_box_padded_not_the_image_around_it(astronaut) -> None:
+    from fer.face import box_crop, pad_to_square
+
+    kp = np.zeros((6, 2), np.float32)
+    x0, y0, x1, y1 = 180, 90, 260, 190  # 80 wide, 100 high: padded left and right with black
+    crop, _, to_crop = box_crop(astronaut, kp, (x0, y0, x1, y1), 0.0, 100)
+    np.testing.assert_array_equal(crop, pad_to_square(astronaut[y0:y1, x0:x1]))
+    assert (crop[:, :10] == 0).all() and (crop[:, 90:] == 0).all()
+    np.testing.assert_array_equal(crop[:, 10:90], astronaut[y0:y1, x0:x1])
+    # Pixel edges of the padded square map to the crop's edges.
+    corners = np.array([[x0 - 10 - 0.5, y0 - 0.5], [x1 + 10 - 0.5, y1 - 0.5]]) @ to_crop[:, :2].T + to_crop[:, 2]
+    np.testing.assert_allclose(corners, [[-0.5, -0.5], [99.5, 99.5]], atol=1e-4)
+    # A box over the image border is clipped first, then padded symmetrically.
+    edge, _, _ = box_crop(astronaut, kp, (-40, 100, 60, 200), 0.0, 100)
+    assert (edge[:, :20] == 0).all() and (edge[:, 80:] == 0).all()
+    np.testing.assert_array_equal(edge[:, 20:80], astronaut[100:200, 0:60])
+    with pytest.raises(InputError, match="outside"):
+        box_crop(astronaut, kp, (600, 600, 700, 700))
+
+
+def test_detector_cuts_the_other_styles_asked_for(detector, astronaut) -> None:
+    from fer.face import CropStyle, box_crop
+
+    box_style = CropStyle("box", 0.0)
+    with FaceDetector(other_styles=[box_style, CropStyle()]) as both:
+        (face,) = both(astronaut)
+    (plain,) = detector(astronaut)
+    np.testing.assert_array_equal(face.crop, plain.crop)  # the main crop is untouched
+    assert face.style == CropStyle() and list(face.other_crops) == [box_style]
+    np.testing.assert_array_equal(face.crop_in(box_style), box_crop(astronaut, face.keypoints, face.box, 0.0, 224)[0])
+    assert face.crop_in(CropStyle()) is face.crop
+    with pytest.raises(InputError, match="no 'box' crop with margin 0.1"):
+        face.crop_in(CropStyle("box", 0.1))
+    with pytest.raises(InputError, match="unknown crop kind"):
+        CropStyle("rotated")  # type: ignore[arg-type]

@@ -7,13 +7,15 @@ import pytest
 
 import fer
 from fer.errors import InputError
+from fer.models import ENSEMBLES, PRETRAINED
 
 from .conftest import ASTRONAUT, NO_FACE, compose_faces
 from .test_face import ASTRONAUT_BOX
 
 
-def test_front_door_three_lines():
-    pipe = fer.load()
+@pytest.mark.parametrize("model", ["default", *sorted(PRETRAINED), *sorted(ENSEMBLES)])
+def test_front_door_three_lines(model):
+    pipe = fer.load(model)
     try:
         predictions = pipe(str(ASTRONAUT))
     finally:
