@@ -12,6 +12,8 @@ then end to end: ``Pipeline.__call__`` (detect → classify, what the ``fer`` Py
 ``detect_emotions`` does), the whole frame (detect → … → overlays, Grad-CAM for every face; from
 pixels in memory, the detector-alone baseline's input, and from a JPEG, decode included) and the
 app's live handler (`fer.demo.live_step`), plus cold start and peak memory of a fresh process.
+Every registered expression model (each network and each ensemble, `model_stages`) is timed on the
+same frames: its crop, its CNN, classifying the detected faces and detect → classify.
 
 The quick form (default) takes well under a minute on 2 cores; ``--full`` runs more iterations and
 adds the other detector, a thread sweep of the CNN and a PNG decode.
@@ -250,6 +252,48 @@ def frame_stages(name: str, frame: np.ndarray, pipe: Any, full: bool,
     return stages, info
 
 
+def model_stages(name: str, frame: np.ndarray, pipes: dict[str, Any]) -> list[Stage]:
+    """The expression models side by side on one frame, each with the settings of the main pipeline.
+
+    Per network: its crop cut from the detected faces and its CNN forward (``crop (NET)``,
+    ``CNN forward: NET``, its engine, one batch). Per model (a network or an ensemble): classifying
+    the detected faces (``classify faces: MODEL``: the crops in every style were cut by detection;
+    saliency, every network, no Grad-CAM) and ``pipeline: detect → classify: MODEL``; an ensemble's
+    cost is the difference between these rows and its main member's.
+
+    Args:
+        name: frame name (a key of `FRAMES`).
+        pipes: model name → `fer.pipeline.Pipeline` using this frame's detector.
+    """
+    from fer.models import preprocess_array
+
+    stages: list[Stage] = []
+    timed: set[str] = set()
+    for model, pipe in pipes.items():
+        faces = pipe.detect(frame)
+        for net_name, net in pipe.networks.items():
+            if net_name in timed:
+                continue
+            timed.add(net_name)
+            style = pipe.styles[net_name]
+            x = preprocess_array(np.stack([f.crop_in(style) for f in faces]), net.spec)
+            cut = functools.partial(_cut_all, frame, faces, style, pipe.detector.crop_size)
+            stages += [Stage(name, f"crop ({net_name}: {style.kind}, margin {style.margin:g})", cut, []),
+                       Stage(name, f"CNN forward: {net_name}", functools.partial(net.run, x), [])]
+        stages += [
+            Stage(name, f"classify faces: {model}", functools.partial(pipe.predict_faces, faces, attention=False), []),
+            Stage(name, f"pipeline: detect → classify: {model}", functools.partial(pipe, frame), []),
+        ]
+    return stages
+
+
+def _cut_all(frame: np.ndarray, faces: Sequence[Any], style: Any, size: int) -> list[Any]:
+    """Every face's crop in ``style`` (a `fer.face.CropStyle`), as detection cuts them."""
+    from fer.face import cut_crop
+
+    return [cut_crop(frame, f.keypoints, f.box, style, size) for f in faces]
+
+
 def render_views(frame: np.ndarray, predictions: Sequence[Any]) -> list[np.ndarray]:
     """What the app draws for a frame: the annotated frame and, per face, the saliency and Grad-CAM
     overlays on the crop (`fer.viz`)."""
@@ -461,6 +505,7 @@ def run_benchmark(
     """
     import fer
     from fer.face import FaceDetector
+    from fer.models import ENSEMBLES, PRETRAINED
 
     say = progress or (lambda _line: None)
     if iterations < 1 or warmup < 0:
@@ -471,6 +516,11 @@ def run_benchmark(
     pipes = {det: fer.load(saliency="face-prior", detector=det, engine=engine,  # type: ignore[arg-type]
                            detector_engine=detector_engine)  # type: ignore[arg-type]
              for det in ("short", "full")}
+    # Every registered network and ensemble, with the main pipelines' settings, for the model rows.
+    models = {det: {m: fer.load(m, saliency="face-prior", detector=det, engine=engine,  # type: ignore[arg-type]
+                                detector_engine=detector_engine)  # type: ignore[arg-type]
+                    for m in [*PRETRAINED, *ENSEMBLES]}
+              for det in ("short", "full")}
     references: dict[str, FaceDetector] = {}
     import torch
 
@@ -487,6 +537,7 @@ def run_benchmark(
             say(f"timing stages: {name}")
             detector = FRAMES[name][1]
             stages, info = frame_stages(name, frame, pipes[detector], full, references.get(detector))
+            stages += model_stages(name, frame, models[detector])
             info["faces_found_by"] = {det: len(p.detect(frame)) for det, p in pipes.items()}
             if live and name == "1 face":
                 stages.append(live_step_stage(frame))
@@ -508,7 +559,7 @@ def run_benchmark(
         doc["cold_start"] = cold
         doc["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     finally:
-        for pipe in pipes.values():
+        for pipe in [*pipes.values(), *(p for by_model in models.values() for p in by_model.values())]:
             pipe.close()
         for reference in references.values():
             reference.close()
@@ -557,6 +608,11 @@ def _headline(doc: dict[str, Any]) -> None:
         "cold_start_s": doc["cold_start"]["cold_start_s"],
         "rss_mb": doc["cold_start"]["rss_mb"],
     })
+    prefix = "classify faces: "
+    models = dict.fromkeys(row["stage"][len(prefix):] for row in doc["stages"] if row["stage"].startswith(prefix))
+    doc["models"] = {m: {f: {"classify_ms_p50": stage_ms(doc, f, prefix + m),
+                             "pipeline_ms_p50": stage_ms(doc, f, f"pipeline: detect → classify: {m}")}
+                         for f in doc["frames"]} for m in models}
     doc["targets"] = {}
     for key, (op, limit) in TARGETS.items():
         value = doc.get(key)
@@ -609,6 +665,11 @@ def format_report(doc: dict[str, Any]) -> str:
         f"cold start: {cold['cold_start_s']:.2f} s (import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s), "
         f"first frame {cold['first_frame_ms']:.0f} ms; peak RSS {cold['rss_mb']:.0f} MB",
     ]
+    for model, frames in doc.get("models", {}).items():
+        lines.append(f"{model}: classify faces p50 " + ", ".join(
+            f"{v['classify_ms_p50']:.2f} ms ({f})" for f, v in frames.items() if v["classify_ms_p50"] is not None)
+            + "; detect → classify " + ", ".join(
+            f"{v['pipeline_ms_p50']:.2f} ms ({f})" for f, v in frames.items() if v["pipeline_ms_p50"] is not None))
     if doc.get("live_step_ms_p50") is not None:
         lines.append(f"app live step (fer.demo.live_step, 1 face): p50 {doc['live_step_ms_p50']:.2f} ms")
     if "cnn_threads" in doc:

@@ -66,6 +66,21 @@ def test_detector_baseline_is_the_pipelines_own_with_mediapipe_beside_it(bench_d
         assert f"detect, MediaPipe Tasks ({info['detector']} range)" in names
 
 
+def test_every_registered_model_and_network_is_timed(bench_doc):
+    from fer.models import ENSEMBLES, PRETRAINED
+
+    models = [*PRETRAINED, *ENSEMBLES]
+    assert list(bench_doc["models"]) == models
+    for frame in ("1 face", "5 faces"):
+        names = {row["stage"] for row in bench_doc["stages"] if row["frame"] == frame}
+        for model in models:
+            assert {f"classify faces: {model}", f"pipeline: detect → classify: {model}"} <= names
+            assert bench_doc["models"][model][frame]["pipeline_ms_p50"] > 0
+        for network in PRETRAINED:
+            assert f"CNN forward: {network}" in names
+        assert "crop (face_api_expression: box, margin 0)" in names
+
+
 def test_table_and_chart(bench_doc, tmp_path):
     from fer.bench import format_table, plot_stages
 
