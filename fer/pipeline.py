@@ -145,9 +145,10 @@ class Pipeline:
         self.networks: dict[str, LoadedModel] = {m.spec.name: m for m in members}
         if second_opinion is not None:
             self.networks.setdefault(second_opinion.spec.name, second_opinion)
-        self._styles = {name: detector.style if net is self.main else crop_style(net.spec)
-                        for name, net in self.networks.items()}
-        for name, style in self._styles.items():
+        #: How each network's crop is cut (the main one's is the detector's `Face.crop`).
+        self.styles = {name: detector.style if net is self.main else crop_style(net.spec)
+                       for name, net in self.networks.items()}
+        for name, style in self.styles.items():
             if style != detector.style and style not in detector.other_styles:
                 raise InputError(f"the face detector cuts no {style.kind!r} crop with margin {style.margin} for "
                                  f"{name}: create it with other_styles=[{style}]")
@@ -223,7 +224,7 @@ class Pipeline:
         fixed = None if target is None else self._targets(np.zeros((len(faces), 1)), target)
         size = crops.shape[1]
         # The other networks, each on the crop its spec asks for.
-        own = {name: softmax(net.run(preprocess_array(np.stack([f.crop_in(self._styles[name]) for f in faces]),
+        own = {name: softmax(net.run(preprocess_array(np.stack([f.crop_in(self.styles[name]) for f in faces]),
                                                       net.spec))[0])
                for name, net in self.networks.items() if net is not self.main}
         x = preprocess_array(model_input, self.main.spec)
