@@ -1,5 +1,5 @@
-"""Dataset loaders, subject-independent splits and the face crop cache, on synthetic drawn faces
-(made here) and on the real astronaut photo for detection-based cropping."""
+"""Dataset loaders on synthetic drawn faces made here: file-name parsing, label synonyms, CFEE's
+categories, FER2013's CSV, class restriction and the data fingerprint."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
+from fer.research import crops as C
 from fer.research import datasets as D
+from fer.research import splits as SP
 from tests import synthetic as S
-from tests.conftest import ASTRONAUT, NO_FACE
 
 
 @pytest.fixture(scope="module")
@@ -102,73 +103,15 @@ def test_fer2013_csv(data: dict[str, Path]) -> None:
     assert len(ds) == 6 * 4 * 2
     assert all(s.pixels.shape == (48, 48) and s.pixels.dtype == np.uint8 for s in ds.samples)
     assert len(ds.skipped) == 1 and "malformed row" in ds.skipped[0].reason
-    split = D.split_dataset(ds)
+    split = SP.split_dataset(ds)
     assert (len(split.train), len(split.val), len(split.test)) == (4 * 4 * 2, 8, 8)
     assert {ds.samples[i].attributes["usage"] for i in split.test} == {"PrivateTest"}
     private = D.load_fer2013(data["fer2013"], usages=["PrivateTest"])
     assert len(private) == 8
-    crops = D.prepare_crops(private.samples, crop_size=64, progress=False)
+    crops = C.prepare_crops(private.samples, crop_size=64, progress=False)
     assert crops.images.shape == (8, 64, 64, 3)
     # Grey in, grey out: the three channels are equal.
     assert np.array_equal(crops.images[..., 0], crops.images[..., 2])
-
-
-def test_subject_independent_split(data: dict[str, Path]) -> None:
-    ds = D.load_folder(data["folder"])
-    split = D.split_dataset(ds, folds=3, fold=1, seed=7)
-    parts = [{ds.samples[i].subject for i in part} for part in (split.train, split.val, split.test)]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    assert sorted(split.train + split.val + split.test) == list(range(len(ds)))
-    assert split.to_dict()["test_subjects"] == sorted(parts[2])
-    again = D.split_dataset(ds, folds=3, fold=1, seed=7)
-    assert again == split
-    assignments = {tuple(D.subject_folds(ds.samples, 3, seed)) for seed in range(6)}
-    assert len(assignments) > 1  # the seed matters
-    with pytest.raises(InputError, match="subject"):
-        D.split_dataset(ds, folds=7)
-    with pytest.raises(InputError, match="at least 3"):
-        D.split_dataset(ds, folds=2)
-
-
-def test_assumed_crops_and_unreadable_images(data: dict[str, Path], tmp_path: Path) -> None:
-    root = tmp_path / "faces"
-    shutil.copytree(data["folder"] / "happiness", root / "happy")
-    (root / "happy" / "s99_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    ds = D.load_folder(root, assume_cropped=True)
-    crops = D.prepare_crops(ds.samples, crop_size=40, assume_cropped=True, progress=False)
-    assert crops.images.shape == (len(ds) - 1, 40, 40, 3) and crops.images.dtype == np.uint8
-    np.testing.assert_allclose(crops.keypoints[0], D.ASSUMED_CROP_KEYPOINTS * 40)
-    assert [(Path(s.path).name, "corrupt" in s.reason or "not an image" in s.reason) for s in crops.skipped] == [
-        ("s99_broken.png", True)
-    ]
-
-
-def test_detection_crops_are_cached(tmp_path: Path) -> None:
-    """The real astronaut photo goes through MediaPipe once; a renamed copy hits the cache."""
-    root = tmp_path / "photos"
-    (root / "happy").mkdir(parents=True)
-    shutil.copy(ASTRONAUT, root / "happy" / "a_astronaut.png")
-    shutil.copy(NO_FACE, root / "happy" / "b_coffee.png")
-    cache_dir = tmp_path / "cache"
-    ds = D.load_folder(root)
-    crops = D.prepare_crops(ds.samples, crop_size=96, cache_dir=cache_dir, progress=False)
-    assert crops.images.shape == (1, 96, 96, 3)
-    assert [(Path(s.path).name, s.reason) for s in crops.skipped] == [("b_coffee.png", "no face found")]
-    kp = crops.keypoints[0]
-    assert kp[0, 0] < kp[1, 0] and abs(kp[0, 1] - kp[1, 1]) < 1.0  # eyes level, subject's right eye on the left
-    assert len(list(cache_dir.rglob("*.npz"))) == 2  # the face, and the "no face" verdict
-
-    shutil.copy(ASTRONAUT, root / "happy" / "c_renamed.png")
-    with D.FaceCache(cache_dir, crop_size=96) as cache:
-        crop, keypoints = cache.get(root / "happy" / "c_renamed.png")
-        with pytest.raises(InputError, match="no face"):
-            cache.get(root / "happy" / "b_coffee.png")
-        assert cache._detector is None  # both answers came from disk
-    np.testing.assert_array_equal(crop, crops.images[0])
-    np.testing.assert_array_equal(keypoints, crops.keypoints[0])
-    # Other crop settings are other cache entries.
-    with D.FaceCache(cache_dir, crop_size=64) as cache:
-        assert cache.get(root / "happy" / "c_renamed.png")[0].shape == (64, 64, 3)
 
 
 def test_load_dataset_registry(data: dict[str, Path]) -> None:
@@ -179,3 +122,44 @@ def test_load_dataset_registry(data: dict[str, Path]) -> None:
         D.load_dataset("ckplus", data["rafd"])
     with pytest.raises(InputError, match="not a folder"):
         D.load_rafd(data["root"] / "missing")
+
+
+def test_cfee_lists_unknown_folders_and_leaves_out_other_subsets(data: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "cfee"
+    shutil.copytree(data["folder"], root)
+    shutil.copytree(root / "happiness", root / "HappilySurprised")
+    shutil.copytree(root / "sadness", root / "bored")
+    (root / "stray.png").unlink(missing_ok=True)  # left by the folder test: another kind of skip
+    basic = D.load_cfee(root)
+    # "bored" is no CFEE category: every image in it is listed, not silently dropped; the compound
+    # category is left out of the basic subset on purpose, so it is not "skipped".
+    assert {(Path(s.path).parent.name, s.reason) for s in basic.skipped} == {("bored", "folder 'bored' is not a cfee category")}
+    assert len(basic.skipped) == 12 and "happily_surprised" not in basic.labels
+    assert "happily_surprised" in D.load_cfee(root, subset="all").labels
+
+
+def test_relative_roots_are_recorded_absolute(data: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(data["root"])
+    for ds in (D.load_rafd("rafd"), D.load_folder("folder"), D.load_cfee("folder"), D.load_fer2013("fer2013.csv")):
+        assert Path(ds.root).is_absolute() and Path(ds.root).exists(), ds.name
+        assert all(Path(s.key.split("#")[0]).is_absolute() for s in ds.samples)
+
+
+def test_restrict_labels_keeps_those_classes_only(data: dict[str, Path]) -> None:
+    ds = D.load_rafd(data["rafd"])
+    two = D.restrict_labels(ds, ["happy", "Surprised"])
+    assert two.labels == two.label_set == ("happy", "surprise")
+    assert len(two) == 6 * 2 * 2 and two.options["classes"] == ["happy", "surprise"]
+    with pytest.raises(InputError, match="defines no class bored"):
+        D.restrict_labels(ds, ["happy", "bored"])
+    with pytest.raises(InputError, match="no image of contempt"):
+        D.restrict_labels(ds, ["contempt"])  # defined by RaFD, but not drawn here
+
+
+def test_fingerprint_follows_the_samples_not_the_folder(data: dict[str, Path], tmp_path: Path) -> None:
+    ds = D.load_folder(data["folder"])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(data["folder"], moved)
+    assert D.load_folder(moved).fingerprint() == ds.fingerprint()
+    assert D.load_folder(moved, subject_pattern=r"^(.*)$").fingerprint() != ds.fingerprint()
+    assert ds.subset(range(len(ds) - 1)).fingerprint() != ds.fingerprint()

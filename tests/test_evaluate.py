@@ -12,7 +12,7 @@ import pytest
 
 from fer.errors import InputError
 from fer.research import datasets as D
-from fer.research.evaluate import EvaluationResult, confusion_matrix, evaluate, score
+from fer.research.evaluate import EvaluationResult, evaluate, score
 from tests import synthetic as S
 from tests.conftest import ASTRONAUT, NO_FACE
 
@@ -39,13 +39,6 @@ def test_hand_made_case() -> None:
     assert set(d) >= {"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "skipped"}
     again = EvaluationResult.from_dict(json.loads(json.dumps(d)))
     assert again.to_dict() == d
-
-
-def test_confusion_matrix_counts_pairs() -> None:
-    cm = confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 2, 1, 2, 2, 0]), 3)
-    assert cm.tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 2]]
-    with pytest.raises(InputError):
-        confusion_matrix(np.array([0, 1]), np.array([0]), 2)
 
 
 def test_cross_dataset_scores_shared_labels_only() -> None:
@@ -131,3 +124,24 @@ def test_evaluate_detects_faces_in_real_photos(tmp_path: Path) -> None:
 def test_evaluate_refuses_empty_input() -> None:
     with pytest.raises(InputError, match="nothing to evaluate"):
         evaluate("default", [])
+
+
+def test_most_frequent_confusions_are_reported_and_marked_human_like() -> None:
+    from fer.research.evaluate import format_result
+
+    labels = ("angry", "disgust", "fear", "happy", "surprise")
+    truth = ["fear"] * 4 + ["disgust"] * 2 + ["happy"] * 2
+    predicted = [4, 4, 4, 2, 0, 1, 3, 3]  # fear → surprise 3 of 4; disgust → angry 1 of 2
+    result = score(_one_hot(predicted, 5), labels, truth, data_labels=labels)
+    top = result.confusions()
+    assert [(c.true, c.predicted, c.count) for c in top] == [("fear", "surprise", 3), ("disgust", "angry", 1)]
+    assert result.to_dict()["confusions"][0] == {"true": "fear", "predicted": "surprise", "count": 3, "rate": 0.75}
+    text = format_result(result)
+    assert "fear → surprise: 3 (75.0% of fear)  [human-like]" in text
+    assert "disgust → angry: 1 (50.0% of disgust)  [human-like]" in text
+    assert "Wingenbach, Ashwin & Brosnan 2016" in text and "were not available here, so none are shown" in text
+
+
+def test_an_ensemble_is_refused_with_a_clear_message(folder: Path) -> None:
+    with pytest.raises(InputError, match="evaluate scores one network"):
+        evaluate("ensemble", D.load_folder(folder, assume_cropped=True))

@@ -14,8 +14,10 @@ import torch
 
 from fer.errors import WeightsError
 from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
+from fer.research import crops as C
 from fer.research import datasets as D
-from fer.research.train import TrainConfig, head_parameters, train
+from fer.research.recipes import TrainConfig, head_parameters
+from fer.research.train import train
 from tests import synthetic as S
 from tests.conftest import ASSETS
 
@@ -138,7 +140,7 @@ def test_checkpoint_loads_and_recognises_new_faces(trained: Path) -> None:
     predicted = [loaded.spec.labels[i] for i in probs.argmax(axis=1)]
     assert np.mean([p == t for p, t in zip(predicted, truth, strict=True)]) >= 0.8
 
-    keypoints = np.repeat(D.ASSUMED_CROP_KEYPOINTS[None] * 64, len(crops), axis=0)
+    keypoints = np.repeat(C.ASSUMED_CROP_KEYPOINTS[None] * 64, len(crops), axis=0)
     with fer.load(str(trained)) as pipe:
         predictions = pipe.predict_crops(crops, keypoints)
     assert [p.labels for p in predictions[:1]] == [loaded.spec.labels]
@@ -157,7 +159,7 @@ def test_existing_run_is_not_overwritten(trained: Path) -> None:
 def test_fer2013_csv_trains_on_its_usage_split(tmp_path: Path) -> None:
     S.write_fer2013_csv(tmp_path / "fer2013.csv", n_subjects=5, per_label=2)
     samples = D.load_fer2013(tmp_path).samples
-    assert D.crop_size_for(samples, 224) == 48 and D.crop_size_for(samples, 32) == 32
+    assert C.crop_size_for(samples, 224) == 48 and C.crop_size_for(samples, 32) == 32
     path = train(TrainConfig(dataset="fer2013", root=str(tmp_path), epochs=2, out=str(tmp_path / "run"),
                              **{**SMALL, "input_size": 64}))
     spec = ModelSpec.load(path)
@@ -211,7 +213,7 @@ def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:
     assert spec.name == "rafd-mini_xception-face-prior"
     loaded = load_model(path)
     dataset = D.load_rafd(tmp_path / "rafd", assume_cropped=True)
-    crops = D.prepare_crops(dataset.samples, crop_size=spec.input_size, assume_cropped=True, progress=False)
+    crops = C.prepare_crops(dataset.samples, crop_size=spec.input_size, assume_cropped=True, progress=False)
     seen = model_inputs(loaded, crops)
     assert seen.shape == crops.images.shape
     # Face-prior weights are highest at the eyes: the corners are dimmed towards the floor.
@@ -229,3 +231,50 @@ def test_cli_help_lists_backbones_and_saliency_modes() -> None:
     help_text = "".join(sub.format_help().split())  # argparse wraps lines, even inside hyphenated names
     for name in [*available_architectures(), "none", *saliency_status()]:
         assert name in help_text, name
+
+
+def test_sgd_schedule_starts_at_the_full_rate() -> None:
+    from fer.research.recipes import lr_factor
+
+    one = TrainConfig(dataset="rafd", root=".", epochs=1, optimizer="sgd").resolved()
+    assert lr_factor(one, 0) == 1.0  # was 0.01: both 10x drops fell on epoch 0
+    thirty = TrainConfig(dataset="rafd", root=".", epochs=30, optimizer="sgd").resolved()
+    assert [lr_factor(thirty, e) for e in (0, 14, 15, 21, 22, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_seed_matched_ablation_whatever_the_saliency_predictor(tmp_path: Path) -> None:
+    """Classifier start and data order depend on the seed alone: with no saliency, the face prior or
+    ML-Net (whose construction draws random numbers), the recorded digests are equal."""
+    from fer.mlnet import MLNet, SaliencySpec, save_mlnet
+
+    torch.manual_seed(3)
+    mlnet = tmp_path / "mlnet"
+    save_mlnet(MLNet((64, 64), width=0.125).eval(),
+               SaliencySpec(weights="", sha256="", input_size=(64, 64), width=0.125), mlnet)
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=4, size=32, gazes=("frontal",))
+    base = dict(dataset="rafd", root=str(tmp_path / "rafd"), epochs=2, folds=5, **SMALL)
+    runs = {name: ModelSpec.load(train(TrainConfig(out=str(tmp_path / name), saliency=name,
+                                                   saliency_weights=str(mlnet) if name == "mlnet" else None, **base)))
+            for name in ("none", "face-prior", "mlnet")}
+    other_seed = ModelSpec.load(train(TrainConfig(out=str(tmp_path / "seed1"), seed=1, **base)))
+    digests = {name: (spec.training["init_sha256"], spec.training["order_sha256"]) for name, spec in runs.items()}
+    assert len(set(digests.values())) == 1, digests
+    assert other_seed.training["init_sha256"] != digests["none"][0]
+    assert other_seed.training["order_sha256"] != digests["none"][1]
+    assert runs["mlnet"].saliency_input == "mlnet" and runs["mlnet"].training["identity"]["saliency_weights"]
+    assert runs["none"].training["world_size"] == 1
+
+
+def test_progress_bar_inside_each_epoch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=6, size=32, gazes=("frontal",))
+    train(TrainConfig(dataset="rafd", root=str(tmp_path / "rafd"), epochs=1, folds=5, out=str(tmp_path / "run"),
+                      **{**SMALL, "progress": True, "batch_size": 4}))
+    err = capfd.readouterr().err
+    assert "epoch 1:   0%" in err and "0/3 [" in err and "batch/s" in err  # 12 training images, 3 batches of 4
+
+
+def test_relative_root_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=7, size=32, gazes=("frontal",))
+    monkeypatch.chdir(tmp_path)
+    spec = ModelSpec.load(train(TrainConfig(dataset="rafd", root="rafd", epochs=1, folds=5, out="run", **SMALL)))
+    assert spec.training["root"] == str(tmp_path / "rafd") and str(tmp_path / "rafd") in spec.training_data

@@ -32,23 +32,26 @@ def _percent(value: Any) -> str:
 
 
 def evaluation_markdown(evaluation: Mapping[str, Any]) -> list[str]:
-    """Markdown lines for a spec's ``evaluation`` record: headline, per-class table, confusion matrix."""
-    labels = list(evaluation.get("labels") or [])
+    """Markdown lines for a spec's ``evaluation`` record: headline, per-class table, confusion matrix
+    and the most frequent confusions, all computed from the recorded confusion matrix (`fer.metrics`)."""
+    from fer.research.evaluate import EvaluationResult
+    from fer.research.human import describe, notes
+
     where = " ".join(str(v) for v in (evaluation.get("dataset"), evaluation.get("split")) if v) or "held-out data"
-    lines = [f"Measured on {where}: n = {evaluation.get('n', '?')}, accuracy {_percent(evaluation.get('accuracy'))}, "
-             f"macro F1 {float(evaluation.get('macro_f1', 0)):.3f}.", ""]
-    per_class = evaluation.get("per_class") or {}
-    if per_class:
-        rows = [(label, f"{float(v.get('precision', 0)):.3f}", f"{float(v.get('recall', 0)):.3f}", v.get("n", "?"))
-                for label, v in per_class.items()]
-        lines += _table(("Label", "Precision", "Recall", "n"), rows, ("---", "---:", "---:", "---:")) + [""]
-    confusion = evaluation.get("confusion")
-    if confusion and labels:
-        lines.append("Confusion matrix (rows: true label, columns: predicted):")
-        lines.append("")
-        lines += _table(("true \\ predicted", *labels), [(label, *row) for label, row in zip(labels, confusion, strict=True)],
-                        ["---"] + ["---:"] * len(labels))
-        lines.append("")
+    result = EvaluationResult.from_dict(evaluation)
+    lines = [f"Measured on {where}: n = {result.n}, accuracy {_percent(result.accuracy)}, "
+             f"macro F1 {result.macro_f1:.3f}.", ""]
+    rows = [(label, f"{p:.3f}", f"{r:.3f}", int(n))
+            for label, p, r, n in zip(result.labels, result.precision, result.recall, result.support, strict=True)]
+    lines += _table(("Label", "Precision", "Recall", "n"), rows, ("---", "---:", "---:", "---:")) + [""]
+    lines += ["Confusion matrix (rows: true label, columns: predicted):", ""]
+    lines += _table(("true \\ predicted", *result.labels),
+                    [(label, *row) for label, row in zip(result.labels, result.confusion.tolist(), strict=True)],
+                    ["---"] + ["---:"] * len(result.labels))
+    confusions = result.confusions()
+    lines += ["", "Most frequent confusions (rate: share of the true label's images):", ""]
+    lines += [f"- {describe(c)}" for c in confusions] or ["- none"]
+    lines += [""] + notes(confusions) + [""]
     return lines
 
 
@@ -90,8 +93,12 @@ def model_card(spec: ModelSpec) -> str:
             ("Epochs", f"{training.get('epochs', '?')} (best validation accuracy "
                        f"{_percent(training.get('best_val_accuracy'))} at epoch {training.get('best_epoch', '?')})"),
             ("Augmentation", "flips and small crops" if training.get("augment", True) else "none"),
+            ("Classes", ", ".join(training["classes"]) if training.get("classes") else "all the dataset's"),
             ("Skipped images", training.get("skipped_count", 0)),
-            ("Device, time", f"{training.get('device', '?')}, {training.get('seconds', '?')} s"),
+            ("Device, time", f"{training.get('device', '?')} × {training.get('world_size', 1)} process(es), "
+                             f"mixed precision {training.get('amp', 'off')}, {training.get('seconds', '?')} s"),
+            ("Run id", f"`{training['run_id']}` (hash of every setting that changes the run)"
+             if training.get("run_id") else "not recorded"),
         ]
         lines += ["## Training", ""] + _table(("", ""), rows) + [""]
     if spec.notes:

@@ -1,14 +1,8 @@
 """Expression datasets held by the user: RaFD, CFEE, FER2013 and a generic ``ROOT/<label>/*`` folder.
 
 Each loader turns files on disk into a `Dataset` of `Sample` records (label, subject, source) without
-decoding images; `prepare_crops` then turns samples into face crops, once per image: detection
-results are cached on disk keyed by the file's SHA-256, so later epochs and runs skip detection.
-`split_dataset` makes subject-independent train/validation/test splits (no subject in two parts).
-
-Images that are already face crops (FER2013, or ``assume_cropped=True``) skip detection; their
-keypoints, needed by the face-prior saliency map, are then the fixed estimate
-`ASSUMED_CROP_KEYPOINTS`. Unreadable or face-less images never stop a run: they are listed as
-`Skipped` records.
+decoding images; `fer.research.crops.prepare_crops` then turns samples into face crops and
+`fer.research.splits.split_dataset` into subject-independent train/validation/test parts.
 """
 
 from __future__ import annotations
@@ -16,21 +10,16 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import cv2
 import numpy as np
 
 from fer.errors import InputError
 from fer.models import CANONICAL_LABELS, canonical_label
-
-if TYPE_CHECKING:
-    from fer.face import FaceDetector
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
 
@@ -59,24 +48,9 @@ RAFD_ANGLES: tuple[int, ...] = (0, 45, 90, 135, 180)
 RAFD_GAZES: tuple[str, ...] = ("frontal", "left", "right")
 
 #: Default subject rule for folder and CFEE datasets: the file name up to its first ``_``, ``-`` or
-#: space (``s03_happy_1.png`` → ``s03``); a name without one is its own subject.
+#: space (``s03_happy_1.png`` → ``s03``). A name it does not match gets no subject (""), which
+#: `fer.research.splits.split_dataset` refuses rather than split such images one by one.
 DEFAULT_SUBJECT_PATTERN = r"^([^_\-\s]+)[_\-\s]"
-
-#: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
-#: `fer.face.KEYPOINT_NAMES` order. Measured on `FaceDetector`'s default crop (margin 0.2) of
-#: assets/astronaut.png and made left-right symmetric: a frontal face cut the way the detector
-#: cuts it. An estimate for crops made elsewhere (FER2013's are a little tighter); the face-prior
-#: saliency map built from it is smooth enough that a few pixels do not matter.
-ASSUMED_CROP_KEYPOINTS = np.array(
-    [[0.33, 0.33], [0.67, 0.33], [0.50, 0.49], [0.50, 0.65], [0.145, 0.43], [0.855, 0.43]], np.float32
-)
-
-#: Default folder for cached face crops (override with FER_CACHE_DIR or ``cache_dir``).
-DEFAULT_CACHE_DIR = Path(
-    os.environ.get("FER_CACHE_DIR")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer" / "crops"
-)
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -85,7 +59,8 @@ class Sample:
     Attributes:
         key: unique name: the file path, or ``CSV#row`` for a row of a CSV file.
         label: expression name (canonical, e.g. ``"happy"``, or a CFEE compound name).
-        subject: who is pictured; samples sharing it never go to different splits ("" unknown).
+        subject: who is pictured; samples sharing it never go to different splits ("": the file
+            name did not say, so the sample cannot be split by subject).
         path: the image file, or None when the pixels live in a CSV (`pixels`).
         pixels: ``(H, W)`` uint8 grey pixels for CSV datasets, else None.
         attributes: what the dataset records besides (RaFD angle/gaze/…, FER2013 usage).
@@ -149,7 +124,35 @@ class Dataset:
         for s in self.samples:
             counts[s.label] += 1
         return {"name": self.name, "root": self.root, "options": dict(self.options), "n": len(self.samples),
-                "subjects": len({s.subject for s in self.samples}), "per_label": counts}
+                "subjects": len({s.subject for s in self.samples if s.subject}), "per_label": counts}
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every sample's key (relative to the root), label and subject: equal for the same
+        selection of the same files wherever the folder lives. Image bytes are not read."""
+        root = Path(self.root)
+        digest = hashlib.sha256()
+        for sample in sorted(self.samples, key=lambda s: s.key):
+            key = Path(sample.key)
+            relative = key.relative_to(root).as_posix() if key.is_relative_to(root) else sample.key
+            digest.update(f"{relative}\t{sample.label}\t{sample.subject}\n".encode())
+        return digest.hexdigest()
+
+
+def restrict_labels(dataset: Dataset, classes: Sequence[str]) -> Dataset:
+    """``dataset`` with only the samples of ``classes`` (canonical names), its defined labels cut to them.
+
+    Raises:
+        InputError: a class the dataset does not define, or none left.
+    """
+    wanted = {normalise_label(c) for c in classes}
+    if unknown := sorted(wanted - set(dataset.defined_labels)):
+        raise InputError(f"{dataset.name} defines no class {', '.join(unknown)}; it has "
+                         f"{', '.join(dataset.defined_labels)}")
+    kept = dataset.subset(i for i, s in enumerate(dataset.samples) if s.label in wanted)
+    if not kept.samples:
+        raise InputError(f"{dataset.name}: no image of {', '.join(sorted(wanted))}")
+    return dataclasses.replace(kept, label_set=ordered_labels(wanted),
+                               options={**dataset.options, "classes": list(ordered_labels(wanted))})
 
 
 def ordered_labels(labels: Iterable[str]) -> tuple[str, ...]:
@@ -171,7 +174,7 @@ def normalise_label(name: str) -> str:
 
 def _subject_of(stem: str, pattern: re.Pattern[str]) -> str:
     match = pattern.search(stem)
-    return match.group(1) if match else stem
+    return match.group(1) if match else ""
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -182,7 +185,7 @@ def _existing_dir(root: str | Path, what: str) -> Path:
     path = Path(root).expanduser()
     if not path.is_dir():
         raise InputError(f"{what}: {path} is not a folder")
-    return path
+    return path.resolve()  # specs record where the data was, not where the shell happened to be
 
 
 def _finish(name: str, root: Path, samples: list[Sample], skipped: list[Skipped], assume_cropped: bool,
@@ -255,9 +258,10 @@ def load_folder(
         subject_pattern: regular expression whose first group, searched in the file name (no suffix),
             names the subject; default `DEFAULT_SUBJECT_PATTERN` (text before the first ``_``/``-``/space).
         name: dataset name recorded in the result.
-        keep: optional filter on the normalised label (used by `load_cfee`).
+        keep: optional filter on the normalised label (used by `load_cfee`); the images of folders
+            it rejects are listed in ``skipped``, never dropped silently.
     Returns:
-        A `Dataset`.
+        A `Dataset`; a file name the subject pattern does not match gets subject "".
     """
     root = _existing_dir(root, name)
     pattern = _compile(subject_pattern)
@@ -265,6 +269,8 @@ def load_folder(
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         label = normalise_label(folder.name)
         if keep is not None and not keep(label):
+            skipped += [Skipped(str(path), f"folder {folder.name!r} is not a {name} category")
+                        for path in _image_files(folder)]
             continue
         label_set.append(label)
         for path in _image_files(folder):
@@ -307,12 +313,18 @@ def load_cfee(
     if subset not in ("basic", "all"):
         raise InputError(f"cfee: subset must be 'basic' or 'all', not {subset!r}")
     allowed = set(CFEE_BASIC) | (set(CFEE_COMPOUND) if subset == "all" else set())
-    path = Path(root).expanduser()
+    path = Path(root).expanduser().resolve()
     if path.is_file() and path.suffix.lower() == ".csv":
         dataset = _load_label_csv(path, "cfee", assume_cropped, subject_pattern, allowed)
     else:
+        # Every CFEE category is read, so that only folders that are none of them count as skipped;
+        # compounds outside the chosen subset are then left out on purpose.
         dataset = load_folder(path, assume_cropped=assume_cropped, subject_pattern=subject_pattern, name="cfee",
-                              keep=allowed.__contains__)
+                              keep={*CFEE_BASIC, *CFEE_COMPOUND}.__contains__)
+        kept = [i for i, s in enumerate(dataset.samples) if s.label in allowed]
+        if not kept:
+            raise InputError(f"cfee: no image of the {subset} categories under {path}")
+        dataset = dataset.subset(kept)
     return dataclasses.replace(dataset, options={**dataset.options, "subset": subset},
                                label_set=ordered_labels(allowed))
 
@@ -357,7 +369,7 @@ def load_fer2013(root: str | Path, *, usages: Sequence[str] | None = None) -> Da
     Returns:
         A `Dataset` named "fer2013" with ``pixels`` set on every sample; malformed rows are skipped.
     """
-    path = Path(root).expanduser()
+    path = Path(root).expanduser().resolve()
     if path.is_dir():
         path = path / "fer2013.csv"
     if not path.is_file():
@@ -410,285 +422,6 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
     return loader(root, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
-# --------------------------------------------------------------------------- splits
-
-
-@dataclass(frozen=True)
-class Split:
-    """Indices into a dataset's samples for training, validation (checkpoint choice) and testing."""
-
-    train: tuple[int, ...]
-    val: tuple[int, ...]
-    test: tuple[int, ...]
-    info: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (method, folds, seed, sizes, test subjects), for the model spec."""
-        return {**self.info, "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
-
-
-def subject_folds(samples: Sequence[Sample], folds: int, seed: int = 0) -> np.ndarray:
-    """Assign every sample a fold in ``0 .. folds-1`` so that each subject lies in exactly one fold.
-
-    Subjects are shuffled with ``seed`` and dealt out largest first to the fold with the fewest
-    images, which keeps folds near equal in size. A sample with no subject is its own subject.
-
-    Returns:
-        ``(N,)`` int64 fold index per sample.
-    """
-    subjects = [s.subject or s.key for s in samples]
-    names = sorted(set(subjects))
-    if len(names) < folds:
-        raise InputError(
-            f"{len(names)} subject(s) cannot fill {folds} subject-independent folds; use fewer folds, or set "
-            "the subject pattern if file names do name subjects"
-        )
-    rng = np.random.default_rng(seed)
-    order = [names[i] for i in rng.permutation(len(names))]
-    counts = {name: 0 for name in names}
-    for subject in subjects:
-        counts[subject] += 1
-    order.sort(key=lambda name: -counts[name])  # stable: ties keep the shuffled order
-    sizes = np.zeros(folds, np.int64)
-    fold_of = {}
-    for name in order:
-        fold = int(np.argmin(sizes))
-        fold_of[name] = fold
-        sizes[fold] += counts[name]
-    return np.array([fold_of[s] for s in subjects], np.int64)
-
-
-def split_dataset(dataset: Dataset, *, folds: int = 5, fold: int = 0, seed: int = 0) -> Split:
-    """Subject-independent split: fold ``fold`` is the test set, fold ``fold + 1`` (mod ``folds``)
-    the validation set that picks the best checkpoint, the other folds the training set.
-
-    FER2013 keeps its own Usage split (Training / PublicTest / PrivateTest), since it names no subjects.
-    """
-    if dataset.name == "fer2013":
-        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for i, sample in enumerate(dataset.samples):
-            parts[FER2013_USAGE[sample.attributes["usage"]]].append(i)
-        return Split(tuple(parts["train"]), tuple(parts["val"]), tuple(parts["test"]),
-                     {"method": "fer2013 Usage (Training / PublicTest / PrivateTest)"})
-    if folds < 3:
-        raise InputError(f"folds must be at least 3 (train, validation and test folds), got {folds}")
-    if not 0 <= fold < folds:
-        raise InputError(f"fold must be in 0..{folds - 1}, got {fold}")
-    assigned = subject_folds(dataset.samples, folds, seed)
-    val_fold = (fold + 1) % folds
-    test = tuple(int(i) for i in np.flatnonzero(assigned == fold))
-    val = tuple(int(i) for i in np.flatnonzero(assigned == val_fold))
-    train = tuple(int(i) for i in np.flatnonzero((assigned != fold) & (assigned != val_fold)))
-    test_subjects = sorted({dataset.samples[i].subject or dataset.samples[i].key for i in test})
-    info: dict[str, Any] = {"method": "subject k-fold", "folds": folds, "fold": fold, "val_fold": val_fold, "seed": seed,
-            "test_subjects": test_subjects}
-    return Split(train, val, test, info)
-
-
-# --------------------------------------------------------------------------- face crops
-
-
-@dataclass(frozen=True)
-class Crops:
-    """Face crops of some samples, ready for saliency and the CNN.
-
-    Attributes:
-        images: ``(N, S, S, 3)`` uint8 RGB crops.
-        keypoints: ``(N, 6, 2)`` float32 keypoints in crop pixels (`fer.face.KEYPOINT_NAMES` order).
-        samples: the ``N`` samples the crops belong to (those that yielded a face).
-        skipped: samples that did not, with the reason.
-    """
-
-    images: np.ndarray
-    keypoints: np.ndarray
-    samples: tuple[Sample, ...]
-    skipped: tuple[Skipped, ...]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    @property
-    def labels(self) -> list[str]:
-        """The ``N`` samples' labels."""
-        return [s.label for s in self.samples]
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> Crops:
-        """Rows ``indices`` of these crops (``skipped`` kept as is)."""
-        idx = np.asarray(indices, np.int64)
-        return Crops(self.images[idx], self.keypoints[idx], tuple(self.samples[i] for i in idx), self.skipped)
-
-
-def crop_size_for(samples: Sequence[Sample], input_size: int) -> int:
-    """Side at which to hold the crops of ``samples`` in memory for a network of ``input_size``.
-
-    Normally ``input_size``; for CSV datasets of small images (FER2013's 48x48) their own side when
-    smaller, since upsampling them first would only multiply memory (35,887 FER2013 faces take 0.25 GB
-    at 48 px, 5.4 GB at 224 px); `fer.models.preprocess` resizes each batch to ``input_size``.
-    """
-    sides = {max(s.pixels.shape) for s in samples if s.pixels is not None}
-    if sides and len(sides) == 1 and all(s.pixels is not None for s in samples):
-        return min(input_size, sides.pop())
-    return input_size
-
-
-def square_crop(image: np.ndarray, crop_size: int) -> np.ndarray:
-    """Centre square of an image that already is a face crop, resized to ``crop_size``.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-    Returns:
-        ``(crop_size, crop_size, 3)`` uint8 RGB.
-    """
-    h, w = image.shape[:2]
-    side = min(h, w)
-    y0, x0 = (h - side) // 2, (w - side) // 2
-    square = image[y0:y0 + side, x0:x0 + side]
-    if side == crop_size:
-        return np.ascontiguousarray(square)
-    interp = cv2.INTER_AREA if side > crop_size else cv2.INTER_LINEAR
-    return cv2.resize(square, (crop_size, crop_size), interpolation=interp)
-
-
-class FaceCache:
-    """Detect and crop the largest face of an image file once; later calls read the result from disk.
-
-    Entries live in ``cache_dir`` as ``.npz`` files (plain arrays, read with ``allow_pickle=False``)
-    keyed by the SHA-256 of the image file's bytes and the crop settings, so a renamed or copied file
-    hits the cache and an edited one does not. "No face" is cached too.
-    """
-
-    def __init__(
-        self,
-        cache_dir: str | Path | None = None,
-        *,
-        crop_size: int = 224,
-        margin: float | None = None,
-        detector: Literal["short", "full"] = "short",
-        min_score: float = 0.5,
-    ) -> None:
-        from fer.face import DEFAULT_MARGIN
-
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else DEFAULT_CACHE_DIR
-        self.crop_size = int(crop_size)
-        self.margin = DEFAULT_MARGIN if margin is None else float(margin)
-        self.detector_name = detector
-        self.min_score = float(min_score)
-        self._detector: FaceDetector | None = None
-        settings = f"{detector}|{self.min_score}|{self.margin}|{self.crop_size}"
-        self._settings = hashlib.sha256(settings.encode()).hexdigest()[:12]
-
-    def _entry(self, digest: str) -> Path:
-        return self.cache_dir / digest[:2] / f"{digest}-{self._settings}.npz"
-
-    def get(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-        """Crop of the largest face in ``path``.
-
-        Returns:
-            ``(crop (S, S, 3) uint8 RGB, crop_keypoints (6, 2) float32)``.
-        Raises:
-            InputError: unreadable image, or no face found.
-        """
-        from fer.io import read_image
-
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-        entry = self._entry(hashlib.sha256(data).hexdigest())
-        if entry.is_file():
-            try:
-                with np.load(entry, allow_pickle=False) as stored:
-                    cached = {key: stored[key] for key in stored.files}
-            except (OSError, ValueError, KeyError):
-                cached = {}  # a damaged entry is recomputed below
-            if "reason" in cached:
-                raise InputError(str(cached["reason"]))
-            if "crop" in cached and "keypoints" in cached:
-                return cached["crop"], cached["keypoints"]
-        image = read_image(data)  # raises InputError for unreadable files; not cached (cheap to retry)
-        if self._detector is None:
-            from fer.face import FaceDetector
-
-            self._detector = FaceDetector(self.detector_name, min_score=self.min_score, max_faces=1,
-                                          margin=self.margin, crop_size=self.crop_size)
-        faces = self._detector(image)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")
-        if not faces:
-            np.savez(tmp, reason=np.array("no face found"))
-            os.replace(tmp, entry)
-            raise InputError("no face found")
-        face = faces[0]
-        np.savez(tmp, crop=face.crop, keypoints=face.crop_keypoints.astype(np.float32))
-        os.replace(tmp, entry)  # atomic: parallel runs never read half a file
-        return face.crop, face.crop_keypoints.astype(np.float32)
-
-    def close(self) -> None:
-        """Release the face detector (if one was started)."""
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
-
-    def __enter__(self) -> FaceCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def prepare_crops(
-    samples: Sequence[Sample],
-    *,
-    crop_size: int,
-    assume_cropped: bool = False,
-    margin: float | None = None,
-    cache_dir: str | Path | None = None,
-    detector: Literal["short", "full"] = "short",
-    progress: bool = True,
-    description: str = "faces",
-) -> Crops:
-    """Face crops of ``samples``: detected and cached, or taken as they are when already crops.
-
-    Samples carrying ``pixels`` (FER2013) and all samples when ``assume_cropped`` is set are used as
-    face crops: centre square, resized to ``crop_size``, keypoints `ASSUMED_CROP_KEYPOINTS`. Others go
-    through `FaceCache` (largest face, ``margin`` around the detector's box).
-
-    Returns:
-        `Crops` with ``S = crop_size``; unreadable and face-less images are in ``skipped``.
-    """
-    from tqdm.auto import tqdm
-
-    from fer.io import read_image
-
-    assumed = ASSUMED_CROP_KEYPOINTS * crop_size
-    images, keypoints, kept, skipped = [], [], [], []
-    with FaceCache(cache_dir, crop_size=crop_size, margin=margin, detector=detector) as cache:
-        for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
-            try:
-                if sample.pixels is not None:
-                    crop, kp = square_crop(read_image(sample.pixels), crop_size), assumed
-                elif assume_cropped:
-                    crop, kp = square_crop(read_image(sample.path), crop_size), assumed
-                else:
-                    crop, kp = cache.get(sample.path)
-            except InputError as exc:
-                # read_image starts its message with the source's name; the record names the file already.
-                reason = re.sub(r"^(<[^>]*>|" + re.escape(str(sample.path)) + "): ", "", str(exc))
-                skipped.append(Skipped(sample.key, reason))
-                continue
-            images.append(crop)
-            keypoints.append(kp)
-            kept.append(sample)
-    if images:
-        image_array = np.stack(images)
-        keypoint_array = np.stack(keypoints).astype(np.float32)
-    else:
-        image_array = np.zeros((0, crop_size, crop_size, 3), np.uint8)
-        keypoint_array = np.zeros((0, 6, 2), np.float32)
-    return Crops(image_array, keypoint_array, tuple(kept), tuple(skipped))
-
-
 # --------------------------------------------------------------------------- command-line options
 
 
@@ -716,10 +449,11 @@ def add_dataset_arguments(parser: Any, *, required: bool = True) -> None:
     parser.add_argument("--margin", type=float, default=None,
                         help="face crop margin per side, as a fraction of the face box (default: the detector's)")
     parser.add_argument("--cache-dir", type=Path, default=None,
-                        help=f"face crop cache (default: {DEFAULT_CACHE_DIR}, or $FER_CACHE_DIR)")
+                        help="face crop cache (default: ~/.cache/fer/crops, or $FER_CACHE_DIR)")
 
 
-def _list_option(value: str | None, name: str, cast: Callable[[str], Any] = str) -> list | None:
+def list_option(value: str | None, name: str, cast: Callable[[str], Any] = str) -> list | None:
+    """A comma-separated option as a list (``cast`` applied to each item); None for absent or "all"."""
     if value is None or value.strip().lower() == "all":
         return None
     try:
@@ -732,11 +466,11 @@ def dataset_options(args: Any) -> dict[str, Any]:
     """Loader options from parsed `add_dataset_arguments` options (for `load_dataset`)."""
     return {
         "assume_cropped": bool(getattr(args, "crops", False)),
-        "angles": _list_option(getattr(args, "angles", None), "angles", int),
-        "gazes": _list_option(getattr(args, "gazes", None), "gazes"),
+        "angles": list_option(getattr(args, "angles", None), "angles", int),
+        "gazes": list_option(getattr(args, "gazes", None), "gazes"),
         "subset": getattr(args, "cfee_subset", None),
         "subject_pattern": getattr(args, "subject_pattern", None),
-        "usages": _list_option(getattr(args, "usage", None), "usage"),
+        "usages": list_option(getattr(args, "usage", None), "usage"),
     }
 
 

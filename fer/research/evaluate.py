@@ -17,13 +17,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fer import metrics
 from fer.errors import InputError
 from fer.models import LoadedModel, load_model, predict_probabilities
-from fer.research.datasets import Crops, Dataset, Sample, Skipped, crop_size_for, prepare_crops
+from fer.research import distributed as dist
+from fer.research.crops import Crops, crop_size_for, prepare_crops, weighted_crops
+from fer.research.datasets import Dataset, Sample, Skipped
+
+if TYPE_CHECKING:
+    from fer.ensemble import Ensemble
 
 
 @dataclass(frozen=True)
@@ -54,37 +60,37 @@ class EvaluationResult:
 
     @property
     def accuracy(self) -> float:
-        """Fraction of samples predicted right (trace / n), 0.0 when nothing was scored."""
-        return float(np.trace(self.confusion) / self.n) if self.n else 0.0
+        """Fraction of samples predicted right, in [0, 1] (0.0 when nothing was scored)."""
+        return metrics.accuracy(self.confusion)
 
     @property
     def support(self) -> np.ndarray:
         """``(K,)`` int64 samples per true label."""
-        return self.confusion.sum(axis=1)
+        return metrics.support(self.confusion)
 
     @property
     def precision(self) -> np.ndarray:
         """``(K,)`` float64 in [0, 1]; 0 for a label never predicted."""
-        predicted = self.confusion.sum(axis=0)
-        return np.divide(np.diag(self.confusion), predicted, out=np.zeros(len(self.labels)), where=predicted > 0)
+        return metrics.precision(self.confusion)
 
     @property
     def recall(self) -> np.ndarray:
         """``(K,)`` float64 in [0, 1]; 0 for a label with no samples."""
-        support = self.support
-        return np.divide(np.diag(self.confusion), support, out=np.zeros(len(self.labels)), where=support > 0)
+        return metrics.recall(self.confusion)
 
     @property
     def f1(self) -> np.ndarray:
-        """``(K,)`` float64 per-label F1 (0 where precision + recall is 0)."""
-        p, r = self.precision, self.recall
-        return np.divide(2 * p * r, p + r, out=np.zeros(len(self.labels)), where=(p + r) > 0)
+        """``(K,)`` float64 per-label F1."""
+        return metrics.f1(self.confusion)
 
     @property
     def macro_f1(self) -> float:
-        """Mean F1 over the labels that occur as truth or prediction (scikit-learn's default set)."""
-        seen = (self.support + self.confusion.sum(axis=0)) > 0
-        return float(self.f1[seen].mean()) if seen.any() else 0.0
+        """Mean F1 over the labels that occur as truth or prediction."""
+        return metrics.macro_f1(self.confusion)
+
+    def confusions(self, k: int = 3) -> list[metrics.Confusion]:
+        """The ``k`` most frequent mistakes (true → predicted) with counts and rates of the true label."""
+        return metrics.top_confusions(self.confusion, self.labels, k)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationResult:
@@ -99,8 +105,10 @@ class EvaluationResult:
                    str(data.get("dataset") or ""), tuple(data.get("model_labels") or labels))
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "skipped", "excluded",
-        "model", "dataset"}``, JSON-ready; ``per_class`` maps label → ``{"precision", "recall", "f1", "n"}``."""
+        """``{"n", "accuracy", "macro_f1", "labels", "confusion", "per_class", "confusions", "skipped",
+        "excluded", "model", "dataset", "model_labels"}``, JSON-ready; ``per_class`` maps label →
+        ``{"precision", "recall", "f1", "n"}``; ``confusions`` lists the 3 most frequent mistakes
+        (`fer.metrics.Confusion.to_dict`)."""
         per_class = {
             label: {"precision": round(float(p), 6), "recall": round(float(r), 6), "f1": round(float(f), 6),
                     "n": int(n)}
@@ -113,29 +121,13 @@ class EvaluationResult:
             "labels": list(self.labels),
             "confusion": self.confusion.astype(int).tolist(),
             "per_class": per_class,
+            "confusions": [c.to_dict() for c in self.confusions()],
             "skipped": [s.to_dict() for s in self.skipped],
             "excluded": dict(self.excluded),
             "model": self.model,
             "dataset": self.dataset,
             "model_labels": list(self.model_labels or self.labels),
         }
-
-
-def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:
-    """Count (true, predicted) pairs.
-
-    Args:
-        true, predicted: ``(N,)`` int label indices in ``0 .. num_labels-1``.
-    Returns:
-        ``(num_labels, num_labels)`` int64; entry ``[t, p]`` counts samples of label t predicted as p.
-    """
-    true = np.asarray(true, np.int64)
-    predicted = np.asarray(predicted, np.int64)
-    if true.shape != predicted.shape:
-        raise InputError(f"true and predicted labels differ in length ({true.shape} vs {predicted.shape})")
-    return np.bincount(true * num_labels + predicted, minlength=num_labels * num_labels).reshape(
-        num_labels, num_labels
-    )
 
 
 def score(
@@ -187,7 +179,7 @@ def score(
     sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
     true = np.array([index[label] for label, k in zip(true_labels, keep, strict=True) if k], np.int64)
     predicted = sub.argmax(axis=1) if len(sub) else np.zeros(0, np.int64)
-    return EvaluationResult(tuple(shared), confusion_matrix(true, predicted, len(shared)), tuple(skipped),
+    return EvaluationResult(tuple(shared), metrics.confusion_matrix(true, predicted, len(shared)), tuple(skipped),
                             excluded, model, dataset, tuple(model_labels))
 
 
@@ -219,20 +211,15 @@ def model_inputs(loaded: LoadedModel, crops: Crops, *, saliency_weights: str | N
     name = loaded.spec.saliency_input
     if name is None or len(crops) == 0:
         return crops.images
-    from fer.saliency import apply_saliency, load_saliency
+    from fer.saliency import load_saliency
 
     device = str(next(loaded.module.parameters()).device)
     predictor = load_saliency(name, device=device, weights=saliency_weights)
-    out = np.empty_like(crops.images)
-    for start in range(0, len(crops), batch_size):
-        images = crops.images[start:start + batch_size]
-        maps = predictor(images, crops.keypoints[start:start + batch_size])
-        out[start:start + batch_size] = apply_saliency(images, maps, loaded.spec.saliency_floor)
-    return out
+    return weighted_crops(crops, predictor, loaded.spec.saliency_floor, batch_size=batch_size)
 
 
 def evaluate(
-    model: LoadedModel | str | Path,
+    model: LoadedModel | Ensemble | str | Path,
     samples: Dataset | Crops | Sequence[Sample],
     *,
     assume_cropped: bool | None = None,
@@ -244,10 +231,12 @@ def evaluate(
     restrict_labels: bool = True,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Evaluate ``model`` on labelled face images.
+    """Evaluate ``model`` on labelled face images. Inside a distributed job (torchrun) every rank
+    scores its share of the samples and the counts are summed: every rank returns the whole result.
 
     Args:
-        model: a loaded model, or a registered name / checkpoint path for `fer.models.load_model`.
+        model: a loaded network, or a registered name / checkpoint path for `fer.models.load_model`
+            (not an ensemble).
         samples: a `Dataset` (e.g. ``load_folder(dir)``), its samples, or ready `Crops`.
         assume_cropped: the images are face crops already (default: the dataset's setting, else False).
         margin: face crop margin (default: the one the model was trained with, else the detector's).
@@ -262,36 +251,49 @@ def evaluate(
         `EvaluationResult`. The data's labels are the dataset's defined set when a `Dataset` is
         given (`Dataset.defined_labels`), else the labels present.
     """
-    if not isinstance(model, LoadedModel):
+    if isinstance(model, (str, Path)):
         from fer.pipeline import resolve_device
 
         model = load_model(model, device=resolve_device(device))
+    if not isinstance(model, LoadedModel):
+        # Ensemble members each need their own crop style; the crops prepared here suit one network.
+        raise InputError(f"evaluate scores one network; {model.spec.name!r} is an ensemble: evaluate its members")
     spec = model.spec
-    data_labels = None
     dataset_name = ""
     if isinstance(samples, Dataset):
-        data_labels = samples.defined_labels
+        data_labels: Sequence[str] = samples.defined_labels
         dataset_name = samples.name
         if assume_cropped is None:
             assume_cropped = samples.assume_cropped
         samples = samples.samples
-    if not isinstance(samples, Crops):
-        if not samples:
-            raise InputError("nothing to evaluate: no labelled samples")
-        samples = prepare_crops(
-            samples, crop_size=crop_size_for(samples, spec.input_size), assume_cropped=bool(assume_cropped),
-            margin=spec.margin if margin is None else margin, cache_dir=cache_dir, progress=progress,
+    else:
+        data_labels = samples.labels if isinstance(samples, Crops) else [s.label for s in samples]
+    if len(samples) == 0:
+        raise InputError("nothing to evaluate: no labelled samples")
+    ctx = dist.context()
+    part = dist.shard(len(samples), ctx)
+    if isinstance(samples, Crops):
+        crops = samples.subset(np.arange(len(samples))[part])
+    else:
+        crops = prepare_crops(
+            samples[part], crop_size=crop_size_for(samples, spec.input_size), assume_cropped=bool(assume_cropped),
+            margin=spec.margin if margin is None else margin, cache_dir=cache_dir, progress=progress and ctx.main,
         )
-    crops = samples
-    if len(crops) == 0:
-        reasons = "; ".join(sorted({s.reason for s in crops.skipped}))[:300]
-        raise InputError(f"no face crop could be made from any of the {len(crops.skipped)} images ({reasons})")
     inputs = model_inputs(model, crops, saliency_weights=saliency_weights, batch_size=batch_size)
-    probabilities = batched_probabilities(model, inputs, batch_size, progress)
-    if not restrict_labels:
-        data_labels = spec.labels
-    return score(probabilities, spec.labels, crops.labels, data_labels=data_labels, skipped=crops.skipped,
-                 model=spec.name, dataset=dataset_name)
+    probabilities = batched_probabilities(model, inputs, batch_size, progress and ctx.main)
+    local = score(probabilities, spec.labels, crops.labels, data_labels=spec.labels if not restrict_labels else
+                  data_labels, model=spec.name, dataset=dataset_name)
+    shares = dist.gather((crops.skipped, dict(local.excluded)), ctx)
+    excluded: dict[str, int] = {}
+    for _, counts in shares:
+        for label, count in counts.items():
+            excluded[label] = excluded.get(label, 0) + count
+    result = dataclasses.replace(local, confusion=dist.all_reduce_sum(local.confusion, ctx),
+                                 skipped=tuple(s for skipped, _ in shares for s in skipped), excluded=excluded)
+    if result.n == 0:
+        reasons = "; ".join(sorted({s.reason for s in result.skipped}))[:300]
+        raise InputError(f"no face crop could be made from any of the {len(result.skipped)} images ({reasons})")
+    return result
 
 
 # --------------------------------------------------------------------------- plots and text
@@ -323,7 +325,9 @@ def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None
 
 
 def format_result(result: EvaluationResult) -> str:
-    """Plain-text report: headline numbers, per-class table, confusion matrix."""
+    """Plain-text report: headline numbers, per-class table, confusion matrix, most frequent confusions."""
+    from fer.research.human import confusion_lines
+
     lines = [f"model {result.model or '?'} on {result.dataset or 'data'}: n={result.n}  "
              f"accuracy {result.accuracy:.2%}  macro F1 {result.macro_f1:.4f}"]
     width = max(8, *(len(label) for label in result.labels))
@@ -334,6 +338,8 @@ def format_result(result: EvaluationResult) -> str:
     lines.append(" " * width + "  " + " ".join(f"{label[:6]:>6}" for label in result.labels))
     for label, row in zip(result.labels, result.confusion, strict=True):
         lines.append(f"{label:<{width}}  " + " ".join(f"{v:6d}" for v in row))
+    lines.append("most frequent confusions:")
+    lines += [f"  {line}" for line in confusion_lines(result.confusions())]
     unscored = [label for label in result.model_labels if label not in result.labels]
     if unscored:
         lines.append(f"scored over the {len(result.labels)} labels the data defines; the model's other labels "
@@ -360,8 +366,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
                         help="registered model name or checkpoint (.json/.safetensors/folder) (default: %(default)s)")
     parser.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
-                        help="part of the data to score; train/val/test redo the split recorded in the model's "
-                        "spec (same dataset only) (default: %(default)s)")
+                        help="part of the data to score: train/val/test take the subjects the model's spec "
+                        "recorded for that part (same dataset and subject rule only) (default: %(default)s)")
     parser.add_argument("--all-labels", action="store_true",
                         help="score over all the model's labels; default: only those the data defines, with "
                         "probabilities renormalised over them (cross-dataset), which for data holding one or "
@@ -372,37 +378,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     parser.add_argument("--saliency-weights", metavar="FILE",
                         help="weights for the saliency predictor the model was trained with, if it needs one")
-    parser.epilog = "Exit status: 0 every image was scored, 1 some were skipped (listed), 2 bad input."
+    parser.epilog = ("Exit status: 0 every image was scored, 1 some were skipped (listed), 2 bad input. "
+                     "Under torchrun every process scores its share; rank 0 prints.")
 
 
-def select_split(dataset: Dataset, spec_training: Mapping[str, Any] | None, split: str) -> Dataset:
-    """The part ``split`` of ``dataset`` as the model's training split it (``"all"``: everything)."""
+def select_split(dataset: Dataset, spec_training: Mapping[str, Any] | None, split: str) -> tuple[Dataset, list[str]]:
+    """The part ``split`` of ``dataset`` (``"all"``: everything) and loud warnings: subjects of that
+    part missing here (`fer.research.splits.recorded_part`), or training subjects in "all"."""
+    from fer.research.splits import recorded_part, training_overlap
+
     if split == "all":
-        return dataset
-    from fer.research.datasets import split_dataset
-
-    recorded = (spec_training or {}).get("split") or {}
-    if (spec_training or {}).get("dataset") != dataset.name:
-        raise InputError(f"--split {split} needs a model trained on {dataset.name}; use --split all for other data")
-    parts = split_dataset(dataset, folds=int(recorded.get("folds", 5)), fold=int(recorded.get("fold", 0)),
-                          seed=int(recorded.get("seed", 0)))
-    return dataset.subset(getattr(parts, split))
+        warning = training_overlap(dataset, spec_training)
+        return dataset, [warning] if warning else []
+    return recorded_part(dataset, spec_training, split)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
+    import sys
+
     from fer.pipeline import resolve_device
     from fer.research.datasets import dataset_from_args
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    loaded = load_model(args.model, device=resolve_device(args.device))
-    dataset = select_split(dataset_from_args(args), loaded.spec.training, args.split)
-    result = evaluate(loaded, dataset, margin=args.margin, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                      saliency_weights=args.saliency_weights, restrict_labels=not args.all_labels,
-                      progress=not args.json)
+    device = resolve_device(args.device)
+    with dist.process_group(device) as ctx:
+        loaded = load_model(args.model, device=dist.device_for(device, ctx))
+        dataset, warnings = select_split(dataset_from_args(args), loaded.spec.training, args.split)
+        result = evaluate(loaded, dataset, margin=args.margin, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                          saliency_weights=args.saliency_weights, restrict_labels=not args.all_labels,
+                          progress=not args.json)
+    if not ctx.main:
+        return 1 if result.skipped or dataset.skipped else 0
     result = dataclasses.replace(result, skipped=(*dataset.skipped, *result.skipped))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if args.plot is not None:
         plot_confusion(result, args.plot)
-    print(json.dumps(result.to_dict()) if args.json else format_result(result))
+    print(json.dumps({**result.to_dict(), "warnings": warnings}) if args.json else
+          "\n".join([*warnings, format_result(result)]))
     return 1 if result.skipped else 0

@@ -1,12 +1,15 @@
 """The paper's experimental protocol on data the user holds: within-dataset accuracy on RaFD and
-CFEE (subject-independent test fold), cross-dataset accuracy both ways (train on one, test on all of
-the other over the shared labels), each with and without saliency-weighted input; a markdown table
-beside the paper's numbers, and a confusion plot per result.
+CFEE over every subject-independent fold, cross-dataset accuracy both ways (train on one, test on
+all of the other), each with and without saliency-weighted input; a markdown table (mean ± standard
+deviation over folds) beside the paper's numbers where they are comparable, the most frequent
+confusions of every row, and a confusion plot per row.
 
     python -m fer protocol --rafd RaFD/ --cfee CFEE/ --backbone alexnet --saliency face-prior
 
-Runs already finished in ``--out`` are reused (training resumes), so an interrupted protocol can be
-started again with the same command.
+Cross-dataset rows follow the paper: the model is trained on the classes the two datasets share
+(RaFD without contempt). Where a dataset has more classes than are shared, its all-classes model is
+also scored on the other dataset with probabilities renormalised over the shared labels, as a second
+row. Finished folds in ``--out`` with the same settings are reused; other settings are refused.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fer.errors import InputError
-from fer.models import ModelSpec, load_model
-from fer.research.datasets import load_dataset
+from fer.research import distributed as dist
+from fer.research.datasets import Dataset, load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, evaluate, plot_confusion
-from fer.research.train import TrainConfig, train
+from fer.research.folds import FoldRuns, FoldSummary, train_all_folds
+from fer.research.recipes import TrainConfig
 
 #: Top-1 test accuracies the paper reports (Mavani et al. 2017), in percent, keyed by
 #: (train dataset, test dataset, with saliency input). As reported, not measured here.
@@ -30,35 +35,91 @@ PAPER_ACCURACY: dict[tuple[str, str, bool], float] = {
     ("rafd", "rafd", False): 95.71,
     ("cfee", "cfee", False): 74.79,
 }
-#: The paper's best cross-dataset result (with saliency input); it does not say which direction
-#: scored it, so it stands beside both cross-dataset rows with saliency.
+#: The paper's best cross-dataset result, with ML-Net saliency input; it does not say which
+#: direction scored it, so it stands beside both cross-dataset rows with ML-Net saliency.
 PAPER_CROSS_WITH_SALIENCY = 65.39
+#: What the paper's numbers were measured with: CaffeNet fine-tuned from ImageNet, ML-Net saliency.
+PAPER_BACKBONE = "alexnet"
+PAPER_SALIENCY = "mlnet"
 
 DATASET_TITLES = {"rafd": "RaFD", "cfee": "CFEE"}
 
 
 @dataclass(frozen=True)
 class ProtocolRow:
-    """One result of the protocol (accuracy and macro F1 in [0, 1])."""
+    """One result of the protocol: scores over folds (accuracy and macro F1 in [0, 1]).
+
+    ``classes``: "all" (within-dataset), "common" (trained on the shared classes) or "all,
+    renormalised" (the all-classes model scored over the shared labels). ``n``: images scored per
+    fold model (within-dataset: all test folds together).
+    """
 
     train: str
     test: str
     saliency: str
+    classes: str
     split: str
+    folds: int
     n: int
-    accuracy: float
-    macro_f1: float
+    accuracy: tuple[float, float]
+    macro_f1: tuple[float, float]
     labels: tuple[str, ...]
-    model: str
     plot: str
+    confusions: tuple[dict[str, Any], ...] = ()
+    accuracy_per_fold: tuple[float, ...] = ()
+    comparable: str = field(default="", compare=False)
 
     @property
     def paper(self) -> float | None:
-        """The paper's number for this setting, in percent, or None."""
-        with_saliency = self.saliency != "none"
-        if self.train != self.test and with_saliency:
-            return PAPER_CROSS_WITH_SALIENCY
-        return PAPER_ACCURACY.get((self.train, self.test, with_saliency))
+        """The paper's number for this setting, in percent, or None. Shown only where the saliency
+        input is the paper's (none, or ML-Net); other predictors have no paper figure to compare with."""
+        if self.saliency not in ("none", PAPER_SALIENCY):
+            return None
+        if self.train != self.test:
+            return PAPER_CROSS_WITH_SALIENCY if self.saliency == PAPER_SALIENCY and self.classes == "common" else None
+        return PAPER_ACCURACY.get((self.train, self.test, self.saliency != "none"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the paper's figure."""
+        return {**dataclasses.asdict(self), "labels": list(self.labels), "accuracy": list(self.accuracy),
+                "macro_f1": list(self.macro_f1), "paper": self.paper}
+
+
+def comparability(config: TrainConfig, saliency: str) -> str:
+    """Why a row with these settings is or is not comparable with the paper's figures."""
+    config = config.resolved()
+    reasons = []
+    if config.backbone != PAPER_BACKBONE:
+        reasons.append(f"backbone {config.backbone} (paper: CaffeNet)")
+    if not config.pretrained:
+        reasons.append("random init (paper: ImageNet)")
+    if saliency not in ("none", PAPER_SALIENCY):
+        reasons.append(f"saliency {saliency} (paper: ML-Net)")
+    return "no: " + "; ".join(reasons) if reasons else "settings as the paper's (its split and epochs unknown)"
+
+
+def _row(summary: FoldSummary, train: str, test: str, saliency: str, classes: str, split: str, n: int, plot: Path,
+         comparable: str) -> ProtocolRow:
+    if dist.context().main:
+        title = f"{DATASET_TITLES[train]} → {DATASET_TITLES[test]}, saliency {saliency}, {classes} classes"
+        total = EvaluationResult(summary.labels, summary.confusion, dataset=test)
+        plot_confusion(total, plot, title=f"{title}\nsummed over {len(summary.results)} fold models")
+    return ProtocolRow(train, test, saliency, classes, split, len(summary.results), n, summary.accuracy,
+                       summary.macro_f1, summary.labels, plot.name, tuple(c.to_dict() for c in summary.confusions()),
+                       tuple(round(r.accuracy, 6) for r in summary.results), comparable)
+
+
+def _cross(runs: FoldRuns, data: Dataset, config: TrainConfig) -> FoldSummary:
+    """Every fold model of ``runs`` scored on all of ``data``."""
+    from fer.models import load_network
+    from fer.pipeline import resolve_device
+
+    device = dist.device_for(resolve_device(config.device), dist.context())
+    return FoldSummary(tuple(
+        evaluate(load_network(spec, device=device, engine="torch"), data, margin=config.margin,
+                 cache_dir=config.cache_dir, batch_size=config.batch_size, saliency_weights=config.saliency_weights,
+                 progress=config.progress)
+        for spec in runs.specs))
 
 
 def run_protocol(
@@ -69,83 +130,114 @@ def run_protocol(
     out: str | Path = "runs/protocol",
     base: TrainConfig | None = None,
 ) -> list[ProtocolRow]:
-    """Run the protocol and write ``OUT/protocol.md``, ``OUT/protocol.json`` and confusion plots.
+    """Run the protocol over every fold and write ``OUT/protocol.md``, ``OUT/protocol.json`` and a
+    confusion plot per row.
 
     Args:
         rafd, cfee: dataset folders (CFEE may be a ``path,label[,subject]`` CSV).
         saliency: the saliency predictor for the "with saliency" runs.
-        out: output folder; each training run goes to ``OUT/<dataset>-<saliency>``.
+        out: output folder; the folds of each training setting go to ``OUT/<dataset>-<saliency>[-common]/fold-K``.
         base: training settings shared by all runs (backbone, epochs, folds, …); its dataset, root,
-            saliency and out are replaced per run.
+            saliency, classes, fold and out are set per run.
     Returns:
-        8 rows: {RaFD, CFEE} → {same, other} × {no saliency, ``saliency``}.
+        Per saliency mode (none, then ``saliency``): RaFD → RaFD, CFEE → CFEE, RaFD → CFEE and
+        CFEE → RaFD on the common classes, then a renormalised row for each dataset with more classes
+        than the two share.
     """
     if saliency == "none":
         raise InputError("the protocol compares with and without saliency: name a saliency predictor")
     out = Path(out)
     base = base or TrainConfig(dataset="rafd", root=str(rafd))
     roots = {"rafd": str(rafd), "cfee": str(cfee)}
+    data = {name: load_dataset(name, roots[name], assume_cropped=base.assume_cropped, angles=base.angles,
+                               gazes=base.gazes, subset=base.cfee_subset, subject_pattern=base.subject_pattern)
+            for name in roots}
+    shared = tuple(label for label in data["rafd"].defined_labels if label in data["cfee"].defined_labels)
+    if not shared:
+        raise InputError("RaFD and CFEE share no class here; check --cfee-subset and the folder names")
     rows: list[ProtocolRow] = []
     for mode in ("none", saliency):
-        models: dict[str, Path] = {}
-        for name in ("rafd", "cfee"):
-            config = dataclasses.replace(base, dataset=name, root=roots[name], saliency=mode,
-                                         out=str(out / f"{name}-{mode}"), name=None, resume=True)
-            models[name] = train(config)
-        for train_name, test_name in (("rafd", "rafd"), ("cfee", "cfee"), ("rafd", "cfee"), ("cfee", "rafd")):
-            plot = out / f"{train_name}-on-{test_name}-{mode}.png"
-            if train_name == test_name:
-                spec = ModelSpec.load(models[train_name])
-                if not spec.evaluation:
-                    raise InputError(f"{train_name}: the test fold is empty; use more subjects or fewer folds")
-                result = EvaluationResult.from_dict(spec.evaluation)
-                split = f"test fold {base.fold} of {base.folds}"
-            else:
-                config = dataclasses.replace(base, dataset=test_name, root=roots[test_name])
-                data = load_dataset(test_name, roots[test_name], assume_cropped=config.assume_cropped,
-                                    angles=config.angles, gazes=config.gazes, subset=config.cfee_subset,
-                                    subject_pattern=config.subject_pattern)
-                result = evaluate(load_model(models[train_name]), data, margin=config.margin,
-                                  cache_dir=config.cache_dir, batch_size=config.batch_size,
-                                  saliency_weights=config.saliency_weights, progress=config.progress)
-                split = "all images"
-            title = f"{DATASET_TITLES[train_name]} → {DATASET_TITLES[test_name]}, saliency {mode}"
-            plot_confusion(result, plot, title=title)
-            rows.append(ProtocolRow(train_name, test_name, mode, split, result.n, result.accuracy,
-                                    result.macro_f1, result.labels, result.model, plot.name))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "protocol.md").write_text(protocol_table(rows, base) + "\n")
-    (out / "protocol.json").write_text(json.dumps(
-        {"config": base.to_dict(), "saliency": saliency,
-         "rows": [{**dataclasses.asdict(r), "labels": list(r.labels), "paper": r.paper} for r in rows]},
-        indent=2) + "\n")
+        comparable = comparability(base, mode)
+
+        def folds(name: str, classes: tuple[str, ...] | None, suffix: str = "", mode: str = mode) -> FoldRuns:
+            config = dataclasses.replace(base, dataset=name, root=roots[name], saliency=mode, classes=classes,
+                                         out=str(out / f"{name}-{mode}{suffix}"), name=None, resume=True)
+            return train_all_folds(config)
+
+        full = {name: folds(name, None) for name in roots}
+        # A dataset whose images are all of shared classes trains the same model either way.
+        common = {name: full[name] if set(data[name].labels) <= set(shared) else folds(name, shared, "-common")
+                  for name in roots}
+        for name in roots:
+            summary = full[name].summary
+            rows.append(_row(summary, name, name, mode, "all", f"test folds ({base.folds})", sum(r.n for r in summary.results),
+                             out / f"{name}-on-{name}-{mode}.png", comparable))
+        for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
+            test_data = restrict_labels(data[test_name], shared)
+            summary = _cross(common[train_name], test_data, base)
+            rows.append(_row(summary, train_name, test_name, mode, "common", "all images", summary.results[0].n,
+                             out / f"{train_name}-on-{test_name}-{mode}-common.png", comparable))
+        for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
+            if common[train_name] is not full[train_name]:
+                summary = _cross(full[train_name], data[test_name], base)
+                rows.append(_row(summary, train_name, test_name, mode, "all, renormalised", "all images",
+                                 summary.results[0].n, out / f"{train_name}-on-{test_name}-{mode}-renormalised.png",
+                                 comparable))
+    if dist.context().main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "protocol.md").write_text(protocol_table(rows, base) + "\n")
+        (out / "protocol.json").write_text(json.dumps(
+            {"config": base.to_dict(), "saliency": saliency, "shared_labels": list(shared),
+             "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
     return rows
 
 
+def _pm(value: tuple[float, float], scale: float = 100.0, digits: int = 2) -> str:
+    return f"{scale * value[0]:.{digits}f} ± {scale * value[1]:.{digits}f}"
+
+
 def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None) -> str:
-    """Markdown table of the rows beside the paper's numbers."""
+    """Markdown: the table beside the paper's numbers, each row's most frequent confusions, notes."""
+    from fer.metrics import Confusion
+    from fer.research.human import describe
+    from fer.research.human import notes as human_notes
+
     lines = [
-        "| Train → test | Saliency input | Test data | n | Accuracy (here) | Macro F1 | Paper (reported) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| Train → test | Saliency input | Classes | Test data | Folds | n | Accuracy % (mean ± std) | Macro F1 | "
+        "Paper (reported) | Comparable with the paper |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         paper = f"{r.paper:.2f} %" if r.paper is not None else "—"
         lines.append(
             f"| {DATASET_TITLES.get(r.train, r.train)} → {DATASET_TITLES.get(r.test, r.test)} | {r.saliency} | "
-            f"{r.split} | {r.n} | {100 * r.accuracy:.2f} % | {r.macro_f1:.3f} | {paper} |"
+            f"{r.classes} | {r.split} | {r.folds} | {r.n} | {_pm(r.accuracy)} | {_pm(r.macro_f1, 1.0, 3)} | "
+            f"{paper} | {r.comparable} |"
         )
+    lines += ["", "## Most frequent confusions", "",
+              "Summed over the fold models of each row; rates are of the true class."]
+    every: list[Confusion] = []
+    for r in rows:
+        confusions = [Confusion(str(c["true"]), str(c["predicted"]), int(c["count"]), float(c["rate"]))
+                      for c in r.confusions]
+        every += confusions
+        lines += ["", f"{DATASET_TITLES.get(r.train, r.train)} → {DATASET_TITLES.get(r.test, r.test)}, saliency "
+                  f"{r.saliency}, {r.classes} classes:", ""]
+        lines += [f"- {describe(c)}" for c in confusions] or ["- none"]
+    lines += [""] + human_notes(every)
     notes = [
         "",
         "Paper: Mavani, Raman & Miyapuram, ICCV-W 2017 — CaffeNet fine-tuned on each dataset; saliency from "
-        f"ML-Net. Its {PAPER_CROSS_WITH_SALIENCY} % is the best cross-dataset top-1 with saliency input, "
-        "direction not stated. Cross-dataset rows score the shared labels only.",
+        f"ML-Net. Its {PAPER_CROSS_WITH_SALIENCY} % is the best cross-dataset top-1 with ML-Net saliency input, "
+        "trained on the shared classes, direction not stated; it is shown only beside ML-Net rows. Here every "
+        "row is a mean over folds (sample standard deviation); the paper reports single numbers.",
     ]
     if base is not None:
         config = base.resolved()
         notes.append(
             f"Here: backbone {config.backbone} ({'ImageNet' if config.pretrained else 'random'} init), "
             f"{config.epochs} epochs, {config.optimizer}, subject-independent {config.folds}-fold split "
-            f"(test fold {config.fold}, seed {config.seed}), saliency floor {config.saliency_floor}."
+            f"(every fold tests once, seed {config.seed}), saliency floor {config.saliency_floor}."
         )
     return "\n".join(lines + notes)
 
@@ -156,7 +248,8 @@ def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``protocol``."""
     from fer.models import ARCHITECTURES, available_architectures
-    from fer.research.train import RECIPES, saliency_choices
+    from fer.research.recipes import RECIPES
+    from fer.research.train import saliency_choices
 
     parser.add_argument("--rafd", type=Path, required=True, metavar="DIR", help="RaFD images (its file names)")
     parser.add_argument("--cfee", type=Path, required=True, metavar="DIR",
@@ -172,16 +265,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saliency-weights", metavar="FILE", help="weights for a predictor that needs them (mlnet)")
     parser.add_argument("--out", type=Path, default=Path("runs/protocol"), help="(default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="default: the backbone's recipe")
-    parser.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="global batch (default: %(default)s)")
     parser.add_argument("--optimizer", choices=list(RECIPES))
     parser.add_argument("--lr", type=float)
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--no-pretrained", dest="pretrained", action="store_false")
-    parser.add_argument("--folds", type=int, default=5, help="(default: %(default)s)")
-    parser.add_argument("--fold", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--folds", type=int, default=5, help="subject folds, every one trained and tested (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--cfee-subset", choices=["basic", "all"], default="basic",
-                        help="CFEE classes (default: %(default)s; cross-dataset uses the shared ones anyway)")
+                        help="CFEE classes (default: %(default)s; cross-dataset rows train on the shared ones)")
     parser.add_argument("--angles", default="90", help="RaFD camera angles, comma-separated (default: %(default)s)")
     parser.add_argument("--crops", action="store_true", help="images are face crops already (no detection)")
     parser.add_argument("--subject-pattern", metavar="REGEX", help="CFEE: regex whose first group is the subject")
@@ -201,15 +293,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         dataset="rafd", root=str(args.rafd), backbone=args.backbone, saliency_floor=args.saliency_floor,
         saliency_weights=args.saliency_weights, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, pretrained=args.pretrained, input_size=args.input_size,
-        folds=args.folds, fold=args.fold, seed=args.seed, assume_cropped=args.crops, margin=args.margin,
+        folds=args.folds, seed=args.seed, assume_cropped=args.crops, margin=args.margin,
         cache_dir=str(args.cache_dir) if args.cache_dir else None, angles=angles, cfee_subset=args.cfee_subset,
         subject_pattern=args.subject_pattern, device=args.device, progress=not args.quiet,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``protocol``: prints the table, writes it to ``OUT/protocol.md``."""
-    rows = run_protocol(args.rafd, args.cfee, saliency=args.saliency, out=args.out, base=config_from_args(args))
-    print(protocol_table(rows, config_from_args(args)))
-    print(f"\nwritten: {args.out / 'protocol.md'}, {args.out / 'protocol.json'} and confusion plots in {args.out}")
+    """Run ``protocol``: prints the table, writes it to ``OUT/protocol.md`` (rank 0 under torchrun)."""
+    from fer.pipeline import resolve_device
+
+    base = config_from_args(args)
+    with dist.process_group(resolve_device(base.device)) as ctx:
+        rows = run_protocol(args.rafd, args.cfee, saliency=args.saliency, out=args.out, base=base)
+    if ctx.main:
+        print(protocol_table(rows, base))
+        print(f"\nwritten: {args.out / 'protocol.md'}, {args.out / 'protocol.json'} and confusion plots in {args.out}")
     return 0

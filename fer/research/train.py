@@ -1,13 +1,15 @@
 """Fine-tune an expression CNN on a dataset the user holds, optionally on face × saliency inputs
 (the paper's method), and save a checkpoint whose spec carries labels, preprocessing, saliency
-mode, split, training configuration and held-out metrics.
+mode, split, the run's identity and held-out metrics.
 
     python -m fer train --dataset rafd --root RaFD/ --backbone alexnet --saliency face-prior
+    torchrun --nproc_per_node 4 -m fer train --dataset rafd --root RaFD/ --backbone resnet18
 
-Recipes: AlexNet gets the paper's Caffe-style fine-tuning (SGD, momentum 0.9, the new classifier at
-10x the learning rate of the pretrained layers, step decay); other backbones get AdamW with a cosine
-schedule. Both use random horizontal flips and small random crops (zoom up to 15 %). Runs are
-deterministic for a given seed and device, and ``--resume`` continues an interrupted run exactly.
+The recipes and every setting are in `fer.research.recipes`. Runs are deterministic for a given
+seed and device: the classifier's initial weights and the data order depend on the seed alone,
+whatever saliency predictor is used (so with/without-saliency runs are a matched ablation), and
+``--resume`` continues an interrupted run exactly, but only the same run (`fer.research.runs`).
+Under torchrun each process takes its share of every global batch; rank 0 alone logs and writes.
 
 Outputs in ``--out``: ``best.safetensors`` + ``best.json`` (the checkpoint with the best validation
 accuracy; load with `fer.models.load_model` or `fer.load`), ``last.safetensors`` + ``last_state.pt``
@@ -18,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,102 +34,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer.errors import InputError, WeightsError
-from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, available_architectures, preprocess, save_checkpoint
-from fer.research.datasets import Crops, crop_size_for, load_dataset, prepare_crops, split_dataset
+from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, preprocess_array, save_checkpoint
+from fer.research import distributed as dist
+from fer.research.crops import crop_size_for, prepare_crops, weighted_crops
+from fer.research.datasets import load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, batched_probabilities, score
+from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
+from fer.research.runs import STATE_FILE, resume_state, run_id, run_identity, saliency_digest
+from fer.research.splits import split_dataset
 
-#: Per-optimiser defaults: learning rate of freshly initialised layers, weight decay, epochs.
-#: Pretrained layers train at `PRETRAINED_LR_SCALE` times the learning rate.
-RECIPES: dict[str, dict[str, float]] = {
-    # Caffe fine-tuning as the paper did it (CaffeNet, base_lr 0.001, new layer lr_mult 10,
-    # weight_decay 0.0005, momentum 0.9); the rate drops 10x at 1/2 and 3/4 of the epochs.
-    "sgd": {"lr": 0.01, "weight_decay": 5e-4, "epochs": 30},
-    "adamw": {"lr": 1e-3, "weight_decay": 0.05, "epochs": 20},
-}
-PRETRAINED_LR_SCALE = 0.1
 #: Largest random zoom of the training augmentation ("small crops"): up to 15 % of the side cut away.
 MAX_ZOOM = 0.15
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on (saved in the checkpoint's ``training`` field).
-
-    ``optimizer``, ``lr``, ``weight_decay`` and ``epochs`` default to the recipe: "sgd" (the paper's)
-    for alexnet, "adamw" otherwise. ``input_size`` defaults to the architecture's. ``margin`` is
-    the face crop margin (None: the detector's default). ``saliency_floor`` keeps that fraction of
-    brightness where the saliency map is 0 (0.0: the paper's plain product).
-    """
-
-    dataset: str
-    root: str
-    backbone: str = "alexnet"
-    saliency: str = "none"
-    saliency_floor: float = 0.0
-    saliency_weights: str | None = None
-    epochs: int | None = None
-    batch_size: int = 32
-    optimizer: str | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    pretrained: bool = True
-    augment: bool = True
-    input_size: int | None = None
-    folds: int = 5
-    fold: int = 0
-    seed: int = 0
-    assume_cropped: bool = False
-    margin: float | None = None
-    cache_dir: str | None = None
-    angles: tuple[int, ...] | None = (90,)
-    gazes: tuple[str, ...] | None = None
-    cfee_subset: str = "basic"
-    subject_pattern: str | None = None
-    usages: tuple[str, ...] | None = None
-    device: str = "auto"
-    out: str | None = None
-    name: str | None = None
-    resume: bool = False
-    progress: bool = True
-
-    def resolved(self) -> TrainConfig:
-        """A copy with every recipe default filled in and values checked."""
-        if self.backbone not in ARCHITECTURES:
-            raise InputError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(available_architectures())}")
-        optimizer = self.optimizer or ("sgd" if self.backbone == "alexnet" else "adamw")
-        if optimizer not in RECIPES:
-            raise InputError(f"optimizer must be one of {', '.join(RECIPES)}, not {optimizer!r}")
-        recipe = RECIPES[optimizer]
-        config = dataclasses.replace(
-            self,
-            optimizer=optimizer,
-            lr=recipe["lr"] if self.lr is None else self.lr,
-            weight_decay=recipe["weight_decay"] if self.weight_decay is None else self.weight_decay,
-            epochs=int(recipe["epochs"]) if self.epochs is None else self.epochs,
-            input_size=self.input_size or ARCHITECTURES[self.backbone].input_size,
-            name=self.name or "-".join([self.dataset, self.backbone] + ([self.saliency] if self.saliency != "none" else [])),
-            root=str(self.root),
-        )
-        assert config.name is not None and config.epochs is not None and config.input_size is not None  # for mypy
-        config = dataclasses.replace(config, out=str(self.out or Path("runs") / config.name))
-        for field_name, low in (("epochs", 1), ("batch_size", 2), ("input_size", 16)):
-            if getattr(config, field_name) < low:
-                raise InputError(f"{field_name} must be at least {low}, got {getattr(config, field_name)}")
-        if not 0.0 <= config.saliency_floor <= 1.0:
-            raise InputError(f"saliency_floor must be in [0, 1], got {config.saliency_floor}")
-        if config.lr is None or config.lr <= 0:
-            raise InputError(f"learning rate must be positive, got {config.lr}")
-        if config.saliency != "none":
-            from fer.saliency import SALIENCY_REGISTRY
-
-            if config.saliency not in SALIENCY_REGISTRY:
-                raise InputError(f"unknown saliency {config.saliency!r}; choose none or one of "
-                                 f"{', '.join(SALIENCY_REGISTRY)}")
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def seed_everything(seed: int) -> None:
@@ -141,17 +57,10 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, max_zoom: float = MAX_ZOOM) -> torch.Tensor:
-    """Random horizontal flip and random crop (zoom in by up to ``max_zoom``, anywhere in the frame),
-    per sample, as one resampling.
-
-    Args:
-        x: ``(N, C, H, W)`` float32 batch.
-        generator: CPU generator driving the randomness (so runs are reproducible).
-    Returns:
-        ``(N, C, H, W)`` float32; borders repeat when a crop would leave the image.
-    """
-    n = x.shape[0]
+def augment_params(n: int, generator: torch.Generator, max_zoom: float = MAX_ZOOM) -> torch.Tensor:
+    """Random horizontal flip and random crop (zoom in by up to ``max_zoom``, anywhere in the frame)
+    for ``n`` samples, as ``(n, 2, 3)`` float32 affine matrices for `augment`. Drawn for a whole
+    global batch, so every process of a distributed run draws the same numbers and takes its rows."""
     scale = 1.0 - max_zoom * torch.rand(n, generator=generator)
     shift = (1.0 - scale)[:, None] * (2.0 * torch.rand(n, 2, generator=generator) - 1.0)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
@@ -159,125 +68,176 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_zoom: float = MAX_Z
     theta[:, 0, 0] = scale * flip
     theta[:, 1, 1] = scale
     theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return theta
+
+
+def augment(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Apply `augment_params` matrices as one resampling.
+
+    Args:
+        x: ``(N, C, H, W)`` float32 batch; theta: ``(N, 2, 3)``.
+    Returns:
+        ``(N, C, H, W)`` float32; borders repeat when a crop would leave the image.
+    """
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def head_parameters(model: nn.Module, num_classes: int) -> set[int]:
-    """Ids of the parameters of the classifier layer (the last Linear/Conv2d with ``num_classes`` outputs),
-    which the builders create fresh and which therefore train at the full learning rate."""
-    heads = [m for m in model.modules()
-             if (isinstance(m, nn.Linear) and m.out_features == num_classes)
-             or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)]
-    return {id(p) for p in heads[-1].parameters()} if heads else set()
+class _Batches(torch.utils.data.Dataset):
+    """Preprocessed batches in a fixed order; a DataLoader's workers (GPU runs) build them ahead."""
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, steps: list[np.ndarray], spec: ModelSpec) -> None:
+        self.inputs, self.targets, self.steps, self.spec = inputs, targets, steps, spec
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.steps[k]
+        return torch.from_numpy(preprocess_array(self.inputs[rows], self.spec)), torch.from_numpy(self.targets[rows])
 
 
-def lr_factor(config: TrainConfig, epoch: int) -> float:
-    """Learning-rate multiplier for ``epoch`` (0-based): SGD steps 10x down at 1/2 and 3/4 of the
-    run; AdamW follows a half cosine from 1 towards 0."""
-    epochs = config.epochs or 1
-    if config.optimizer == "sgd":
-        return 0.1 ** sum(epoch >= int(epochs * f) for f in (0.5, 0.75))
-    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+def _state_digest(module: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig, num_classes: int) -> torch.optim.Optimizer:
-    head = head_parameters(model, num_classes)
-    lr = float(config.lr or RECIPES[config.optimizer or "adamw"]["lr"])
-    weight_decay = float(config.weight_decay or 0.0)
-    body_scale = PRETRAINED_LR_SCALE if config.pretrained else 1.0
-    groups: list[dict[str, Any]] = [
-        {"params": [p for p in model.parameters() if id(p) not in head], "lr": lr * body_scale},
-        {"params": [p for p in model.parameters() if id(p) in head], "lr": lr},
-    ]
-    groups = [g for g in groups if g["params"]]
-    for g in groups:
-        g["base_lr"] = g["lr"]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.ndarray, labels: list[str],
+              batch_size: int, ctx: dist.Context) -> tuple[EvaluationResult, float]:
+    """Score ``module`` on ``inputs[rows]`` (true labels ``labels[r]``), each rank its share; returns
+    the result (confusion summed over ranks) and the mean cross-entropy."""
+    module.eval()
+    local = rows[dist.shard(len(rows), ctx)]
+    probs = batched_probabilities(LoadedModel(module, spec), inputs[local], batch_size)
+    true = np.array([spec.labels.index(labels[r]) for r in local], np.int64)
+    loss = float(-np.log(np.clip(probs[np.arange(len(true)), true], 1e-12, None)).sum())
+    result = score(probs, spec.labels, [labels[r] for r in local], data_labels=spec.labels, model=spec.name)
+    total = dist.all_reduce_sum(np.array([loss, len(true)], np.float64), ctx)
+    result = dataclasses.replace(result, confusion=dist.all_reduce_sum(result.confusion, ctx))
+    return result, float(total[0] / max(total[1], 1.0))
 
 
-def _saliency_inputs(crops: Crops, config: TrainConfig, device: torch.device) -> np.ndarray:
-    """Crops × saliency maps, computed once (maps depend on the crop only, not on the epoch)."""
-    if config.saliency == "none" or len(crops) == 0:
-        return crops.images
-    from fer.saliency import apply_saliency, load_saliency
-
-    predictor = load_saliency(config.saliency, device=str(device), weights=config.saliency_weights)
-    out = np.empty_like(crops.images)
+def _epoch(model: nn.Module, batches: _Batches, order: np.ndarray, generator: torch.Generator,
+           optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
+           device: torch.device, amp: str, ctx: dist.Context, desc: str) -> tuple[float, float]:
+    """One pass over ``order`` in global batches; returns mean loss and accuracy over all ranks."""
     from tqdm.auto import tqdm
 
-    for start in tqdm(range(0, len(crops), 64), desc=f"saliency ({config.saliency})", unit="batch",
-                      disable=not config.progress, leave=False):
-        images = crops.images[start:start + 64]
-        maps = predictor(images, crops.keypoints[start:start + 64])
-        out[start:start + 64] = apply_saliency(images, maps, config.saliency_floor)
-    return out
+    settings = dist.loader_settings(device, config.workers)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, **settings)
+    totals = np.zeros(3)  # loss sum, right, seen
+    channels_last = device.type == "cuda"
+    model.train()
+    for k, (x, y) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False,
+                                    disable=not (config.progress and ctx.main))):
+        n_global = len(order[k * config.batch_size:(k + 1) * config.batch_size])
+        theta = augment_params(n_global, generator)[dist.shard(n_global, ctx)]
+        x = x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        y = y.to(device, non_blocking=True)
+        if config.augment:
+            x = augment(x, theta)
+        with dist.autocast(device, amp):
+            logits = model(x)
+        # Summed over this rank's rows and scaled so that DDP's gradient average is the global
+        # batch mean, whatever the share of each rank.
+        loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / n_global)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        totals += [loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)]
+    totals = dist.all_reduce_sum(totals, ctx)
+    return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
 
 
-def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, labels: list[str],
-              data_labels: tuple[str, ...], batch_size: int) -> tuple[EvaluationResult, float]:
-    """Score ``module`` on prepared inputs; returns the result and the mean cross-entropy."""
-    module.eval()
-    probs = batched_probabilities(LoadedModel(module, spec), inputs, batch_size)
-    index = {label: i for i, label in enumerate(spec.labels)}
-    true = np.array([index[label] for label in labels], np.int64)
-    loss = float(-np.log(np.clip(probs[np.arange(len(true)), true], 1e-12, None)).mean()) if len(true) else 0.0
-    return score(probs, spec.labels, labels, data_labels=data_labels, model=spec.name), loss
-
-
-def _load_weights(module: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    module.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+def _steps(order: np.ndarray, batch_size: int, ctx: dist.Context) -> list[np.ndarray]:
+    """This rank's rows of each global batch; batches too small to give every rank 2 rows are left
+    out (BatchNorm cannot train on one sample)."""
+    steps = []
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        if len(rows) >= 2 * ctx.world_size:
+            steps.append(rows[dist.shard(len(rows), ctx)])
+    return steps
 
 
 def train(config: TrainConfig) -> Path:
-    """Train a model as ``config`` says.
+    """Train a model as ``config`` says (under torchrun: one share of a distributed job).
 
     Returns:
         Path of the best checkpoint's spec (``OUT/best.json``), loadable with `fer.models.load_model`.
+        A finished run of the same identity in ``OUT`` is returned as it is (``resume`` set).
     Raises:
-        InputError: bad configuration or unusable data; WeightsError: ImageNet weights unavailable.
+        InputError: bad configuration, unusable data, or ``OUT`` holding another run;
+        WeightsError: ImageNet weights unavailable.
     """
-    from tqdm.auto import tqdm
-
     from fer.pipeline import resolve_device
 
     config = config.resolved()
+    device = resolve_device(config.device)
+    with dist.process_group(device) as ctx:
+        return _train(config, dist.device_for(device, ctx), ctx)
+
+
+def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path:
+    from tqdm.auto import tqdm
+
     assert config.out and config.name and config.input_size and config.epochs  # resolved() filled them in
     started = time.perf_counter()
     out = Path(config.out)
-    device = resolve_device(config.device)
+    if config.batch_size < 2 * ctx.world_size:
+        raise InputError(f"batch size {config.batch_size} gives some of the {ctx.world_size} processes fewer than 2 "
+                         "images a step; the batch size is global: raise it")
     seed_everything(config.seed)
+    amp = dist.resolve_amp(config.amp, device)
     arch = ARCHITECTURES[config.backbone]
-
     dataset = load_dataset(
         config.dataset, config.root, assume_cropped=config.assume_cropped, angles=config.angles,
         gazes=config.gazes, subset=config.cfee_subset, subject_pattern=config.subject_pattern, usages=config.usages,
     )
+    if config.classes:
+        dataset = restrict_labels(dataset, config.classes)
     split = split_dataset(dataset, folds=config.folds, fold=config.fold, seed=config.seed)
     if not split.train:
         raise InputError(f"{dataset.name}: the training split is empty")
+    predictor = None
+    if config.saliency != "none":
+        from fer.saliency import load_saliency
+
+        # Building a network predictor (ML-Net) draws random numbers; they must not move the
+        # classifier's stream, or runs with and without saliency would start from other weights.
+        with torch.random.fork_rng(devices=[]):
+            predictor = load_saliency(config.saliency, device=str(device), weights=config.saliency_weights)
+    identity = run_identity(config, dataset, amp=amp, saliency_weights=saliency_digest(predictor, config.saliency_weights))
+    state = resume_state(out, identity, config.resume)
+    if state == "finished":
+        return out / "best.json"
+
+    if not ctx.main:
+        dist.barrier(ctx)  # rank 0 detects faces first; the others then read its cache
     crops = prepare_crops(dataset.samples, crop_size=crop_size_for(dataset.samples, config.input_size),
-                          assume_cropped=dataset.assume_cropped,
-                          margin=config.margin, cache_dir=config.cache_dir, progress=config.progress)
+                          assume_cropped=dataset.assume_cropped, margin=config.margin, cache_dir=config.cache_dir,
+                          progress=config.progress and ctx.main)
+    if ctx.main:
+        dist.barrier(ctx)
     row_of = {sample.key: row for row, sample in enumerate(crops.samples)}
     parts = {name: np.array([row_of[dataset.samples[i].key] for i in getattr(split, name)
                              if dataset.samples[i].key in row_of], np.int64) for name in ("train", "val", "test")}
     if len(parts["train"]) < 2:
-        raise InputError(f"{dataset.name}: fewer than 2 training images have a face crop "
-                         f"({len(crops.skipped)} skipped)")
-    inputs = _saliency_inputs(crops, config, device)
+        raise InputError(f"{dataset.name}: fewer than 2 training images have a face crop ({len(crops.skipped)} skipped)")
+    inputs = weighted_crops(crops, predictor, config.saliency_floor, progress=config.progress and ctx.main,
+                            description=f"saliency ({config.saliency})")
     labels = dataset.labels
-    targets = np.array([labels.index(label) for label in crops.labels], np.int64)
+    crop_labels = crops.labels
+    targets = np.array([labels.index(label) for label in crop_labels], np.int64)
 
     from fer.face import DEFAULT_MARGIN
 
     # The margin the pipeline should crop with to match training; unknown for ready-made crops.
     margin = None if dataset.assume_cropped else (DEFAULT_MARGIN if config.margin is None else config.margin)
-    channels = 1 if arch.colour == "grey" else 3
     spec = ModelSpec(
         name=config.name, architecture=config.backbone, input_size=config.input_size, colour=arch.colour,
         mean=tuple(arch.pretrained_mean), std=tuple(arch.pretrained_std), labels=labels, weights="", sha256="",
@@ -288,63 +248,53 @@ def train(config: TrainConfig) -> Path:
         margin=margin,
         notes="crops were given (no face detection); keypoints estimated" if dataset.assume_cropped else "",
     )
+    torch.manual_seed(config.seed)  # the classifier's initial weights depend on the seed alone
     try:
-        module = arch.build(len(labels), channels, config.pretrained)
+        module = arch.build(len(labels), 1 if arch.colour == "grey" else 3, config.pretrained)
     except WeightsError as exc:
         hint = "" if "--no-pretrained" in str(exc) else " (command line: --no-pretrained trains from random weights)"
         raise WeightsError(f"{exc}{hint}") from None
+    init_sha = _state_digest(module)
     module.to(device)
-    optimizer = _make_optimizer(module, config, len(labels))
-    criterion = nn.CrossEntropyLoss()
+    if device.type == "cuda":
+        module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+    optimizer = make_optimizer(module, config, len(labels))
+    model = dist.wrap(module, device, ctx)
+    scaler = dist.grad_scaler(device, amp)
 
-    state_file = out / "last_state.pt"
     history: list[dict[str, float]] = []
-    best_accuracy, best_epoch, start_epoch = -1.0, -1, 0
-    if config.resume and state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        if state.get("key") != _run_key(config):
-            raise InputError(f"{out} holds a different run (dataset/backbone/saliency/split/seed differ); "
-                             "use another --out or drop --resume")
-        _load_weights(module, out / "last.safetensors")
-        optimizer.load_state_dict(state["optimizer"])
-        history = json.loads(state["history"])
-        best_accuracy, best_epoch, start_epoch = float(state["best_accuracy"]), int(state["best_epoch"]), int(state["epoch"]) + 1
-    elif (out / "best.json").exists() and not config.resume:
-        raise InputError(f"{out} already holds a trained model; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    best_accuracy, best_epoch, start_epoch, order_sha = -1.0, -1, 0, ""
+    best_state: dict[str, torch.Tensor] | None = None
+    if state == "continue":
+        from safetensors.torch import load_file
+
+        saved = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+        module.load_state_dict(load_file(str(out / "last.safetensors"), device="cpu"), strict=True)
+        best_state = load_file(str(out / "best.safetensors"), device=str(device))
+        optimizer.load_state_dict(saved["optimizer"])
+        history = json.loads(saved["history"])
+        best_accuracy, best_epoch = float(saved["best_accuracy"]), int(saved["best_epoch"])
+        start_epoch, order_sha = int(saved["epoch"]) + 1, str(saved["order_sha256"])
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     train_rows, val_rows = parts["train"], parts["val"]
-    epochs = tqdm(range(start_epoch, config.epochs), desc=config.name, unit="epoch", disable=not config.progress,
-                  initial=start_epoch, total=config.epochs)
+    epochs = tqdm(range(start_epoch, config.epochs), desc=config.name, unit="epoch", initial=start_epoch,
+                  total=config.epochs, disable=not (config.progress and ctx.main))
     for epoch in epochs:
         # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it exactly.
         torch.manual_seed(config.seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(config, epoch)
-        module.train()
         order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
-        total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start:start + config.batch_size]
-            if len(rows) < 2:  # BatchNorm cannot train on a single sample
-                continue
-            x = preprocess(inputs[rows], spec).to(device)
-            if config.augment:
-                x = augment(x, generator)
-            y = torch.from_numpy(targets[rows]).to(device)
-            logits = module(x)
-            loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(rows)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(rows)
-        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+        order_sha = hashlib.sha256(order_sha.encode() + order.tobytes()).hexdigest()
+        batches = _Batches(inputs, targets, _steps(order, config.batch_size, ctx), spec)
+        loss, train_accuracy = _epoch(model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
+                                      desc=f"epoch {epoch + 1}")
+        record = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_accuracy}
         if len(val_rows):
-            result, val_loss = _evaluate(module, spec, inputs[val_rows], [crops.labels[r] for r in val_rows],
-                                         labels, config.batch_size)
+            result, val_loss = _evaluate(module, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
             record.update(val_accuracy=result.accuracy, val_loss=val_loss)
             improved = result.accuracy > best_accuracy
         else:  # no validation data (e.g. a FER2013 CSV without PublicTest): keep the last epoch
@@ -352,52 +302,54 @@ def train(config: TrainConfig) -> Path:
         history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()})
         if improved:
             best_accuracy, best_epoch = record.get("val_accuracy", -1.0), epoch + 1
-            save_checkpoint(module, spec, out, "best")
-        save_checkpoint(module, spec, out, "last")
-        torch.save({"key": _run_key(config), "epoch": epoch, "optimizer": optimizer.state_dict(),
-                    "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history)},
-                   state_file)
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if ctx.main:
+            if improved:
+                save_checkpoint(module, spec, out, "best")
+            save_checkpoint(module, spec, out, "last")
+            torch.save({"identity": json.dumps(identity), "epoch": epoch, "optimizer": optimizer.state_dict(),
+                        "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history),
+                        "order_sha256": order_sha}, out / STATE_FILE)
         epochs.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
 
-    _load_weights(module, out / "best.safetensors")
-    module.to(device)
+    assert best_state is not None  # the first epoch always improves on -1
+    module.load_state_dict(best_state)
     evaluation = None
     if len(parts["test"]):
-        test_rows = parts["test"]
-        result, _ = _evaluate(module, spec, inputs[test_rows], [crops.labels[r] for r in test_rows], labels,
-                              config.batch_size)
+        result, _ = _evaluate(module, spec, inputs, parts["test"], crop_labels, config.batch_size, ctx)
         result = dataclasses.replace(result, dataset=dataset.name)
         evaluation = {**result.to_dict(), "dataset": dataset.name, "split": "test"}
         del evaluation["skipped"]
-        from fer.research.evaluate import plot_confusion
+        if ctx.main:
+            from fer.research.evaluate import plot_confusion
 
-        plot_confusion(result, out / "confusion.png", title=f"{spec.name}, test split")
+            plot_confusion(result, out / "confusion.png", title=f"{spec.name}, test split")
     training = {
         **config.to_dict(),
         "dataset": dataset.name,
         "dataset_summary": dataset.describe(),
         "split": split.to_dict(),
+        "identity": identity,
+        "run_id": run_id(identity),
         "skipped": [s.to_dict() for s in (*dataset.skipped, *crops.skipped)][:100],
         "skipped_count": len(dataset.skipped) + len(crops.skipped),
         "best_epoch": best_epoch,
         "best_val_accuracy": round(best_accuracy, 6) if best_accuracy >= 0 else None,
         "selection": "best validation accuracy" if len(val_rows) else "last epoch (no validation data)",
         "history": history,
+        "init_sha256": init_sha,
+        "order_sha256": order_sha,
+        "world_size": ctx.world_size,
+        "amp": amp,
         "device": str(device),
         "torch": torch.__version__,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    best = ModelSpec.load(out / "best.json")
-    best = dataclasses.replace(best, evaluation=evaluation, training=training)
-    best.save(out / "best.json")
+    if ctx.main:
+        best = ModelSpec.load(out / "best.json")
+        dataclasses.replace(best, evaluation=evaluation, training=training).save(out / "best.json")
+    dist.barrier(ctx)  # nobody returns a spec rank 0 has not finished writing
     return out / "best.json"
-
-
-def _run_key(config: TrainConfig) -> str:
-    """What must match for ``--resume`` to continue a run rather than start a different one."""
-    fields = ("dataset", "root", "backbone", "saliency", "saliency_floor", "folds", "fold", "seed", "optimizer",
-              "input_size", "pretrained", "batch_size", "epochs", "lr")
-    return json.dumps({k: getattr(config, k) for k in fields}, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -412,7 +364,9 @@ def saliency_choices() -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``train``."""
+    from fer.models import available_architectures
     from fer.research.datasets import add_dataset_arguments
+    from fer.research.recipes import PRETRAINED_LR_SCALE, RECIPES
 
     add_dataset_arguments(parser)
     backbones = available_architectures()
@@ -426,8 +380,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saliency-floor", type=float, default=0.0,
                         help="brightness kept where saliency is 0, in [0, 1] (default: %(default)s, the paper's product)")
     parser.add_argument("--saliency-weights", metavar="FILE", help="weights for a predictor that needs them (mlnet)")
+    parser.add_argument("--classes", metavar="LIST",
+                        help="train on these labels only, comma-separated (e.g. the classes two datasets share)")
     parser.add_argument("--epochs", type=int, help="default: 30 (sgd) / 20 (adamw)")
-    parser.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="global batch: with N processes (torchrun) each takes 1/N (default: %(default)s)")
     parser.add_argument("--optimizer", choices=list(RECIPES), help="default: sgd for alexnet (the paper's), adamw otherwise")
     parser.add_argument("--lr", type=float, help="learning rate of the new classifier; pretrained layers get "
                         f"{PRETRAINED_LR_SCALE}x (default: 0.01 sgd / 0.001 adamw)")
@@ -439,22 +396,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5, help="subject-independent folds (default: %(default)s)")
     parser.add_argument("--fold", type=int, default=0,
                         help="test fold; the next one validates (default: %(default)s)")
+    parser.add_argument("--all-folds", action="store_true",
+                        help="train every fold in turn (OUT/fold-K) and report mean ± std over folds")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda (default: %(default)s)")
+    parser.add_argument("--amp", choices=list(dist.AMP_MODES), default="auto",
+                        help="mixed precision on CUDA: auto is bf16 where supported, else fp16; always off on the "
+                        "CPU (default: %(default)s)")
+    parser.add_argument("--workers", type=int, help="DataLoader processes preparing batches (default: 4 on CUDA, 0 on CPU)")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/DATASET-BACKBONE[-SALIENCY])")
     parser.add_argument("--name", help="model name written in the spec (default: the output folder's name pattern)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last epoch (only if every setting is the same)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """`TrainConfig` from parsed ``train`` options."""
-    from fer.research.datasets import dataset_options
+    from fer.research.datasets import RAFD_ANGLES, dataset_options, list_option
 
     options = dataset_options(args)
     if args.dataset == "rafd" and options["angles"] is None:
-        from fer.research.datasets import RAFD_ANGLES
-
         options["angles"] = list(RAFD_ANGLES)
     tuple_or_none = lambda v: tuple(v) if v is not None else None  # noqa: E731
     return TrainConfig(
@@ -465,27 +427,42 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fold=args.fold, seed=args.seed, assume_cropped=options["assume_cropped"], margin=args.margin,
         cache_dir=str(args.cache_dir) if args.cache_dir else None, angles=tuple_or_none(options["angles"]),
         gazes=tuple_or_none(options["gazes"]), cfee_subset=args.cfee_subset, subject_pattern=args.subject_pattern,
-        usages=tuple_or_none(options["usages"]), device=args.device, out=str(args.out) if args.out else None,
+        usages=tuple_or_none(options["usages"]), classes=tuple_or_none(list_option(args.classes, "classes")),
+        amp=args.amp, workers=args.workers, device=args.device, out=str(args.out) if args.out else None,
         name=args.name, resume=args.resume, progress=not args.quiet,
     )
 
 
 def summary(spec_path: Path) -> str:
     """One paragraph about a finished run: where the model is and how it scored."""
+    from fer.research.human import confusion_lines
+
     spec = ModelSpec.load(spec_path)
     lines = [f"saved {spec_path} ({spec.architecture}, labels: {', '.join(spec.labels)})"]
     training: Mapping[str, Any] = spec.training or {}
     if training.get("best_val_accuracy") is not None:
         lines.append(f"best validation accuracy {training['best_val_accuracy']:.2%} at epoch {training['best_epoch']}")
     if spec.evaluation:
-        lines.append(f"test accuracy {spec.evaluation['accuracy']:.2%}, macro F1 {spec.evaluation['macro_f1']:.4f} "
-                     f"(n={spec.evaluation['n']})")
+        result = EvaluationResult.from_dict(spec.evaluation)
+        lines.append(f"test accuracy {result.accuracy:.2%}, macro F1 {result.macro_f1:.4f} (n={result.n})")
+        lines += ["most frequent confusions (test split):"] + [f"  {line}" for line in confusion_lines(result.confusions())]
     if training.get("skipped_count"):
         lines.append(f"{training['skipped_count']} image(s) skipped (see 'training.skipped' in the spec)")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``train``."""
-    print(summary(train(config_from_args(args))))
+    """Run ``train`` (every fold with ``--all-folds``); rank 0 alone prints."""
+    from fer.pipeline import resolve_device
+
+    config = config_from_args(args)
+    with dist.process_group(resolve_device(config.device)) as ctx:
+        if args.all_folds:
+            from fer.research.folds import format_summary, train_all_folds
+
+            text = format_summary(train_all_folds(config))
+        else:
+            text = summary(train(config))
+    if ctx.main:
+        print(text)
     return 0
