@@ -29,7 +29,7 @@ def ensemble_pipe():
 def test_registered_and_described() -> None:
     assert "ensemble" in fer.available_models()
     loaded = load_model("ensemble")
-    assert isinstance(loaded, Ensemble)
+    assert isinstance(loaded, Ensemble) and loaded.engine == "opencv"  # both members on OpenCV DNN
     assert tuple(m.spec.name for m in loaded.members) == MEMBERS == ("mini_xception_fer2013", "face_api_expression")
     main, other = (m.spec for m in loaded.members)
     assert loaded.spec.labels == main.labels and set(loaded.spec.labels) == set(other.labels)
@@ -124,3 +124,24 @@ def test_cli_predict_with_the_ensemble() -> None:
     doc = json.loads(result.stdout)
     assert doc["model"] == "ensemble" and doc["images"][0]["faces"][0]["top_k"][0]["label"] == "happy"
     assert result.stderr.strip() == ""
+
+
+def test_evaluate_scores_the_ensemble_each_member_on_its_own_crop(tmp_path, astronaut) -> None:
+    from fer.io import read_image
+    from fer.research.datasets import load_folder
+    from fer.research.evaluate import evaluate
+    from fer.viz import save_png
+
+    (tmp_path / "data" / "happy").mkdir(parents=True)
+    (tmp_path / "data" / "neutral").mkdir()
+    save_png(tmp_path / "data" / "happy" / "a.png", astronaut)
+    save_png(tmp_path / "data" / "happy" / "b.png", np.ascontiguousarray(astronaut[:, ::-1]))
+    save_png(tmp_path / "data" / "neutral" / "c.png", read_image(ASTRONAUT.parent / "coffee.png"))
+    cache = tmp_path / "cache"
+    result = evaluate("ensemble", load_folder(tmp_path / "data"), cache_dir=cache)
+    assert result.model == "ensemble" and result.n == 2 and result.accuracy == 1.0
+    assert [s.reason for s in result.skipped] == ["no face found"]
+    # Two crops of every image were cut and cached: mini-Xception's aligned one, face-api's box.
+    assert len(list(cache.rglob("*.npz"))) == 2 * 3
+    alone = evaluate("face_api_expression", load_folder(tmp_path / "data"), cache_dir=cache)
+    assert alone.n == 2 and len(list(cache.rglob("*.npz"))) == 2 * 3  # its box crops were the ensemble's

@@ -142,6 +142,9 @@ def test_most_frequent_confusions_are_reported_and_marked_human_like() -> None:
     assert "Wingenbach, Ashwin & Brosnan 2016" in text and "were not available here, so none are shown" in text
 
 
-def test_an_ensemble_is_refused_with_a_clear_message(folder: Path) -> None:
-    with pytest.raises(InputError, match="evaluate scores one network"):
-        evaluate("ensemble", D.load_folder(folder, assume_cropped=True))
+def test_an_ensemble_is_scored_like_a_model(folder: Path) -> None:
+    """Each member on its own crop, the mean of their probabilities scored (tests/test_ensemble.py
+    checks the crops and the mean on real faces)."""
+    result = evaluate("ensemble", D.load_folder(folder, assume_cropped=True))
+    assert result.model == "ensemble" and result.n == 24
+    assert result.labels == ("angry", "happy", "sad", "surprise")  # the mini-Xception's order

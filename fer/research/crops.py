@@ -23,7 +23,7 @@ from fer.errors import InputError
 from fer.research.datasets import Sample, Skipped
 
 if TYPE_CHECKING:
-    from fer.face import FaceDetector
+    from fer.face import CropKind, FaceDetector
 
 #: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
 #: `fer.face.KEYPOINT_NAMES` order. Measured on `FaceDetector`'s default crop (margin 0.2) of
@@ -118,6 +118,7 @@ class FaceCache:
         margin: float | None = None,
         detector: Literal["short", "full"] = "short",
         min_score: float = 0.5,
+        crop_kind: CropKind = "aligned",
     ) -> None:
         from fer.face import DEFAULT_MARGIN
 
@@ -127,7 +128,10 @@ class FaceCache:
         self.detector_name = detector
         self.min_score = float(min_score)
         self._detector: FaceDetector | None = None
+        self.crop_kind = crop_kind
+        # Aligned crops keep the key they had before crop kinds existed: caches stay valid.
         settings = f"{detector}|{self.min_score}|{self.margin}|{self.crop_size}"
+        settings += "" if crop_kind == "aligned" else f"|{crop_kind}"
         self._settings = hashlib.sha256(settings.encode()).hexdigest()[:12]
 
     def _entry(self, digest: str) -> Path:
@@ -164,7 +168,7 @@ class FaceCache:
             from fer.face import FaceDetector
 
             self._detector = FaceDetector(self.detector_name, min_score=self.min_score, max_faces=1,
-                                          margin=self.margin, crop_size=self.crop_size)
+                                          margin=self.margin, crop_size=self.crop_size, crop=self.crop_kind)
         faces = self._detector(image)
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")
@@ -200,12 +204,14 @@ def prepare_crops(
     detector: Literal["short", "full"] = "short",
     progress: bool = True,
     description: str = "faces",
+    crop_kind: CropKind = "aligned",
 ) -> Crops:
     """Face crops of ``samples``: detected and cached, or taken as they are when already crops.
 
     Samples carrying ``pixels`` (FER2013) and all samples when ``assume_cropped`` is set are used as
     face crops: centre square, resized to ``crop_size``, keypoints `ASSUMED_CROP_KEYPOINTS`. Others go
-    through `FaceCache` (largest face, ``margin`` around the detector's box).
+    through `FaceCache` (largest face, ``margin`` around the detector's box, cut as ``crop_kind`` says:
+    `fer.face.CropKind`).
 
     Returns:
         `Crops` with ``S = crop_size``; unreadable and face-less images are in ``skipped``.
@@ -216,7 +222,7 @@ def prepare_crops(
 
     assumed = ASSUMED_CROP_KEYPOINTS * crop_size
     images, keypoints, kept, skipped = [], [], [], []
-    with FaceCache(cache_dir, crop_size=crop_size, margin=margin, detector=detector) as cache:
+    with FaceCache(cache_dir, crop_size=crop_size, margin=margin, detector=detector, crop_kind=crop_kind) as cache:
         for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
             try:
                 if sample.pixels is not None:

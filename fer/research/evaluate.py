@@ -17,19 +17,17 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from fer import metrics
+from fer.ensemble import Ensemble
 from fer.errors import InputError
 from fer.models import LoadedModel, load_model, predict_probabilities
 from fer.research import distributed as dist
 from fer.research.crops import Crops, crop_size_for, prepare_crops, weighted_crops
 from fer.research.datasets import Dataset, Sample, Skipped
-
-if TYPE_CHECKING:
-    from fer.ensemble import Ensemble
 
 
 @dataclass(frozen=True)
@@ -235,11 +233,13 @@ def evaluate(
     scores its share of the samples and the counts are summed: every rank returns the whole result.
 
     Args:
-        model: a loaded network, or a registered name / checkpoint path for `fer.models.load_model`
-            (not an ensemble).
+        model: a loaded network or ensemble, or a registered name / checkpoint path for
+            `fer.models.load_model`. Each network gets the crop its spec names; an ensemble is scored
+            on the mean of its members' probabilities (`fer.ensemble.Ensemble.combine`).
         samples: a `Dataset` (e.g. ``load_folder(dir)``), its samples, or ready `Crops`.
         assume_cropped: the images are face crops already (default: the dataset's setting, else False).
-        margin: face crop margin (default: the one the model was trained with, else the detector's).
+        margin: face crop margin (default: the one the model was trained with, else the detector's;
+            for an ensemble it sets the main member's, the others keep their own).
         cache_dir: face crop cache folder (default ``~/.cache/fer/crops``).
         device: "cpu", "cuda" or "auto" (used when ``model`` is a name or path).
         saliency_weights: weights file for a saliency predictor that needs one (ML-Net).
@@ -255,9 +255,7 @@ def evaluate(
         from fer.pipeline import resolve_device
 
         model = load_model(model, device=resolve_device(device))
-    if not isinstance(model, LoadedModel):
-        # Ensemble members each need their own crop style; the crops prepared here suit one network.
-        raise InputError(f"evaluate scores one network; {model.spec.name!r} is an ensemble: evaluate its members")
+    networks = model.members if isinstance(model, Ensemble) else (model,)
     spec = model.spec
     dataset_name = ""
     if isinstance(samples, Dataset):
@@ -272,15 +270,23 @@ def evaluate(
         raise InputError("nothing to evaluate: no labelled samples")
     ctx = dist.context()
     part = dist.shard(len(samples), ctx)
-    if isinstance(samples, Crops):
-        crops = samples.subset(np.arange(len(samples))[part])
-    else:
-        crops = prepare_crops(
-            samples[part], crop_size=crop_size_for(samples, spec.input_size), assume_cropped=bool(assume_cropped),
-            margin=spec.margin if margin is None else margin, cache_dir=cache_dir, progress=progress and ctx.main,
-        )
-    inputs = model_inputs(model, crops, saliency_weights=saliency_weights, batch_size=batch_size)
-    probabilities = batched_probabilities(model, inputs, batch_size, progress and ctx.main)
+    per_network: list[np.ndarray] = []
+    first_keys: list[str] = []
+    for i, net in enumerate(networks):
+        if isinstance(samples, Crops):
+            crops = samples.subset(np.arange(len(samples))[part])
+        else:
+            crops = prepare_crops(
+                samples[part], crop_size=crop_size_for(samples, net.spec.input_size),
+                assume_cropped=bool(assume_cropped), margin=net.spec.margin if margin is None or i else margin,
+                cache_dir=cache_dir, progress=progress and ctx.main, crop_kind=net.spec.crop,
+            )
+        if i and [s.key for s in crops.samples] != first_keys:
+            raise InputError(f"{net.spec.name} found faces in other images than {networks[0].spec.name}")
+        first_keys = [s.key for s in crops.samples]
+        inputs = model_inputs(net, crops, saliency_weights=saliency_weights, batch_size=batch_size)
+        per_network.append(batched_probabilities(net, inputs, batch_size, progress and ctx.main))
+    probabilities = model.combine(per_network) if isinstance(model, Ensemble) else per_network[0]
     local = score(probabilities, spec.labels, crops.labels, data_labels=spec.labels if not restrict_labels else
                   data_labels, model=spec.name, dataset=dataset_name)
     shares = dist.gather((crops.skipped, dict(local.excluded)), ctx)
