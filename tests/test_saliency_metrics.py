@@ -24,7 +24,7 @@ def test_cc_by_hand():
     assert cc(P, q) == pytest.approx(0.8)
     assert cc(P, 10 * P + 3) == pytest.approx(1.0)
     assert cc(P, -P) == pytest.approx(-1.0)
-    assert cc(np.ones((2, 2)), q) == 0.0  # undefined for a constant map: reported as 0
+    assert math.isnan(cc(np.ones((2, 2)), q))  # undefined for a constant map: NaN, as the benchmark
 
 
 def test_kld_by_hand():
@@ -52,6 +52,51 @@ def test_sim_by_hand():
     q = np.array([[0.0, 0.0], [0.0, 1.0]])
     assert sim(P, q) == pytest.approx(0.5)
     assert sim(P, P) == pytest.approx(1.0)
+
+
+def test_empty_and_constant_predictions_as_the_benchmark_scores_them():
+    q = np.array([[2.0, 0.0], [0.0, 2.0]])
+    zero, flat = np.zeros((2, 2)), np.full((2, 2), 0.3)
+    # KLD: the zero map keeps no mass, so Q = (1/2, 0, 0, 1/2) meets P + eps = eps:
+    # 2 · 1/2 · log(eps + (1/2) / eps) = log(eps + 0.5 / eps) ≈ 35.35 nats (was 0.69: zero read as uniform).
+    eps = np.finfo(np.float64).eps
+    assert kld(zero, q) == pytest.approx(math.log(eps + 0.5 / eps))
+    assert kld(zero, q) > 35
+    assert kld(q, zero) == 0.0  # no ground-truth mass: nothing to diverge from
+    # SIM: the zero map stays zero (Σ min(0, Q) = 0); a constant non-zero map cannot be min-max
+    # rescaled (0 / 0), so it is NaN.
+    assert sim(zero, q) == 0.0
+    assert math.isnan(sim(flat, q))
+    # CC and NSS divide by the prediction's standard deviation: NaN for a constant map.
+    assert math.isnan(cc(flat, q)) and math.isnan(cc(zero, q))
+    assert math.isnan(nss(flat, np.array([[1, 0], [0, 0]])))
+
+
+def test_auc_judd_jitter_breaks_ties_at_random():
+    # Map (1, 0, 0), fixations on the 1 and the first 0 (n_fix 2, n_pixels 3).
+    # Without jitter both zeros tie at the second threshold: 3 pixels ≥ 0 → TP 1, FP (3 - 2)/1 = 1;
+    # curve (0,0) (0,.5) (1,1) (1,1), area (.5 + 1)/2 = 0.75.
+    # With jitter the fixated zero ranks above the other zero half the time: then 2 pixels ≥ it,
+    # FP 0, curve (0,0) (0,.5) (0,1) (1,1), area 1.0; else 0.75. Expected 0.875.
+    s = np.array([[1.0, 0.0, 0.0]])
+    fix = np.array([[1, 1, 0]])
+    assert auc_judd(s, fix, jitter=False) == pytest.approx(0.75)
+    scores = [auc_judd(s, fix, seed=seed) for seed in range(400)]
+    assert set(np.round(scores, 9)) == {0.75, 1.0}
+    assert np.mean(scores) == pytest.approx(0.875, abs=0.03)
+    assert auc_judd(s, fix, seed=7) == auc_judd(s, fix, seed=7)  # seeded: reproducible
+    # A constant map: no ranking at all without jitter (NaN, as the reference code's 0/0), chance-like with it.
+    assert math.isnan(auc_judd(np.ones((3, 3)), np.eye(3), jitter=False))
+    assert 0.0 <= auc_judd(np.ones((3, 3)), np.eye(3)) <= 1.0
+
+
+def test_summaries_leave_undefined_values_out_and_count_them():
+    from fer.research.saliency_metrics import summarise, undefined
+
+    rows = [{"cc": 0.5, "sim": 0.2}, {"cc": math.nan, "sim": 0.4}, {"cc": math.nan, "sim": 0.0}]
+    assert summarise(rows) == {"cc": 0.5, "sim": pytest.approx(0.2)}
+    assert undefined(rows) == {"cc": 2}
+    assert math.isnan(summarise([{"cc": math.nan}])["cc"])
 
 
 def test_auc_judd_by_hand():
@@ -114,6 +159,13 @@ def test_evaluate_saliency_cli_image_mode(tmp_path, capsys):
     assert set(report["metrics"]) == {"cc", "kld", "sim", "nss", "auc_judd"}
     assert report["metrics"]["cc"] > 0.5
     assert report["metrics"]["auc_judd"] > 0.9
+    assert (report["auc_jitter"], report["seed"], report["undefined"]) == (True, 0, {})
+    args.jitter = False
+    run(args)
+    unjittered = json.loads(capsys.readouterr().out)
+    assert unjittered["auc_jitter"] is False
+    # Spectral residual maps have no large ties: the jitter moves AUC-Judd by rounding only.
+    assert unjittered["metrics"]["auc_judd"] == pytest.approx(report["metrics"]["auc_judd"], abs=1e-3)
 
 
 def test_evaluate_saliency_rejects_face_prior_in_image_mode(tmp_path, capsys):

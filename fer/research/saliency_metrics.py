@@ -4,7 +4,10 @@ different evaluation metrics tell us about saliency models?", IEEE TPAMI 2019) a
 
 Every metric compares one predicted saliency map with one ground truth of the same ``(H, W)``
 shape: a fixation *density* map (CC, KLD, SIM) or a binary *fixation* map (NSS, AUC-Judd).
-Resize the prediction to the ground truth's size first, as the benchmark does.
+Resize the prediction to the ground truth's size first, as the benchmark does. Edge cases follow
+the benchmark's MATLAB code (github.com/cvzoya/saliency, ``code_forMetrics``): AUC-Judd jitters the
+map by default, an all-zero prediction keeps zero mass (KLD about 36 − H(Q) nats, SIM 0), and a
+constant prediction has no CC, NSS or SIM (NaN).
 
 CLI::
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +35,9 @@ from fer.errors import FerError, InputError
 
 #: MATLAB's ``eps``, which the benchmark's reference code adds inside KLD.
 EPS = float(np.finfo(np.float64).eps)
+#: Size of the benchmark's AUC-Judd jitter: ``rand(size(map)) / 10000000`` added to the map, which
+#: breaks ties (e.g. the flat zero region of a ReLU output) in random order instead of all at once.
+AUC_JITTER = 1e-7
 
 
 def _map(x: np.ndarray, what: str) -> np.ndarray:
@@ -57,10 +64,11 @@ def _fixations(saliency: np.ndarray, fixations: np.ndarray) -> tuple[np.ndarray,
     return s, mask
 
 
-def _as_distribution(x: np.ndarray) -> np.ndarray:
-    total = x.sum()
-    # A map with no mass carries no preference: treat it as uniform rather than divide by zero.
-    return x / total if total > 0 else np.full_like(x, 1.0 / x.size)
+def _standardise(x: np.ndarray) -> np.ndarray | None:
+    """``(x - mean) / std`` with MATLAB's ``std`` (``ddof=1``); None for a constant map, where the
+    reference code divides by zero and its metric is NaN."""
+    std = x.std(ddof=1) if x.size > 1 else 0.0
+    return (x - x.mean()) / std if std > 0 else None
 
 
 def cc(saliency: np.ndarray, density: np.ndarray) -> float:
@@ -72,32 +80,34 @@ def cc(saliency: np.ndarray, density: np.ndarray) -> float:
         saliency: ``(H, W)`` prediction P (any scale).
         density: ``(H, W)`` ground-truth fixation density Q (any scale).
     Returns:
-        In [-1, 1]; 1 when the maps are equal up to a positive affine change. 0.0 when either map is
-        constant (the correlation is undefined; the benchmark code would give NaN).
+        In [-1, 1]; 1 when the maps are equal up to a positive affine change. NaN when either map
+        is constant (undefined; the benchmark's code gives NaN too).
     """
-    p, q = _pair(saliency, density, "density map")
-    p, q = p - p.mean(), q - q.mean()
-    denom = np.sqrt((p * p).sum() * (q * q).sum())
-    return float((p * q).sum() / denom) if denom > 0 else 0.0
+    zp, zq = (_standardise(m) for m in _pair(saliency, density, "density map"))
+    if zp is None or zq is None:
+        return math.nan
+    return float((zp * zq).sum() / math.sqrt((zp * zp).sum() * (zq * zq).sum()))
 
 
 def kld(saliency: np.ndarray, density: np.ndarray) -> float:
     """Kullback-Leibler divergence of the prediction from the ground truth (benchmark form).
 
-    Both maps are divided by their sums (P prediction, Q ground truth) and
-    ``KLD = Σ Q · log(eps + Q / (P + eps))`` with ``eps`` = 2.2e-16 (MATLAB ``eps``, as in the
-    reference code). A map with zero sum counts as uniform.
+    Each map with any mass is divided by its sum (P prediction, Q ground truth); an all-zero map
+    stays all zero, as in the reference code, so an empty prediction is heavily penalised:
+    ``KLD = Σ Q · log(eps + Q / (P + eps))`` with ``eps`` = 2.2e-16 (MATLAB ``eps``).
 
     Args:
         saliency: ``(H, W)`` non-negative prediction.
         density: ``(H, W)`` non-negative ground-truth density.
     Returns:
-        ``>= 0`` up to the eps terms; lower is better, 0 for identical distributions.
+        ``>= 0`` up to the eps terms; lower is better, 0 for identical distributions, about
+        ``36 - H(Q)`` nats (H the entropy of Q) for an all-zero prediction.
     """
     p, q = _pair(saliency, density, "density map")
     if (p < 0).any() or (q < 0).any():
         raise InputError("kld needs non-negative maps")
-    p, q = _as_distribution(p), _as_distribution(q)
+    p = p / p.sum() if p.any() else p
+    q = q / q.sum() if q.any() else q
     return float((q * np.log(EPS + q / (p + EPS))).sum())
 
 
@@ -111,52 +121,68 @@ def nss(saliency: np.ndarray, fixations: np.ndarray) -> float:
         saliency: ``(H, W)`` prediction P.
         fixations: ``(H, W)`` fixation map; non-zero pixels are fixations.
     Returns:
-        Unbounded; 0 is chance, higher is better. 0.0 when the prediction is constant.
+        Unbounded; 0 is chance, higher is better. NaN for a constant prediction (as the benchmark).
     """
     p, mask = _fixations(saliency, fixations)
-    std = p.std(ddof=1) if p.size > 1 else 0.0
-    if std == 0:
-        return 0.0
-    return float(((p[mask] - p.mean()) / std).mean())
+    z = _standardise(p)
+    return math.nan if z is None else float(z[mask].mean())
 
 
 def sim(saliency: np.ndarray, density: np.ndarray) -> float:
     """Similarity (histogram intersection) of the prediction and the ground-truth density.
 
-    Each map is rescaled to [0, 1] (min-max) and divided by its sum, as in the reference code;
-    ``SIM = Σ min(P, Q)``. A constant map counts as uniform.
+    As the reference code: a map with any non-zero pixel is rescaled to [0, 1] (min-max) and
+    divided by its sum, then ``SIM = Σ min(P, Q)``; an all-zero map stays zero (SIM 0), and a
+    constant non-zero map cannot be rescaled (0 / 0), so its SIM is NaN.
 
     Args:
         saliency: ``(H, W)`` prediction.
         density: ``(H, W)`` ground-truth density.
     Returns:
-        In [0, 1]; 1 for identical distributions.
+        In [0, 1]; 1 for identical distributions; NaN for a constant non-zero map.
     """
     p, q = _pair(saliency, density, "density map")
 
-    def rescale(x: np.ndarray) -> np.ndarray:
+    def rescale(x: np.ndarray) -> np.ndarray | None:
+        if not x.any():
+            return x
         span = x.max() - x.min()
-        return _as_distribution((x - x.min()) / span if span > 0 else np.ones_like(x))
+        return None if span == 0 else _distribution((x - x.min()) / span)
 
-    return float(np.minimum(rescale(p), rescale(q)).sum())
+    p_, q_ = rescale(p), rescale(q)
+    return math.nan if p_ is None or q_ is None else float(np.minimum(p_, q_).sum())
 
 
-def auc_judd(saliency: np.ndarray, fixations: np.ndarray) -> float:
+def _distribution(x: np.ndarray) -> np.ndarray:
+    return x / x.sum()
+
+
+def auc_judd(saliency: np.ndarray, fixations: np.ndarray, *, jitter: bool = True,
+             seed: int | np.random.Generator | None = 0) -> float:
     """Area under the ROC curve, Judd variant (Judd et al. 2009; benchmark ``AUC_Judd``).
 
-    Thresholds are the prediction's values at the fixated pixels, in decreasing order. For the
-    i-th threshold ``t``: true-positive rate ``i / n_fix`` and false-positive rate
-    ``(#pixels with P >= t - i) / (n_pixels - n_fix)``; the curve starts at (0, 0), ends at (1, 1),
-    and its area is taken with the trapezoid rule. Unlike the reference code no random jitter is
-    added to break ties, so the result is deterministic (ties count as above threshold).
+    As the reference code, the map first gets a tiny random jitter (uniform in [0, `AUC_JITTER`),
+    drawn from ``seed``) so that tied values, such as the flat zero region of a ReLU output, are
+    ranked in random order rather than all counted above every threshold. Thresholds are then
+    the map's values at the fixated pixels, in decreasing order; for the i-th threshold ``t`` the
+    true-positive rate is ``i / n_fix`` and the false-positive rate
+    ``(#pixels with P >= t - i) / (n_pixels - n_fix)``; the curve runs from (0, 0) to (1, 1) and its
+    area is taken with the trapezoid rule.
 
     Args:
         saliency: ``(H, W)`` prediction.
         fixations: ``(H, W)`` fixation map; non-zero pixels are fixations.
+        jitter: add the benchmark's jitter (default). Without it, ties count as above threshold and
+            a constant map is NaN (its min-max rescaling divides by zero, as in the reference code).
+        seed: seed or generator of the jitter, so scores are reproducible.
     Returns:
         In [0, 1]; 0.5 is chance, higher is better.
     """
     p, mask = _fixations(saliency, fixations)
+    if jitter:
+        p = p + np.random.default_rng(seed).random(p.shape) * AUC_JITTER
+    elif p.max() == p.min():
+        return math.nan
     values = p.ravel()
     n_pixels, n_fix = values.size, int(mask.sum())
     if n_fix == n_pixels:
@@ -172,16 +198,19 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray) -> float:
 
 #: Metrics on density maps and on fixation maps, in the order tables show them.
 DENSITY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"cc": cc, "kld": kld, "sim": sim}
-FIXATION_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"nss": nss, "auc_judd": auc_judd}
+FIXATION_METRICS: dict[str, Callable[..., float]] = {"nss": nss, "auc_judd": auc_judd}
 
 
-def score_map(saliency: np.ndarray, density: np.ndarray | None, fixations: np.ndarray | None) -> dict[str, float]:
-    """All metrics that the given ground truths allow, for one prediction of the same shape."""
+def score_map(saliency: np.ndarray, density: np.ndarray | None, fixations: np.ndarray | None, *,
+              jitter: bool = True, seed: int | np.random.Generator | None = 0) -> dict[str, float]:
+    """All metrics that the given ground truths allow, for one prediction of the same shape
+    (``jitter`` and ``seed`` as in `auc_judd`). Undefined values are NaN, as in the benchmark."""
     out: dict[str, float] = {}
     if density is not None:
         out.update({name: fn(saliency, density) for name, fn in DENSITY_METRICS.items()})
     if fixations is not None and np.any(fixations > 0):
-        out.update({name: fn(saliency, fixations) for name, fn in FIXATION_METRICS.items()})
+        out["nss"] = nss(saliency, fixations)
+        out["auc_judd"] = auc_judd(saliency, fixations, jitter=jitter, seed=seed)
     return out
 
 
@@ -267,10 +296,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--crop-size", type=int, default=224, help="face crop side in pixels (faces mode)")
     parser.add_argument("--device", default="cpu", help="torch device for predictors that use one")
+    parser.add_argument("--no-jitter", dest="jitter", action="store_false",
+                        help="AUC-Judd without the benchmark's tie-breaking jitter (ties count as above threshold)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the AUC-Judd jitter (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _score_faces(predictor, image, density, fixations, detector) -> list[dict[str, float]]:
+def _score_faces(predictor, image, density, fixations, detector, **auc) -> list[dict[str, float]]:
     faces = detector(image)
     if not faces:
         return []
@@ -290,14 +322,14 @@ def _score_faces(predictor, image, density, fixations, detector) -> list[dict[st
             inside = (pts >= 0).all(1) & (pts < size).all(1)
             fix = np.zeros((size, size), np.uint8)
             fix[pts[inside, 1], pts[inside, 0]] = 1
-        results.append(score_map(pred, gt if gt.sum() > 0 else None, fix))
+        results.append(score_map(pred, gt if gt.sum() > 0 else None, fix, **auc))
     return [r for r in results if r]
 
 
-def _score_image(predictor, image, density, fixations) -> list[dict[str, float]]:
+def _score_image(predictor, image, density, fixations, **auc) -> list[dict[str, float]]:
     # Image-only predictors accept any (N, H, W, 3) input and return maps of the same size.
     pred = predictor(image[None], None)[0]
-    return [score_map(pred, density if density.sum() > 0 else None, fixations)]
+    return [score_map(pred, density if density.sum() > 0 else None, fixations, **auc)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
 
         detector = FaceDetector(crop_size=args.crop_size)
     rows: list[dict[str, float]] = []
+    # One generator for the whole run: every image gets its own jitter, the run is reproducible.
+    auc = {"jitter": args.jitter, "seed": np.random.default_rng(args.seed)}
     try:
         for _stem, image_path, map_path, fix_path in pairs:
             try:
@@ -332,11 +366,11 @@ def run(args: argparse.Namespace) -> int:
                     if gt is not None and gt.shape != image.shape[:2]:
                         raise InputError(f"{what} is {gt.shape[1]}×{gt.shape[0]}, image is {image.shape[1]}×{image.shape[0]}")
                 if detector is not None:
-                    scored = _score_faces(predictor, image, density, fixations, detector)
+                    scored = _score_faces(predictor, image, density, fixations, detector, **auc)
                     if not scored:
                         raise InputError("no face found")
                 else:
-                    scored = _score_image(predictor, image, density, fixations)
+                    scored = _score_image(predictor, image, density, fixations, **auc)
                 rows.extend(scored)
             except FerError as exc:
                 skipped.append(f"{image_path}: {exc}")
@@ -346,7 +380,8 @@ def run(args: argparse.Namespace) -> int:
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     summary = summarise(rows)
-    report = {"predictor": args.predictor, "mode": args.mode, "n": len(rows), "skipped": len(skipped), "metrics": summary}
+    report = {"predictor": args.predictor, "mode": args.mode, "n": len(rows), "skipped": len(skipped), "metrics": summary,
+              "undefined": undefined(rows), "auc_jitter": args.jitter, "seed": args.seed}
     if args.json:
         print(json.dumps(report))
     else:
@@ -357,15 +392,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarise(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over the samples that have it."""
+    """Mean of each metric over the samples where it is defined (NaN where it never is); see
+    `undefined` for how many samples each mean left out."""
     names = [n for n in (*DENSITY_METRICS, *FIXATION_METRICS) if any(n in r for r in rows)]
-    return {n: float(np.mean([r[n] for r in rows if n in r])) for n in names}
+    out = {}
+    for n in names:
+        values = [r[n] for r in rows if n in r and not math.isnan(r[n])]
+        out[n] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def undefined(rows: Sequence[dict[str, float]]) -> dict[str, int]:
+    """Metric → samples where it was NaN (constant prediction), for metrics where any was."""
+    counts = {n: sum(1 for r in rows if n in r and math.isnan(r[n])) for n in (*DENSITY_METRICS, *FIXATION_METRICS)}
+    return {n: c for n, c in counts.items() if c}
 
 
 def format_table(report: dict) -> str:
-    """A two-line plain-text table of the mean metrics."""
+    """A plain-text table of the mean metrics (values on the last line)."""
     unit = "faces" if report["mode"] == "faces" else "images"
     head = f"{report['predictor']}: {report['n']} {unit} scored, {report['skipped']} skipped"
+    if report.get("undefined"):
+        head += "; undefined (constant map) for " + ", ".join(f"{k} {v}" for k, v in report["undefined"].items())
+    if "auc_judd" in report["metrics"]:
+        head += f"; AUC-Judd {'with the benchmark jitter, seed ' + str(report['seed']) if report['auc_jitter'] else 'without jitter'}"
     metrics = report["metrics"]
     if not metrics:
         return head

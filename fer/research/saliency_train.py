@@ -298,6 +298,8 @@ def train_mlnet(
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n")
         log(f"epoch {epoch}: train loss {train_loss:.4f}  validation {shown}")
         cc_now = metrics.get("cc", -math.inf)
+        if math.isnan(cc_now):  # every validation map constant (a collapsed ReLU output): no CC to rank by
+            cc_now = -math.inf
         if cc_now > best_cc:
             best_cc, best_epoch, stale = cc_now, epoch, 0
             evaluation = {"split": "validation", "resolution": "network output", "epoch": epoch, **metrics}
