@@ -278,3 +278,23 @@ def test_relative_root_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     spec = ModelSpec.load(train(TrainConfig(dataset="rafd", root="rafd", epochs=1, folds=5, out="run", **SMALL)))
     assert spec.training["root"] == str(tmp_path / "rafd") and str(tmp_path / "rafd") in spec.training_data
+
+
+def test_cli_all_folds_and_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fer.cli import main
+
+    S.write_rafd(tmp_path / "rafd", n_subjects=3, seed=11, size=32, gazes=("frontal", "left"))
+    status = main(["train", "--dataset", "rafd", "--root", str(tmp_path / "rafd"), "--crops", "--backbone",
+                   "mini_xception", "--no-pretrained", "--input-size", "32", "--epochs", "1", "--batch-size", "8",
+                   "--folds", "3", "--all-folds", "--classes", "happy,sad,surprise", "--device", "cpu", "--quiet",
+                   "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert status == 0 and "3 folds in" in out and "± " in out and "most frequent confusions" in out
+    summary = json.loads((tmp_path / "run" / "folds.json").read_text())["test"]
+    assert summary["folds"] == 3 and summary["labels"] == ["happy", "sad", "surprise"]
+    assert sum(summary["n_per_fold"]) == 3 * 3 * 2  # every subject tested once, angry left out
+    subjects = [set(ModelSpec.load(tmp_path / "run" / f"fold-{k}" / "best.json").training["split"]["test_subjects"])
+                for k in range(3)]
+    assert set.union(*subjects) == {"1", "2", "3"} and sum(map(len, subjects)) == 3
