@@ -83,7 +83,7 @@ def augment(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-class _Batches(torch.utils.data.Dataset):
+class Batches(torch.utils.data.Dataset):
     """Preprocessed batches in a fixed order; a DataLoader's workers (GPU runs) build them ahead."""
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, steps: list[np.ndarray], spec: ModelSpec) -> None:
@@ -120,10 +120,11 @@ def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.n
     return result, float(total[0] / max(total[1], 1.0))
 
 
-def _epoch(model: nn.Module, batches: _Batches, order: np.ndarray, generator: torch.Generator,
-           optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
-           device: torch.device, amp: str, ctx: dist.Context, desc: str) -> tuple[float, float]:
-    """One pass over ``order`` in global batches; returns mean loss and accuracy over all ranks."""
+def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator: torch.Generator,
+                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
+                device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch") -> tuple[float, float]:
+    """One pass over ``order`` in global batches (this rank's rows of each in ``batches``, see
+    `epoch_steps`); returns mean loss and accuracy over all ranks."""
     from tqdm.auto import tqdm
 
     settings = dist.loader_settings(device, config.workers)
@@ -153,7 +154,7 @@ def _epoch(model: nn.Module, batches: _Batches, order: np.ndarray, generator: to
     return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
 
 
-def _steps(order: np.ndarray, batch_size: int, ctx: dist.Context) -> list[np.ndarray]:
+def epoch_steps(order: np.ndarray, batch_size: int, ctx: dist.Context) -> list[np.ndarray]:
     """This rank's rows of each global batch; batches too small to give every rank 2 rows are left
     out (BatchNorm cannot train on one sample)."""
     steps = []
@@ -289,8 +290,8 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
             group["lr"] = group["base_lr"] * lr_factor(config, epoch)
         order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
         order_sha = hashlib.sha256(order_sha.encode() + order.tobytes()).hexdigest()
-        batches = _Batches(inputs, targets, _steps(order, config.batch_size, ctx), spec)
-        loss, train_accuracy = _epoch(model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
+        batches = Batches(inputs, targets, epoch_steps(order, config.batch_size, ctx), spec)
+        loss, train_accuracy = train_epoch(model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
                                       desc=f"epoch {epoch + 1}")
         record = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_accuracy}
         if len(val_rows):
