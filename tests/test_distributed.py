@@ -42,6 +42,26 @@ def test_shards_cover_every_item_once() -> None:
         assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
 
 
+def test_gpu_only_settings_are_off_or_refused_on_the_cpu() -> None:
+    from fer.errors import InputError
+
+    cpu = torch.device("cpu")
+    assert dist.resolve_amp("auto", cpu) == "off" and dist.resolve_amp("off", cpu) == "off"
+    with pytest.raises(InputError, match="needs a CUDA device"):
+        dist.resolve_amp("bf16", cpu)
+    with pytest.raises(InputError, match="amp must be one of"):
+        dist.resolve_amp("fp8", cpu)
+    assert dist.loader_settings(cpu, None) == {"num_workers": 0, "pin_memory": False}
+    assert dist.loader_settings(torch.device("cuda"), None)["pin_memory"] is True
+    assert not dist.grad_scaler(cpu, "off").is_enabled()
+    x = torch.ones(2)
+    with dist.autocast(cpu, "off"):
+        assert (x * 2).dtype == torch.float32
+    assert dist.context() == dist.Context() and dist.context().main  # no job: one process
+    module = torch.nn.Linear(2, 2)
+    assert dist.wrap(module, cpu, dist.Context()) is module
+
+
 def test_two_processes_match_one(tmp_path: Path) -> None:
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=8, size=32, gazes=("frontal",))
     W.register_tiny()
