@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise InputError("--top-k must be at least 1")
+    if args.save_maps is not None:
+        _check_writable(args.save_maps)
     pipe = load(
         args.model,
         saliency=args.saliency,
@@ -156,14 +158,25 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(img["error"] for img in images) else 0
 
 
+def _check_writable(folder: Path) -> None:
+    """Refuse (exit 2) a ``--save-maps`` folder that cannot be created or written, before any work."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"--save-maps {folder}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+
+
 def _save_maps(out_dir: Path, path: str, pipe, predictions) -> None:  # noqa: ANN001 (Pipeline, list[Prediction])
     from fer import viz
 
     image = None
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(path).stem
     for i, pred in enumerate(predictions):
-        for kind, picture in viz.prediction_views(pred).items():
+        for kind, picture in viz.prediction_views(pred, pipe.spec.input_size, pipe.spec.colour).items():
             viz.save_png(out_dir / f"{stem}_face{i}_{kind}.png", picture)
     if predictions:
         from fer.io import read_image

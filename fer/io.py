@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 def describe(source: ImageSource) -> str:
     """A short name for ``source`` to put in messages: the path, or the kind of object."""
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        return "".join(c if c.isprintable() else "?" for c in str(source))
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
     if isinstance(source, np.ndarray):
@@ -54,7 +55,7 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _from_array(source, name, max_pixels)
     if isinstance(source, Image.Image):
-        return _from_pil(source, name, max_pixels)
+        return _decoded(lambda: _from_pil(source, name, max_pixels), name, max_pixels)
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -63,20 +64,30 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise InputError(f"{name}: expected a path, bytes, PIL image or numpy array")
     if not data:
         raise InputError(f"{name}: the file is empty")
+
+    def decode() -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as img:
+            return _from_pil(img, name, max_pixels)
+
+    return _decoded(decode, name, max_pixels)
+
+
+def _decoded(decode: Callable[[], np.ndarray], name: str, max_pixels: int) -> np.ndarray:
+    """Run ``decode`` (Pillow's work) with every way Pillow fails turned into one `InputError`:
+    the one boundary where a picture is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Truncated File Read", reported below as an error instead
-            with Image.open(io.BytesIO(data)) as img:
-                return _from_pil(img, name, max_pixels)
+            return decode()
     except InputError:
         raise
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image dimensions are over the {max_pixels / 1e6:.0f} MP limit") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image format we can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, MemoryError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{name}: corrupt or truncated image ({reason})") from None
+        raise InputError(f"{name}: corrupt, truncated or unsupported image ({reason[:120]})") from None
 
 
 _LIMIT_TEXT = f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB limit ({MAX_UPLOAD_BYTES:,} bytes)"
@@ -95,7 +106,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def _read_file(path: Path, name: str) -> bytes:
     try:
         st = path.stat()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         raise InputError(f"{name}: no such file") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{name}: is a folder, not an image")
@@ -158,6 +169,8 @@ def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
 
 
 def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
+    # A subclass (np.matrix, a masked array) behaves differently under indexing: read its plain data.
+    arr = np.asarray(arr)
     if arr.dtype != np.uint8:
         raise InputError(f"{name}: expected a uint8 array, got {arr.dtype} (scale to 0..255 and cast first)")
     if arr.ndim == 3 and arr.shape[2] == 1:

@@ -32,3 +32,16 @@ MAX_ZIP_BYTES = 100 * 1024 * 1024
 
 #: Requests waiting in the app's queue before new ones are told "busy, try again".
 QUEUE_MAX_SIZE = 32
+
+#: App: bytes of uploaded pictures and clips that UI sessions keep in memory, all sessions together
+#: (the least recently used go first), and the seconds one is kept after its last use.
+SESSION_MEMORY_BYTES = 256 * 1024 * 1024
+SESSION_TTL_S = 600
+
+#: App: sessions Gradio keeps state for (each API call is a session of its own); the oldest go first.
+STATE_SESSION_CAPACITY = 1_000
+
+#: App: an upload stays at most this many seconds in Gradio's upload folder, which is swept every
+#: `UPLOAD_SWEEP_EVERY_S` seconds (so a file is gone within the sum of the two).
+UPLOAD_MAX_AGE_S = 300
+UPLOAD_SWEEP_EVERY_S = 60

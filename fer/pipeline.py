@@ -357,10 +357,24 @@ def crop_style(spec: ModelSpec) -> CropStyle:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
+    """``"auto"`` → CUDA when available, else CPU; anything else checked to exist here.
+
+    Raises:
+        InputError: not a device name PyTorch knows, or a CUDA device this machine does not have.
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {str(device)[:40]!r}; use cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if resolved.index is not None and resolved.index >= count or count == 0:
+            raise InputError(f"device {device}: this machine has {count} CUDA device{'s' if count != 1 else ''}")
+    elif resolved.type not in ("cpu", "mps", "xpu"):
+        raise InputError(f"device {device}: not supported here; use cpu, cuda, cuda:N or auto")
+    return resolved
 
 
 def load(

@@ -36,6 +36,9 @@ DEFAULT_SAMPLE_FPS = 5.0
 
 #: Frame rate assumed when a container does not record one (rare; some MJPEG/AVI writers).
 _FALLBACK_FPS = 25.0
+#: Highest frame rate taken at its word: high-speed phone cameras record up to 960 frames/s, while
+#: containers that do not know their rate report nonsense such as 90000 (their time base).
+_MAX_FPS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
 def _info(capture: cv2.VideoCapture, name: str, size: int) -> VideoInfo:
     fps = capture.get(cv2.CAP_PROP_FPS)
-    # Containers that do not know their rate report 0, NaN or nonsense like 90000.
-    fps = float(fps) if np.isfinite(fps) and 0 < fps <= 240 else _FALLBACK_FPS
+    fps = float(fps) if np.isfinite(fps) and 0 < fps <= _MAX_FPS else _FALLBACK_FPS
     frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
     frames = int(frames) if np.isfinite(frames) and frames > 0 else 0
     width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))

@@ -54,39 +54,6 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> 
     return cv2.blendLinear(image, colorize(heat), 1.0 - weight, weight)
 
 
-def frame_heatmap(frame_shape: tuple[int, ...], predictions: Sequence[Prediction], kind: str = "saliency") -> np.ndarray:
-    """Put each face's crop-aligned map back into frame coordinates.
-
-    Args:
-        frame_shape: ``(H, W, ...)`` of the frame.
-        predictions: faces with ``kind`` maps (``"saliency"`` or ``"attention"``).
-    Returns:
-        ``(H, W)`` float32 in [0, 1]: the per-pixel maximum over faces, 0 outside every face.
-    """
-    height, width = frame_shape[:2]
-    heat = np.zeros((height, width), np.float32)
-    for pred in predictions:
-        face_map = getattr(pred, kind)
-        if face_map is None:
-            continue
-        warped = cv2.warpAffine(
-            face_map.astype(np.float32), pred.face.to_crop, (width, height),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
-        )
-        np.maximum(heat, warped, out=heat)
-    return heat
-
-
-def frame_overlay(frame: np.ndarray, predictions: Sequence[Prediction], kind: str = "saliency", alpha: float = 0.5) -> np.ndarray:
-    """``(H, W, 3)`` uint8 frame with every face's ``kind`` map overlaid in place (rest untouched)."""
-    heat = frame_heatmap(frame.shape, predictions, kind)
-    out = heatmap_overlay(frame, heat, alpha)
-    inside = heat > 0
-    result = frame.copy()
-    result[inside] = out[inside]
-    return result
-
-
 def annotate(frame: np.ndarray, predictions: Sequence[Prediction], names: Sequence[str] | None = None) -> np.ndarray:
     """Draw a box and "label p%" for each face on a copy of ``frame`` (``(H, W, 3)`` uint8 RGB).
 
@@ -109,13 +76,33 @@ def annotate(frame: np.ndarray, predictions: Sequence[Prediction], names: Sequen
     return out
 
 
-def prediction_views(pred: Prediction, alpha: float = 0.5) -> dict[str, np.ndarray]:
-    """The per-face pictures the app and ``predict --save-maps`` show, each ``(S, S, 3)`` uint8 RGB.
+def cnn_view(model_input: np.ndarray, input_size: int, colour: str, size: int | None = None) -> np.ndarray:
+    """What the CNN literally receives, enlarged for display: the model input resized to the
+    network's input size (grey for grey models), then scaled back with visible pixels.
 
-    Keys: ``"crop"`` (the aligned face), ``"input"`` (what the CNN saw: face × saliency when on),
-    and, when computed, ``"saliency"`` (where humans would look) and ``"attention"`` (Grad-CAM).
+    Args:
+        model_input: ``(S, S, 3)`` uint8 RGB, `fer.pipeline.Prediction.model_input`.
+        input_size: the network's input side; colour: ``"grey"`` or ``"rgb"``.
+        size: side of the result (default ``S``).
+    Returns:
+        ``(size, size, 3)`` uint8 RGB.
     """
-    views = {"crop": pred.crop, "input": pred.model_input}
+    size = size or model_input.shape[0]
+    small = cv2.resize(model_input, (input_size, input_size), interpolation=cv2.INTER_AREA)
+    if colour == "grey":
+        small = np.repeat(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
+
+
+def prediction_views(pred: Prediction, input_size: int, colour: str, alpha: float = 0.5) -> dict[str, np.ndarray]:
+    """The per-face pictures the app, ``predict --save-maps`` and evaluation show, each
+    ``(S, S, 3)`` uint8 RGB.
+
+    Keys: ``"crop"`` (the aligned face), ``"input"`` (what the CNN sees, `cnn_view`, at the model's
+    ``input_size`` and ``colour``), and, when computed, ``"saliency"`` (where humans would look)
+    and ``"attention"`` (Grad-CAM).
+    """
+    views = {"crop": pred.crop, "input": cnn_view(pred.model_input, input_size, colour)}
     if pred.saliency is not None:
         views["saliency"] = heatmap_overlay(pred.crop, pred.saliency, alpha)
     if pred.attention is not None:

@@ -427,6 +427,8 @@ def video_cases(workdir: Path) -> list[BadInput]:
     grey = np.full((32, 32, 3), 90, np.uint8)
     seconds = int(MAX_VIDEO_SECONDS) + 15
     too_long = _video_bytes([grey] * seconds, 1.0, workdir, "too-long")  # 1 fps: tiny file, long clip
+    fast_face = cv2.resize(face, (96, 96), interpolation=cv2.INTER_AREA)
+    fast = _video_bytes([fast_face] * 4000, 1000.0, workdir, "fast")  # 4 s at 1000 frames/s
     return [
         _error("video-empty", ".mp4", lambda: b"", "video"),
         _error("video-text", ".mp4", lambda: b"this is not a video\n" * 50, "video"),
@@ -434,6 +436,7 @@ def video_cases(workdir: Path) -> list[BadInput]:
         _error("video-truncated", ".mp4", lambda: good[: len(good) // 3], "video"),
         _error("video-too-long", ".mp4", lambda: too_long, "s limit"),
         _ok("video-good", ".mp4", lambda: good, (1, 1), "happy"),
+        _ok("video-1000fps", ".mp4", lambda: fast, (0, 1)),
     ]
 
 
@@ -472,8 +475,18 @@ def labelled_faces() -> dict[str, bytes]:
     }
 
 
+def utf8_flag_on_latin1_name() -> bytes:
+    """A zip whose entry name is Latin-1 (``café.png`` as byte 0xE9) while its UTF-8 flag says UTF-8."""
+    data = bytearray(_zip({"happy/cafX.png": encode(astronaut(), "PNG")}))
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature)
+        struct.pack_into("<H", data, at + flag_at, struct.unpack_from("<H", data, at + flag_at)[0] | 0x800)
+    return bytes(data).replace(b"cafX", b"caf\xe9")
+
+
 def zip_cases() -> list[BadInput]:
-    """Evaluate-tab uploads: not-zips, a zip bomb, path traversal, too many entries, and a good zip."""
+    """Evaluate-tab uploads: not-zips, a zip bomb, path traversal, too many entries, entries no file
+    system can hold, and good zips (one with a single label folder)."""
     good = labelled_faces()
     traversal = {"../evil.png": good["happy/astronaut.png"], "happy/../../evil2.png": b"x",
                  **good}
@@ -488,7 +501,14 @@ def zip_cases() -> list[BadInput]:
         _error("zip-too-many-entries", ".zip", lambda: _zip(many, compresslevel=1), "entries"),
         _error("zip-path-traversal", ".zip", lambda: _zip(traversal), "refused entry"),
         _error("zip-absolute-path", ".zip", lambda: _zip(absolute), "refused entry"),
+        _error("zip-file-folder-clash", ".zip", lambda: _zip({"happy": b"x", **good}), "clashes"),
+        _error("zip-dot-entry", ".zip", lambda: _zip({".": b"x", **good}), "not a file name"),
+        _error("zip-long-name", ".zip", lambda: _zip({"happy/" + "a" * 300 + ".png": b"x", **good}), "too long"),
+        _error("zip-deep", ".zip", lambda: _zip({"d/" * 2100 + "a.png": b"x", **good}), "deep"),
+        _error("zip-utf8-flag-latin1", ".zip", utf8_flag_on_latin1_name, "UTF-8"),
         _ok("zip-good", ".zip", lambda: _zip(good), (0, 0)),
+        _ok("zip-single-label", ".zip", lambda: _zip({"happy/a.png": good["happy/astronaut.png"],
+                                                       "happy/b.jpg": good["happy/astronaut_small.jpg"]}), (0, 0)),
     ]
 
 

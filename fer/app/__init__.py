@@ -1,0 +1,36 @@
+"""The Gradio app, one module per concern:
+
+- `server`: the page, the events between tabs, launch options and background upkeep;
+- one module per tab: `live`, `image`, `video`, `evaluate`, `settings_tab`, `about`;
+- shared: `settings` (what a session chooses, the shared pipelines), `views` (the result block),
+  `charts` (SVG timelines, count tables), `media` (pictures inline), `sessions` (bounded memory);
+- safety: `uploads` (the one place a client-named file is opened), `safezip`, `security` (HTTP
+  hardening), `folders` (the app's folders and their sweeps);
+- `internals`: every use of Gradio's private internals;
+- `api`: the stateless named HTTP endpoints.
+
+Importing this package does not import Gradio; `main` does, after pointing Gradio at the app's
+own upload folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python app.py``: prepare the app's folders, set the CPU threads, build and serve the app.
+
+    ``FER_TORCH_THREADS`` (default 1) sets PyTorch's threads per operation: the CNN runs at batch 1
+    for a few milliseconds, so concurrent requests gain more from whole cores than from split ones.
+    """
+    from fer.app import folders
+
+    folders.prepare()
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("FER_TORCH_THREADS", "1"))))
+    from fer.app.server import run
+
+    run(argv)

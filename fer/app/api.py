@@ -1,0 +1,78 @@
+"""The named HTTP API: ``/predict``, ``/analyse_video`` and ``/evaluate``, for programs (e.g.
+`gradio_client`). Each call is stateless: it reads the upload it names (`fer.app.uploads`),
+answers, and keeps nothing, not even in the session. The browser UI runs its own events.
+
+They read the session's settings (changed through the undocumented ``/apply_settings``), and are
+bound to hidden triggers: no UI action fires them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from fer.app import evaluate, image, video
+from fer.app.media import inline_outputs
+from fer.app.settings import Settings
+from fer.app.uploads import read_upload
+from fer.errors import InputError
+from fer.limits import MAX_VIDEO_BYTES
+
+
+def predict(value: Any, current: Settings) -> list[Any]:
+    """``/predict``: a picture → ``[{label: probability} of the largest face, per-face JSON]``."""
+    _, _, analysis = image.from_widget(value, current)
+    if analysis is None:
+        analysis = image.ImageAnalysis(False, "Upload, paste or snap a picture.", settings=current)
+    if not analysis.ok:
+        gr.Warning(analysis.message)
+    return [analysis.top_k(0), analysis.to_json()]
+
+
+def analyse_video(value: Any, fps: Any, current: Settings, progress: Any = None) -> list[Any]:
+    """``/analyse_video``: a clip and a sampling rate → ``[status, timelines HTML, summary rows, CSV]``."""
+    try:
+        upload = read_upload(value, MAX_VIDEO_BYTES)
+    except InputError as exc:
+        report = video.VideoReport(False, str(exc))
+    else:
+        if upload is None:
+            report = video.VideoReport(False, "Upload a short clip first.")
+        else:
+            step = None if progress is None else (lambda f, m: progress(f, desc=m))
+            report = video.analyse_clip(upload.data, upload.name, current, fps, progress=step)
+    if not report.ok:
+        gr.Warning(report.message)
+    return video.report_outputs(report)
+
+
+def run_evaluation(value: Any, current: Settings) -> list[Any]:
+    """``/evaluate``: a zip of labelled faces → ``[status, headline, table, confusion plot, JSON]``."""
+    report = evaluate.from_widget(value, current, progress=True)
+    if not report.ok:
+        gr.Warning(report.message)
+    return evaluate.report_outputs(report)
+
+
+def bind(image_tab: image.ImageTab, video_tab: video.VideoTab, evaluate_tab: evaluate.EvaluateTab,
+         settings: Any, guarded: Any) -> None:
+    """Register the three endpoints on hidden triggers, with the tabs' widgets as their schema."""
+    with gr.Group(visible=False):
+        triggers = [gr.Button(visible=False, elem_id=f"api-{name}") for name in ("predict", "video", "evaluate")]
+    triggers[0].click(guarded(predict), [image_tab.input, settings], [image_tab.top_k, image_tab.json],
+                      api_name="predict", preprocess=False, show_progress="hidden")
+
+    def video_endpoint(value: Any, fps: Any, current: Settings, progress: gr.Progress = gr.Progress()) -> list[Any]:
+        return analyse_video(value, fps, current, progress)
+
+    triggers[1].click(guarded(inline_outputs(video_tab.outputs)(video_endpoint)), [video_tab.input, video_tab.fps, settings],
+                      video_tab.outputs, api_name="analyse_video", concurrency_limit=1, concurrency_id="long-jobs",
+                      preprocess=False, postprocess=False)
+
+    def evaluate_endpoint(value: Any, current: Settings, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> list[Any]:
+        return run_evaluation(value, current)
+
+    triggers[2].click(guarded(inline_outputs(evaluate_tab.outputs)(evaluate_endpoint)), [evaluate_tab.input, settings],
+                      evaluate_tab.outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="long-jobs",
+                      preprocess=False, postprocess=False)

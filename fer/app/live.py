@@ -1,0 +1,271 @@
+"""The Live tab: the browser's webcam, every face tracked and smoothed; the result block follows the
+largest face; below, its timeline and the session's posed-versus-said counts.
+
+Frames are decoded and analysed in memory; nothing of them is written or kept. One bad frame gives
+a status line, never the end of the stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from fer.app import charts, views
+from fer.app.media import decode_frame, fit_image, inline_file
+from fer.app.settings import PIPELINES, Settings
+from fer.errors import FerError
+from fer.live import LiveSession
+
+log = logging.getLogger("fer.app")
+
+#: Seconds between webcam frames sent to the server, streams served at once, and the longest a
+#: stream runs before the user restarts it (so no stream holds a slot for ever).
+STREAM_EVERY = 0.1
+CONCURRENCY = 20
+TIME_LIMIT = 300
+#: Frames are shrunk to this longest side first: webcam faces stay well above the detector's and
+#: the CNN's input sizes.
+MAX_SIDE = 640
+#: Seconds between redraws of the timeline and of the session table (each a few kB to send).
+REDRAW_EVERY_S = 1.0
+#: Frames kept in each face's timeline.
+TIMELINE_FRAMES = 100
+#: The "I'm posing" choice meaning "don't count this frame".
+NOT_POSING = "(not posing)"
+
+HOW_TO = ("**Click to Access Webcam**, allow the camera, then press **Record** to start: frames are analysed "
+          "as they arrive and nothing is recorded or stored. **Stop** ends it. No camera? Use the **Image** tab.")
+CAMERA_OFF = "Camera off."
+SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
+                "posed versus said. Nothing is counted while *(not posing)*.")
+
+
+def posing_choices(labels: Sequence[str]) -> list[str]:
+    """The "I'm posing" dropdown: `NOT_POSING`, then the model's labels."""
+    return [NOT_POSING, *labels]
+
+
+@dataclass
+class FrameResult:
+    """What one webcam frame updates; None for a panel that keeps what it shows.
+
+    Attributes:
+        view: the followed face's pictures and smoothed top-k.
+        status: one line.
+        timeline, session: HTML of the timeline and of the session table, when redrawn.
+        label: the smoothed top-1 of the followed face, or None.
+    """
+
+    view: views.FaceView
+    status: str
+    timeline: str | None = None
+    session: str | None = None
+    label: str | None = None
+    faces: int = 0
+    focus: int | None = None
+
+
+def step(frame: Any, settings: Settings, posing: str | None, session: LiveSession | None,
+         now: float | None = None) -> tuple[LiveSession | None, FrameResult]:
+    """Process one webcam frame; never raises.
+
+    Faces are tracked by box overlap and their probabilities smoothed (``settings.smoothing``); the
+    largest face is followed (its saliency, CNN input and Grad-CAM are drawn); while the user poses
+    an expression, the label shown is counted in the session's posed-versus-said matrix.
+
+    Args:
+        frame: the browser's frame (see `fer.app.media.decode_frame`), or None (camera off).
+        posing: a model label, or `NOT_POSING` / None.
+        session: the per-user state from the previous frame (None at the start).
+        now: clock in seconds (default `time.monotonic`).
+    Returns:
+        ``(session, result)``; the session is new when the model's labels changed.
+    """
+    now = time.monotonic() if now is None else now
+    try:
+        rgb = decode_frame(frame)
+        if rgb is None:
+            return session, FrameResult(views.FaceView(), CAMERA_OFF)
+        return _analyse(fit_image(rgb, MAX_SIDE), settings, posing, session, now)
+    except FerError as exc:
+        return session, FrameResult(views.FaceView(), f"⚠️ {str(exc).splitlines()[0]}")
+    except Exception as exc:  # noqa: BLE001 - a native or numeric failure on one frame; the next may work
+        log.warning("live frame not analysed: %s: %s", type(exc).__name__, str(exc).splitlines()[:1])
+        return session, FrameResult(views.FaceView(), f"⚠️ This frame could not be analysed ({type(exc).__name__}); "
+                                                      "trying the next one.")
+
+
+def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: LiveSession | None,
+             now: float) -> tuple[LiveSession, FrameResult]:
+    pipe = PIPELINES.get(settings)
+    predictions = pipe.predict_faces(pipe.detect(rgb), attention=False)
+    if session is None or session.labels != pipe.labels:
+        session = LiveSession(pipe.labels, timeline_frames=TIMELINE_FRAMES)
+    probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(pipe.labels)))
+    tracks = session.observe(now, [p.box for p in predictions], probs, settings.smoothing)
+    view = views.FaceView()
+    label = None
+    if predictions:
+        # Grad-CAM for the followed face only, for the smoothed label shown (which may differ
+        # from this frame's top-1).
+        focus, smoothed = predictions[0], tracks[0].probabilities
+        target = int(np.argmax(smoothed))
+        label = pipe.labels[target]
+        cam = pipe.grad_cam(focus.model_input[None], [target], size=focus.crop.shape[0])[0]
+        focus = dataclasses.replace(focus, attention=cam, attention_label=label)
+        view = views.face_view(focus, pipe, settings.top_k, smoothed)
+        if posing and posing != NOT_POSING and posing in pipe.labels:
+            session.confusion.add(posing, label)
+        names = ", ".join(f"#{t.id} {pipe.labels[int(np.argmax(t.probabilities))]}" for t in tracks)
+        status = f"{len(tracks)} face{'s' if len(tracks) > 1 else ''} ({names}); following #{tracks[0].id}, the largest."
+        if posing and posing != NOT_POSING:
+            status += f" Counting: posing **{posing}**."
+    else:
+        status = "No face in view: face the camera, with light on your face."
+    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus)
+    if _due(session, "timeline", now):
+        result.timeline = timeline_html(session)
+    if session.confusion.total != session.drawn_total and _due(session, "session", now):
+        result.session = session_html(session)
+        session.drawn_total = session.confusion.total
+    return session, result
+
+
+def _due(session: LiveSession, panel: str, now: float) -> bool:
+    """Whether ``panel`` may be redrawn now (at most every `REDRAW_EVERY_S`); marks it drawn."""
+    when = session.drawn.get(panel)
+    if when is not None and now - when[0] < REDRAW_EVERY_S:
+        return False
+    session.drawn[panel] = (now, session.frames)
+    return True
+
+
+def timeline_html(session: LiveSession | None) -> str:
+    """The followed face's timeline (SVG), or an empty chart."""
+    if session is None or session.focus is None or not len(session.timelines.get(session.focus, ())):
+        labels = session.labels if session else ()
+        return charts.timeline_svg(np.zeros(0), np.zeros((0, len(labels))), labels, "Timeline: no face in view")
+    timeline = session.timelines[session.focus]
+    return charts.timeline_svg(timeline.times, timeline.values, session.labels,
+                               f"Face #{session.focus}, last {len(timeline)} frames (smoothed)")
+
+
+def session_html(session: LiveSession | None) -> str:
+    """The session's posed-versus-said counts as a table with a summary line, or the how-to."""
+    if session is None or session.confusion.total == 0:
+        return f'<div class="fer-session">{views.markdown_html(SESSION_HINT)}</div>'
+    conf = session.confusion
+    per = ", ".join(f"{k} {acc:.0%} of {n}" for k, (n, acc) in conf.per_class().items())
+    mistakes = "; ".join(f"posed {p} → said {q} ({n}×)" for p, q, n in conf.top_confusions(3))
+    summary = f"<p><b>{conf.total} frames</b> counted, <b>{conf.accuracy:.0%}</b> as posed. Per posed expression: {per}."
+    if mistakes:
+        summary += f" Most frequent confusions: {mistakes}."
+    summary += " <i>One person, one room, one camera: a sanity check, not a benchmark.</i></p>"
+    table = charts.matrix_html(conf.counts, conf.labels, "posed", "said")
+    return f'<div class="fer-session">{summary}{table}</div>'
+
+
+def confusion_for(session: LiveSession | None, settings: Settings, evaluation: Mapping[str, Any] | None,
+                  label: str | None) -> str:
+    """The confusion panel for the followed face's answer."""
+    try:
+        pipe = PIPELINES.get(settings)
+    except FerError:
+        return views.confusion_html(None, None)
+    measured = views.measured_for(settings.model, pipe.spec.evaluation, evaluation,
+                                  session.confusion if session else None)
+    return views.confusion_html(measured, label)
+
+
+@dataclass
+class LiveTab:
+    """The tab's widgets (``outputs``: what a frame updates, in order)."""
+
+    input: Any
+    status: Any
+    panels: list[Any]
+    top_k: Any
+    confusion: Any
+    timeline: Any
+    session: Any
+    posing: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [*self.panels, self.top_k, self.confusion, self.status, self.timeline, self.session]
+
+
+def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
+    """Lay out the tab (inside an open ``gr.Tab``) and bind its events; ``live`` is the session's
+    `gr.State` holding its `fer.live.LiveSession`."""
+    labels = PIPELINES.get(settings.value).labels
+    with gr.Row(equal_height=False, elem_classes="fer-block"):
+        with gr.Column(scale=4, min_width=300, elem_classes="fer-input-column"):
+            webcam = gr.Image(sources=["webcam"], streaming=True, label="Webcam", show_label=False, height=360,
+                              webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {"width": 640, "height": 480}}),
+                              elem_id="live-input")
+            gr.Markdown(HOW_TO, elem_id="live-how-to", elem_classes="fer-note")
+            status = gr.Markdown(CAMERA_OFF, elem_id="live-status")
+            # Filled by the page script (fer/app/static/app.js) when the camera is refused or stopped.
+            gr.HTML('<div id="fer-camera-note" role="status" aria-live="polite"></div>', padding=False)
+        with gr.Column(scale=7, min_width=300, elem_classes="fer-result"):
+            with gr.Row(equal_height=True, elem_classes="fer-panels"):
+                panels = [gr.HTML(html, min_width=240, elem_id=f"live-{suffix}", padding=False)
+                          for html, suffix in zip(views.panels_html(views.FaceView()),
+                                                  ("saliency", "model-input", "gradcam"), strict=True)]
+            with gr.Row(equal_height=False, elem_classes="fer-answer"):
+                top_k = gr.Label(label="Top expressions (smoothed)", min_width=240, elem_id="live-top-k")
+                confusion = gr.HTML(confusion_for(None, settings.value, None, None), min_width=240,
+                                    elem_id="live-confusion", padding=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
+            timeline = gr.HTML(timeline_html(None), elem_id="live-timeline", padding=False)
+        with gr.Column(min_width=300):
+            posing = gr.Dropdown(posing_choices(labels), value=NOT_POSING, label="I'm posing", elem_id="live-posing")
+            session_panel = gr.HTML(session_html(None), elem_id="live-session", padding=False)
+            with gr.Row():
+                reset = gr.Button("Reset counts", size="sm", elem_id="live-reset")
+                export = gr.Button("Export counts (CSV)", size="sm", elem_id="live-export")
+            csv_file = gr.File(label="Session counts (CSV)", interactive=False, visible=False, elem_id="live-csv")
+    tab = LiveTab(webcam, status, panels, top_k, confusion, timeline, session_panel, posing)
+
+    @guarded
+    def on_frame(frame: Any, posing_value: Any, current: Settings, measured: Any, session: Any) -> list[Any]:
+        session, out = step(frame, current, posing_value if isinstance(posing_value, str) else None, session)
+        return [*views.panels_html(out.view, "no face in view"), out.view.top_k,
+                confusion_for(session, current, measured, out.label), out.status,
+                gr.skip() if out.timeline is None else out.timeline,
+                gr.skip() if out.session is None else out.session, session]
+
+    # preprocess=False: the frame arrives as the browser sent it and fer decodes it with its own limits.
+    webcam.stream(on_frame, [webcam, posing, settings, evaluation, live], [*tab.outputs, live],
+                  stream_every=STREAM_EVERY, concurrency_limit=CONCURRENCY, time_limit=TIME_LIMIT,
+                  show_progress="hidden", api_visibility="private", preprocess=False)
+
+    @guarded
+    def on_reset(session: Any) -> list[Any]:
+        if isinstance(session, LiveSession):
+            session.confusion.reset()
+        return [session, session_html(session)]
+
+    reset.click(on_reset, [live], [live, session_panel], api_visibility="undocumented")
+    posing.change(guarded(session_html), [live], [session_panel], api_visibility="undocumented")
+
+    @guarded
+    def on_export(session: Any) -> Any:
+        if not isinstance(session, LiveSession):
+            gr.Info("Nothing to export yet: start the webcam first.")
+            return gr.skip()
+        # Inline (postprocess=False): the download is never a file on the server.
+        return gr.update(value=inline_file(session.confusion.to_csv().encode(), "session-counts.csv", "text/csv"),
+                         visible=True)
+
+    export.click(on_export, [live], [csv_file], api_visibility="undocumented", postprocess=False)
+    return tab

@@ -1,0 +1,254 @@
+"""Settings every tab shares: what they hold, how widget values become them (refusing anything
+not offered), the pipelines they load (shared by every session), and the Settings tab itself."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fer.errors import FerError, InputError
+from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
+from fer.live import DEFAULT_SMOOTHING, MAX_SMOOTHING
+
+if TYPE_CHECKING:
+    from fer.pipeline import Pipeline
+
+#: Pipelines kept loaded (one per distinct model/saliency/face settings).
+PIPELINE_CACHE_SIZE = 3
+#: Widget ranges (the sliders' bounds; values outside are refused).
+MARGIN_RANGE = (0.0, 0.6)
+TOP_K_RANGE = (1, 8)
+SALIENCY_INPUT_CHOICES = ("model default", "on", "off")
+DETECTORS = ("short", "full")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the Settings tab chooses; one per user session.
+
+    Attributes:
+        model: registered model name or checkpoint path (one of the offered choices).
+        saliency: saliency predictor shown (and used as input unless the model names its own).
+        saliency_input: feed the CNN face × saliency; None = what the model was trained with.
+        margin: face crop margin per side (fraction of the box); None = the model's, else 0.2.
+        max_faces: most faces analysed per image, 1 … `fer.limits.MAX_FACES`.
+        detector: ``"short"`` (webcam, portraits) or ``"full"`` (group photos).
+        top_k: labels shown per face.
+        smoothing: weight of the past in the live/video probability smoothing, 0 … 0.95.
+    """
+
+    model: str = "default"
+    saliency: str = "face-prior"
+    saliency_input: bool | None = None
+    margin: float | None = None
+    max_faces: int = DEFAULT_MAX_FACES
+    detector: str = "short"
+    top_k: int = 3
+    smoothing: float = DEFAULT_SMOOTHING
+
+    def pipeline_key(self) -> tuple[Any, ...]:
+        """The fields that change the loaded pipeline (not ``top_k`` / ``smoothing``)."""
+        margin = None if self.margin is None else round(float(self.margin), 3)
+        return (self.model, self.saliency, self.saliency_input, margin, int(self.max_faces), self.detector)
+
+
+def _number(value: Any, what: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{what} must be between {low:g} and {high:g}, got {str(value)[:40]}")
+    return number
+
+
+def _integer(value: Any, what: str, low: int, high: int) -> int:
+    number = _number(value, what, low, high)
+    if number != int(number):
+        raise InputError(f"{what} must be a whole number, got {value}")
+    return int(number)
+
+
+def make_settings(
+    model: Any,
+    saliency: Any,
+    saliency_input: Any = None,
+    margin: Any = None,
+    max_faces: Any = DEFAULT_MAX_FACES,
+    detector: Any = "short",
+    top_k: Any = 3,
+    smoothing: Any = DEFAULT_SMOOTHING,
+    *,
+    models: Sequence[str] | None = None,
+) -> Settings:
+    """Validate raw widget values into `Settings`.
+
+    ``saliency_input`` may be a bool, None, or the radio's words ``"model default"``/``"on"``/``"off"``.
+    ``models``: the model values offered (a client may not name any other file); None accepts any.
+    Raises:
+        InputError: a value not offered, or out of range.
+    """
+    from fer.saliency import SALIENCY_REGISTRY
+
+    if not isinstance(model, str) or not model or (models is not None and model not in models):
+        raise InputError("choose one of the offered models")
+    if not isinstance(saliency, str) or saliency not in SALIENCY_REGISTRY:
+        raise InputError("choose one of the offered saliency predictors")
+    if isinstance(saliency_input, str):
+        if saliency_input not in SALIENCY_INPUT_CHOICES:
+            raise InputError(f"saliency input must be one of {', '.join(SALIENCY_INPUT_CHOICES)}")
+        saliency_input = {"on": True, "off": False}.get(saliency_input)
+    elif saliency_input is not None and not isinstance(saliency_input, bool):
+        raise InputError(f"saliency input must be one of {', '.join(SALIENCY_INPUT_CHOICES)}")
+    if detector not in DETECTORS:
+        raise InputError(f"detector must be one of {', '.join(DETECTORS)}")
+    return Settings(
+        model=model, saliency=saliency, saliency_input=saliency_input,
+        margin=None if margin is None else _number(margin, "margin", *MARGIN_RANGE),
+        max_faces=_integer(max_faces, "most faces", 1, MAX_FACES), detector=detector,
+        top_k=_integer(top_k, "top-k", *TOP_K_RANGE),
+        smoothing=_number(smoothing, "smoothing", 0.0, MAX_SMOOTHING),
+    )
+
+
+class PipelineCache:
+    """A few loaded pipelines, least recently used dropped first; safe to share between threads.
+
+    Pipelines are only read after loading (`fer.Pipeline` is thread-safe), so sessions share them.
+    A dropped pipeline is not closed here: a request may still be using it; its detector closes
+    itself when the last reference goes.
+    """
+
+    def __init__(self, size: int = PIPELINE_CACHE_SIZE, loader: Callable[[Settings], Pipeline] | None = None) -> None:
+        self.size = size
+        self._loader = loader or _load_pipeline
+        self._items: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def get(self, settings: Settings) -> Pipeline:
+        """The pipeline for ``settings``, loading it on first use.
+
+        Raises:
+            InputError / WeightsError: unknown model or predictor, broken checkpoint.
+        """
+        key = settings.pipeline_key()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        # One lock per key: two sessions asking for the same new pipeline load it once, while
+        # sessions using other, loaded pipelines are not held up by a load of several seconds.
+        with loading:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                pipe = self._loader(settings)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._items[key] = pipe
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return pipe
+
+    def clear(self) -> None:
+        """Drop every pipeline (tests)."""
+        with self._lock:
+            self._items.clear()
+
+
+def _load_pipeline(settings: Settings) -> Pipeline:
+    import fer
+
+    return fer.load(
+        settings.model, saliency=settings.saliency, margin=settings.margin, max_faces=settings.max_faces,
+        detector=settings.detector, saliency_input=settings.saliency_input,  # type: ignore[arg-type]
+    )
+
+
+#: The pipelines every session shares (read-only models, not user data).
+PIPELINES = PipelineCache()
+
+
+def find_checkpoints(root: str | Path = "runs") -> list[str]:
+    """Local checkpoints written by training: ``ROOT/*/best.json`` (newest first)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("*/best.json") if p.with_suffix(".safetensors").is_file()]
+    return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def model_choices(extra: Sequence[str] = (), runs: str | Path = "runs") -> list[tuple[str, str]]:
+    """``(shown name, value)`` for the model dropdown: ``extra`` (e.g. ``--model``) first, then the
+    registered models, then local checkpoints under ``runs``. These are the only models a session
+    may choose."""
+    from fer.models import PRETRAINED
+
+    choices: list[tuple[str, str]] = []
+    for value in [*extra, *sorted(PRETRAINED), *find_checkpoints(runs)]:
+        if value and value not in [v for _, v in choices]:
+            shown = value if value in PRETRAINED else f"{Path(value).parent.name or value} ({value})"
+            choices.append((shown, value))
+    return choices
+
+
+def saliency_choices() -> list[tuple[str, str]]:
+    """``(shown name, value)`` of the saliency predictors usable now (default first)."""
+    from fer.saliency import available_saliency
+
+    return [(name, name) for name in available_saliency()]
+
+
+def default_settings(model: str = "default") -> Settings:
+    """Settings a new session starts with: ``model``, the default saliency predictor, the model's
+    own saliency input and crop margin."""
+    from fer.saliency import DEFAULT_SALIENCY, available_saliency
+
+    usable = available_saliency()
+    saliency = DEFAULT_SALIENCY if DEFAULT_SALIENCY in usable else usable[0]
+    return Settings(model=model, saliency=saliency, margin=model_margin(model))
+
+
+def model_margin(model: str) -> float:
+    """The crop margin a model was trained with (its spec), else the detector's default."""
+    from fer.face import DEFAULT_MARGIN
+    from fer.models import ModelSpec, spec_path_for
+
+    try:
+        spec = ModelSpec.load(spec_path_for(model))
+    except FerError:
+        return DEFAULT_MARGIN
+    return spec.margin if spec.margin is not None else DEFAULT_MARGIN
+
+
+def describe(settings: Settings) -> tuple[bool, str]:
+    """Load the pipeline ``settings`` need (so the first request does not pay for it) and say
+    what it does.
+
+    Returns:
+        ``(ok, markdown)``: what is loaded, with a warning when the CNN is fed face × saliency
+        but was not trained on it; or why the settings were refused.
+    """
+    try:
+        pipe = PIPELINES.get(settings)
+    except FerError as exc:
+        return False, f"⚠️ Settings not applied: {exc}"
+    fed = f"face × {pipe.input_saliency_name} saliency" if pipe.saliency_input else "the plain face crop"
+    text = (f"Model **{pipe.spec.name}** ({len(pipe.labels)} expressions); the CNN is fed {fed}; "
+            f"saliency shown: **{settings.saliency}**; margin {pipe.detector.margin:.2f}; "
+            f"up to {pipe.detector.max_faces} faces; {settings.detector}-range detector.")
+    if pipe.saliency_input and not pipe.spec.saliency_input:
+        text += ("\n\n⚠️ **This model was trained on plain crops, not on face × saliency**: its answers on "
+                 "these inputs are less reliable (compare the astronaut example with it off). "
+                 "The paper's method needs a model trained on such inputs (`python -m fer train --saliency …`).")
+    return True, text

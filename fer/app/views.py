@@ -1,0 +1,182 @@
+"""The result block the Image and Live tabs share: per face, where humans would look, what the CNN
+sees, where it looked, the top-k, and how far to trust the answer (confusion statistics).
+
+Pictures are inline HTML with their titles outside the picture, so a title never covers a heatmap
+and no picture is ever a file on the server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fer.app.media import image_html
+
+if TYPE_CHECKING:
+    from fer.live import SessionConfusion
+    from fer.pipeline import Pipeline, Prediction
+
+#: Panel titles (short, so they fit a phone) and what each panel shows before there is a face.
+TITLES = {"saliency": "Where humans would look", "model_input": "What the CNN sees",
+          "attention": "Where the CNN looked"}
+EMPTY = {"saliency": "saliency map of the face", "model_input": "the CNN's input",
+         "attention": "Grad-CAM of the CNN"}
+
+
+@dataclass
+class FaceView:
+    """The side-by-side pictures and top-k of one face.
+
+    Attributes:
+        pictures: ``"saliency"``, ``"model_input"``, ``"attention"`` → ``(S, S, 3)`` uint8 RGB
+            (a key is missing when that view was not computed).
+        captions: the same keys → one line saying what made the picture.
+        top_k: label → probability of the ``k`` most probable labels ({} when no face).
+        label: the label shown first, or None.
+    """
+
+    pictures: dict[str, np.ndarray] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    top_k: dict[str, float] = field(default_factory=dict)
+    label: str | None = None
+
+
+def face_view(pred: Prediction | None, pipe: Pipeline, top_k: int, probabilities: np.ndarray | None = None) -> FaceView:
+    """Pictures, captions and top-k of one face (an empty view for None).
+
+    Args:
+        probabilities: ``(C,)`` to show instead of the prediction's own (smoothed live values).
+    """
+    from fer.viz import prediction_views
+
+    if pred is None:
+        return FaceView()
+    probs = pred.probabilities if probabilities is None else probabilities
+    order = np.argsort(-probs, kind="stable")[:top_k]
+    view = FaceView(top_k={pred.labels[i]: float(probs[i]) for i in order}, label=pred.labels[int(order[0])])
+    pictures = prediction_views(pred, pipe.spec.input_size, pipe.spec.colour)
+    view.pictures["model_input"] = pictures["input"]
+    fed = f"face × {pipe.input_saliency_name}" if pipe.saliency_input else "the plain crop"
+    view.captions["model_input"] = f"{pipe.spec.input_size}×{pipe.spec.input_size} {pipe.spec.colour}, {fed}"
+    if "saliency" in pictures:
+        view.pictures["saliency"] = pictures["saliency"]
+        view.captions["saliency"] = f"predictor: {pred.saliency_name}"
+    if "attention" in pictures:
+        view.pictures["attention"] = pictures["attention"]
+        view.captions["attention"] = f"Grad-CAM for {pred.attention_label}"
+    return view
+
+
+def panel_html(view: FaceView, key: str, placeholder: str | None = None) -> str:
+    """One picture panel: title, picture (or a placeholder box), caption."""
+    title = TITLES[key]
+    picture = view.pictures.get(key)
+    caption = view.captions.get(key, "")
+    body = image_html(picture, f"{title}: {caption}", placeholder or EMPTY[key])
+    return (f'<figure class="fer-panel"><figcaption class="fer-title">{escape(title)}</figcaption>{body}'
+            f'<figcaption class="fer-caption">{escape(caption) or "&nbsp;"}</figcaption></figure>')
+
+
+def panels_html(view: FaceView, placeholder: str | None = None) -> list[str]:
+    """The three picture panels, in the order saliency, model input, Grad-CAM."""
+    return [panel_html(view, key, placeholder) for key in TITLES]
+
+
+# --------------------------------------------------------------------------- confusion statistics
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A confusion matrix of the current model and where it was measured.
+
+    Attributes:
+        labels: the ``K`` labels of the matrix.
+        confusion: ``(K, K)`` int64 counts, rows true (or posed) labels, columns the model's answers.
+        source: one line saying where the counts come from.
+    """
+
+    labels: tuple[str, ...]
+    confusion: np.ndarray
+    source: str
+
+    @property
+    def n(self) -> int:
+        """Samples counted."""
+        return int(self.confusion.sum())
+
+
+def evaluation_record(model: str, evaluation: Mapping[str, Any], n_images: int) -> dict[str, Any]:
+    """What the app keeps of an Evaluate run in the session: numbers only."""
+    return {"model": model, "labels": list(evaluation["labels"]), "confusion": evaluation["confusion"],
+            "images": int(n_images)}
+
+
+def measured_for(
+    model: str,
+    spec_evaluation: Mapping[str, Any] | None,
+    session_evaluation: Mapping[str, Any] | None = None,
+    live: SessionConfusion | None = None,
+) -> Measured | None:
+    """The confusion statistics to show for a model, from the best source there is: the model
+    card's evaluation, else this session's Evaluate run of that model, else the live session's
+    posed-versus-said counts; None when nothing is measured."""
+    if spec_evaluation and spec_evaluation.get("confusion"):
+        where = spec_evaluation.get("dataset") or "its test data"
+        split = f" ({spec_evaluation['split']})" if spec_evaluation.get("split") else ""
+        return Measured(tuple(spec_evaluation["labels"]), np.asarray(spec_evaluation["confusion"], np.int64),
+                        f"from the model card: {where}{split}")
+    if session_evaluation and session_evaluation.get("model") == model and session_evaluation.get("confusion"):
+        return Measured(tuple(session_evaluation["labels"]), np.asarray(session_evaluation["confusion"], np.int64),
+                        f"measured in this session on your {session_evaluation.get('images', '?')} images (Evaluate)")
+    if live is not None and live.total > 0:
+        return Measured(live.labels, live.counts.copy(), "from your posed expressions in Live (one person, one camera)")
+    return None
+
+
+CONFUSION_TITLE = '<p class="fer-title">How far to trust the answer</p>'
+NOT_MEASURED = ("**Not measured yet** for this model, so there is no error rate to quote. Measure it: "
+                "upload labelled faces in **Evaluate**, or pose expressions in **Live** (*I'm posing*).")
+
+
+def confusion_html(measured: Measured | None, label: str | None) -> str:
+    """The compact confusion panel for the answer ``label``: how often the model is right overall,
+    and, from the matrix's column for ``label``, what the truth was when it gave that answer."""
+    if measured is None:
+        return f'<div class="fer-confusion">{CONFUSION_TITLE}{markdown_html(NOT_MEASURED)}</div>'
+    conf = measured.confusion
+    n = measured.n
+    accuracy = float(np.trace(conf) / n) if n else 0.0
+    head = (f'{CONFUSION_TITLE}<p class="fer-confusion-head">Accuracy <b>{accuracy:.0%}</b> on n={n}, '
+            f'{escape(measured.source)}.</p>')
+    if label is None:
+        return f'<div class="fer-confusion">{head}</div>'
+    if label not in measured.labels:
+        return (f'<div class="fer-confusion">{head}<p>That measurement has no <b>{escape(label)}</b> class, '
+                f'so this answer was never scored.</p></div>')
+    j = measured.labels.index(label)
+    column = conf[:, j]
+    said = int(column.sum())
+    if said == 0:
+        return (f'<div class="fer-confusion">{head}<p>In that measurement it never answered '
+                f'<b>{escape(label)}</b>.</p></div>')
+    order = [i for i in np.argsort(-column, kind="stable") if column[i] > 0][:4]
+    bars = "".join(
+        f'<div class="fer-bar-row"><span class="fer-bar-label">{escape(measured.labels[i])}</span>'
+        f'<span class="fer-bar"><span style="width:{100 * column[i] / said:.0f}%"></span></span>'
+        f'<span class="fer-bar-value">{column[i] / said:.0%}</span></div>'
+        for i in order
+    )
+    return (f'<div class="fer-confusion">{head}<p>When it says <b>{escape(label)}</b>, it was really '
+            f'(of {said}):</p>{bars}</div>')
+
+
+def markdown_html(text: str) -> str:
+    """One paragraph of text with ``**bold**`` and ``*italic*``, as escaped HTML (for HTML panels)."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(text))
+    text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+    return f"<p>{text}</p>"

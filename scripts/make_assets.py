@@ -1,0 +1,75 @@
+"""Make the derived example files in ``assets/`` from the shipped public-domain astronaut portrait.
+
+    python scripts/make_assets.py        # needs ffmpeg with libx264 (browsers play H.264)
+
+- ``astronaut-collage.jpg``: three copies of the portrait (one mirrored, one smaller) side by side,
+  an example with several faces;
+- ``astronaut-clip.mp4``: a 4 s clip (25 frames/s, 320×320, H.264, no sound) slowly zooming into
+  the portrait, mirrored in its second half; the Video tab's example.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+FPS, SECONDS, SIDE = 25, 4, 320
+
+
+def collage(face: np.ndarray) -> np.ndarray:
+    """``(H, 3W, 3)`` uint8 RGB: the portrait, its mirror image, and a two-thirds copy on grey."""
+    height, width = face.shape[:2]
+    canvas = np.full((height, 3 * width, 3), 200, np.uint8)
+    canvas[:, :width] = face
+    canvas[:, width:2 * width] = face[:, ::-1]
+    small = cv2.resize(face, (2 * width // 3, 2 * height // 3), interpolation=cv2.INTER_AREA)
+    top = (height - small.shape[0]) // 2
+    left = 2 * width + (width - small.shape[1]) // 2
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return canvas
+
+
+def clip_frames(face: np.ndarray) -> list[np.ndarray]:
+    """``FPS * SECONDS`` frames ``(SIDE, SIDE, 3)`` uint8 RGB zooming from the whole portrait to
+    the middle 70 %, mirrored in the second half."""
+    height, width = face.shape[:2]
+    frames = []
+    count = FPS * SECONDS
+    for i in range(count):
+        scale = 1.0 - 0.3 * i / (count - 1)
+        w, h = int(width * scale), int(height * scale)
+        x0, y0 = (width - w) // 2, (height - h) // 3
+        frame = cv2.resize(face[y0:y0 + h, x0:x0 + w], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+        frames.append(frame[:, ::-1] if i >= count // 2 else frame)
+    return frames
+
+
+def write_h264(frames: list[np.ndarray], out: Path) -> None:
+    """Encode RGB frames as an H.264 MP4 with ffmpeg (frames go through a temporary folder)."""
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("ffmpeg is needed: apt-get install ffmpeg")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(Path(tmp) / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-framerate", str(FPS), "-i", str(Path(tmp) / "%04d.png"),
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "28", "-movflags", "+faststart",
+                        "-an", str(out)], check=True)
+
+
+def main() -> None:
+    face = cv2.cvtColor(cv2.imread(str(ASSETS / "astronaut.png")), cv2.COLOR_BGR2RGB)
+    cv2.imwrite(str(ASSETS / "astronaut-collage.jpg"), cv2.cvtColor(collage(face), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 85])
+    write_h264(clip_frames(face), ASSETS / "astronaut-clip.mp4")
+    for name in ("astronaut-collage.jpg", "astronaut-clip.mp4"):
+        print(f"{name}: {(ASSETS / name).stat().st_size:,} bytes")
+
+
+if __name__ == "__main__":
+    main()
