@@ -11,7 +11,7 @@ Tasks detector on the same model, for comparison) → crop/align → each salien
 then end to end: ``Pipeline.__call__`` (detect → classify, what the ``fer`` PyPI package's
 ``detect_emotions`` does), the whole frame (detect → … → overlays, Grad-CAM for every face; from
 pixels in memory, the detector-alone baseline's input, and from a JPEG, decode included) and the
-app's live handler (`fer.demo.live_step`), plus cold start and peak memory of a fresh process.
+app's live handler (`fer.app.live.step`), plus cold start and peak memory of a fresh process.
 Every registered expression model (each network and each ensemble, `model_stages`) is timed on the
 same frames: its crop, its CNN, classifying the detected faces and detect → classify.
 
@@ -319,29 +319,30 @@ def _encode_png(image: np.ndarray) -> bytes:
 
 
 def live_step_stage(frame: np.ndarray) -> Stage:
-    """The app's webcam handler (`fer.demo.live_step`, default settings) on one frame: tracking,
-    smoothing, Grad-CAM of the followed face, the views, and the statistics figures once a second
-    (their cost is spread over the frames, as in the app)."""
-    from fer import demo
+    """The app's webcam handler (`fer.app.live.step`, default settings) on one frame as the browser
+    sends it (a JPEG data URL): decoding, tracking, smoothing, Grad-CAM of the followed face, the views
+    and the timeline once a second."""
+    from fer.app import live, media, settings
 
-    settings = demo.default_settings()
+    current = settings.default_settings()
+    url = media.data_url(frame)
     state: dict[str, Any] = {"session": None}
 
     def step() -> object:
-        state["session"], out = demo.live_step(frame, settings, None, state["session"])
+        state["session"], out = live.step(url, current, None, state["session"])
         return out
 
-    return Stage("1 face", "app live step (fer.demo)", step, [])
+    return Stage("1 face", "app live step (fer.app.live)", step, [])
 
 
 def _close_app_pipelines() -> None:
-    """Close the pipeline the live handler loaded into `fer.demo.PIPELINES` (a detector still open at
-    interpreter exit makes mediapipe print a traceback)."""
-    demo = sys.modules.get("fer.demo")
-    if demo is None:
+    """Close the pipeline the live handler loaded into `fer.app.settings.PIPELINES` (a detector still
+    open at interpreter exit makes mediapipe print a traceback)."""
+    app_settings = sys.modules.get("fer.app.settings")
+    if app_settings is None:
         return
-    demo.PIPELINES.get(demo.default_settings()).close()
-    demo.PIPELINES.clear()
+    app_settings.PIPELINES.get(app_settings.default_settings()).close()
+    app_settings.PIPELINES.clear()
 
 
 # --------------------------------------------------------------------------- cold start
@@ -497,7 +498,7 @@ def run_benchmark(
         warmup: untimed rounds first.
         full: also the other detector on the one-face frame, PNG decode and a CNN thread sweep.
         cold_runs: fresh processes for cold start and memory (the first is dropped when > 1).
-        live: also time the app's live handler (`fer.demo.live_step`).
+        live: also time the app's live handler (`fer.app.live.step`).
         progress: called with a short line before each phase.
         engine: what runs the CNN (`fer.load`'s ``engine``); cold start always uses the default.
         detector_engine: what runs the face detector (`fer.load`'s ``detector_engine``); unless it is

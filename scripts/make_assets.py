@@ -2,8 +2,8 @@
 
     python scripts/make_assets.py        # needs ffmpeg with libx264 (browsers play H.264)
 
-- ``astronaut-collage.jpg``: three copies of the portrait (one mirrored, one smaller) side by side,
-  an example with several faces;
+- ``astronaut-collage.jpg``: five copies of the portrait's head (two mirrored, three sizes), an
+  example with several faces;
 - ``astronaut-clip.mp4``: a 4 s clip (25 frames/s, 320×320, H.264, no sound) slowly zooming into
   the portrait, mirrored in its second half; the Video tab's example.
 """
@@ -23,15 +23,16 @@ FPS, SECONDS, SIDE = 25, 4, 320
 
 
 def collage(face: np.ndarray) -> np.ndarray:
-    """``(H, 3W, 3)`` uint8 RGB: the portrait, its mirror image, and a two-thirds copy on grey."""
-    height, width = face.shape[:2]
-    canvas = np.full((height, 3 * width, 3), 200, np.uint8)
-    canvas[:, :width] = face
-    canvas[:, width:2 * width] = face[:, ::-1]
-    small = cv2.resize(face, (2 * width // 3, 2 * height // 3), interpolation=cv2.INTER_AREA)
-    top = (height - small.shape[0]) // 2
-    left = 2 * width + (width - small.shape[1]) // 2
-    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    """``(512, 768, 3)`` uint8 RGB: five copies of the portrait's head (two mirrored, three sizes)
+    on grey, large enough for the short-range detector."""
+    x0, y0, x1, y1 = 177, 82, 272, 177  # the face box the detector finds on the portrait
+    cx, cy, half = (x0 + x1) // 2, (y0 + y1) // 2, 100
+    head = face[cy - half:cy + half, cx - half:cx + half]
+    canvas = np.full((512, 768, 3), 200, np.uint8)
+    for (top, left, side, mirrored) in ((0, 0, 256, False), (0, 256, 256, True), (28, 540, 200, False),
+                                        (276, 40, 220, True), (256, 300, 256, False)):
+        tile = cv2.resize(head[:, ::-1] if mirrored else head, (side, side), interpolation=cv2.INTER_AREA)
+        canvas[top:top + side, left:left + side] = tile
     return canvas
 
 

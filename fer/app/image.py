@@ -25,7 +25,7 @@ ASSETS = ROOT / "assets"
 #: The examples offered: button text → shipped file (read by key, never by a client's path).
 EXAMPLES: dict[str, Path] = {
     "astronaut (one face)": ASSETS / "astronaut.png",
-    "collage (three faces)": ASSETS / "astronaut-collage.jpg",
+    "collage (five faces)": ASSETS / "astronaut-collage.jpg",
     "coffee (no face)": ASSETS / "coffee.png",
 }
 #: Longest side of the annotated picture shown (and kept in the session's memory).

@@ -192,12 +192,13 @@ def model_choices(extra: Sequence[str] = (), runs: str | Path = "runs") -> list[
     """``(shown name, value)`` for the model dropdown: ``extra`` (e.g. ``--model``) first, then the
     registered models, then local checkpoints under ``runs``. These are the only models a session
     may choose."""
-    from fer.models import PRETRAINED
+    from fer.models import ENSEMBLES, PRETRAINED
 
+    named = [*sorted(PRETRAINED), *sorted(ENSEMBLES)]
     choices: list[tuple[str, str]] = []
-    for value in [*extra, *sorted(PRETRAINED), *find_checkpoints(runs)]:
+    for value in [*extra, *named, *find_checkpoints(runs)]:
         if value and value not in [v for _, v in choices]:
-            shown = value if value in PRETRAINED else f"{Path(value).parent.name or value} ({value})"
+            shown = value if value in named else f"{Path(value).parent.name or value} ({value})"
             choices.append((shown, value))
     return choices
 

@@ -1,0 +1,62 @@
+"""`fer.app.folders`: the app's own folders, the start-up sweep of what a killed server left, and the
+sweep of torn uploads; nothing a running request may read is removed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from fer.app import folders
+
+
+def test_folders_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FER_APP_DIR", str(tmp_path / "app"))
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    assert folders.upload_dir() == tmp_path / "app" / "uploads" and folders.work_dir() == tmp_path / "app" / "work"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
+    assert folders.upload_dir() == tmp_path / "mine"
+
+
+def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FER_APP_DIR", str(tmp_path))
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    uploads, work = tmp_path / "uploads", tmp_path / "work"
+    (uploads / ("ab" * 32)).mkdir(parents=True)
+    (uploads / ("ab" * 32) / "me.png").write_bytes(b"picture")
+    (uploads / "tmpa1b2c3").write_bytes(b"half an upload")
+    (uploads / "deep_links").mkdir()
+    (uploads / "user-notes.txt").write_text("not Gradio's")
+    (work / "fer-eval-x1" / "data" / "happy").mkdir(parents=True)
+    (work / "fer-eval-x1" / "data" / "happy" / "a.png").write_bytes(b"a face")
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"kept")
+    (work / "link").symlink_to(outside)
+    assert folders.prepare() == uploads and os.environ["GRADIO_TEMP_DIR"] == str(uploads)
+    assert sorted(p.name for p in uploads.iterdir()) == ["user-notes.txt"]
+    assert list(work.iterdir()) == [] and outside.read_bytes() == b"kept"
+
+
+def test_torn_uploads_are_removed_once_old(tmp_path: Path) -> None:
+    torn = tmp_path / "tmpq9w8e7"
+    torn.write_bytes(b"half")
+    upload = tmp_path / ("cd" * 32) / "me.png"
+    upload.parent.mkdir()
+    upload.write_bytes(b"whole")
+    empty = tmp_path / ("ef" * 32)
+    empty.mkdir()
+    now = time.time()
+    assert folders.sweep_orphans(tmp_path, max_age_s=60, now=now) == 0 and torn.exists()
+    assert not empty.exists()  # an empty upload folder goes at once
+    assert folders.sweep_orphans(tmp_path, max_age_s=60, now=now + 120) == 1
+    assert not torn.exists() and upload.exists()  # a whole upload is Gradio's to delete
+
+
+def test_scratch_folders_go_when_the_request_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FER_APP_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError), folders.scratch("fer-eval-") as folder:
+        (folder / "x.png").write_bytes(b"1")
+        raise RuntimeError("the request failed")
+    assert list((tmp_path / "work").iterdir()) == []

@@ -1,0 +1,81 @@
+"""`fer.app.live`: one webcam frame at a time: tracking, smoothing, counting posed expressions,
+broken frames as one-line statuses, file records refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer.app import live
+from fer.app.media import data_url, decode_frame
+from fer.app.settings import PIPELINES, Settings, default_settings
+from fer.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return default_settings("mini_xception_fer2013")
+
+
+def test_frames_are_tracked_smoothed_and_counted(settings: Settings, astronaut: np.ndarray) -> None:
+    url = data_url(astronaut, quality=95)
+    session, out = live.step(url, settings, live.NOT_POSING, None, now=100.0)
+    assert session is not None and out.label == "happy" and list(out.view.top_k)[0] == "happy"
+    assert set(out.view.pictures) == {"saliency", "model_input", "attention"}
+    assert out.status == "1 face (#1 happy); following #1, the largest." and out.timeline is not None
+    first = session.tracker.tracks[0].probabilities.copy()
+    shifted = np.roll(astronaut, 6, axis=1)
+    session, out = live.step(data_url(shifted, quality=95), settings, live.NOT_POSING, session, now=100.1)
+    assert [t.id for t in session.tracker.tracks] == [1] and session.confusion.total == 0
+    assert out.timeline is None  # redrawn at most once a second
+    raw = PIPELINES.get(settings)(decode_frame(data_url(shifted, quality=95)))[0].probabilities
+    expected = settings.smoothing * first + (1 - settings.smoothing) * raw
+    np.testing.assert_allclose(session.tracker.tracks[0].probabilities, expected / expected.sum(), atol=1e-4)
+    session, out = live.step(url, settings, "happy", session, now=101.5)
+    assert session.confusion.total == 1 and "Counting: posing **happy**" in out.status
+    assert out.session is not None and "1 frames</b> counted" in out.session and out.timeline is not None
+    _, off = live.step(None, settings, "happy", session)
+    assert off.status == live.CAMERA_OFF and off.view.pictures == {}
+
+
+def test_sessions_are_separate_and_reset(settings: Settings, astronaut: np.ndarray) -> None:
+    url = data_url(astronaut)
+    one = two = None
+    for i in range(3):
+        one, _ = live.step(url, settings, "happy", one, now=float(i))
+    for i in range(2):
+        two, _ = live.step(url, settings, "sad", two, now=float(i))
+    assert one.confusion.total == 3 and one.confusion.accuracy == 1.0
+    assert two.confusion.top_confusions() == [("sad", "happy", 2)]
+    html = live.session_html(two)
+    assert "posed sad → said happy (2×)" in html and "<table" in html
+    assert "Choose <b>I&#x27;m posing</b>" in live.session_html(None)
+
+
+@pytest.mark.parametrize(("frame", "reason"), [
+    ("data:image/jpeg;base64,@@@", "not valid base64"),
+    ("data:image/png;base64,aGVsbG8=", "not an image"),
+    ({"path": "/etc/passwd", "url": None}, "not a file"),
+    ({"path": "/work/main/assets/astronaut.png"}, "not a file"),
+    ("/etc/passwd", "data: URL"),
+    (12, "data: URL"),
+])
+def test_broken_or_file_frames_are_a_status_line(settings: Settings, frame: object, reason: str) -> None:
+    with pytest.raises(InputError, match=reason):
+        decode_frame(frame)
+    session, out = live.step(frame, settings, live.NOT_POSING, None, now=0.0)
+    assert session is None and out.status.startswith("⚠️") and "\n" not in out.status and reason in out.status
+
+
+def test_a_truncated_frame_then_a_good_one(settings: Settings, astronaut: np.ndarray) -> None:
+    url = data_url(astronaut)
+    head, payload = url.split(",", 1)
+    _, out = live.step(f"{head},{payload[: len(payload) // 3 // 4 * 4]}", settings, None, None, now=0.0)
+    assert out.status.startswith("⚠️") and "truncated" in out.status
+    _, out = live.step(url, settings, None, None, now=1.0)
+    assert out.label == "happy"
+
+
+def test_panels_before_any_frame() -> None:
+    assert "Timeline: no face in view" in live.timeline_html(None)
+    assert live.posing_choices(("a", "b")) == [live.NOT_POSING, "a", "b"]
