@@ -605,7 +605,7 @@ def _headline(doc: dict[str, Any]) -> None:
         "classify_over_detector": round(classify / detect, 2) if classify and detect else None,
         "fps": round(1000.0 / whole_mean, 1) if whole_mean else None,
         "fps_5_faces": round(1000.0 / five_mean, 1) if five_mean else None,
-        "live_step_ms_p50": stage_ms(doc, one, "app live step (fer.demo)"),
+        "live_step_ms_p50": stage_ms(doc, one, "app live step (fer.app.live)"),
         "cold_start_s": doc["cold_start"]["cold_start_s"],
         "rss_mb": doc["cold_start"]["rss_mb"],
     })
@@ -672,7 +672,7 @@ def format_report(doc: dict[str, Any]) -> str:
             + "; detect → classify " + ", ".join(
             f"{v['pipeline_ms_p50']:.2f} ms ({f})" for f, v in frames.items() if v["pipeline_ms_p50"] is not None))
     if doc.get("live_step_ms_p50") is not None:
-        lines.append(f"app live step (fer.demo.live_step, 1 face): p50 {doc['live_step_ms_p50']:.2f} ms")
+        lines.append(f"app live step (fer.app.live.step, 1 face): p50 {doc['live_step_ms_p50']:.2f} ms")
     if "cnn_threads" in doc:
         sweep = ", ".join(f"{n} thread(s) {v['ms_p50']:.2f} ms" for n, v in doc["cnn_threads"].items())
         lines.append(f"CNN forward in PyTorch by torch threads (1 face): {sweep}")
@@ -770,7 +770,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold-runs", type=int, default=None, metavar="N",
                         help="fresh processes for cold start and memory; the first only warms the file cache "
                              "when N > 1 (default: 2, or 4 with --full)")
-    parser.add_argument("--no-live", action="store_true", help="skip the app's live handler (fer.demo)")
+    parser.add_argument("--no-live", action="store_true", help="skip the app's live handler (fer.app.live)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads(N) first")
     parser.add_argument("--engine", choices=("auto", "opencv", "torch"), default="auto",
                         help="what runs the CNN (default: auto, OpenCV DNN on the CPU when it matches PyTorch)")
