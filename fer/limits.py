@@ -5,6 +5,8 @@ The README's "Limits and privacy" section lists these values; change them here o
 
 from __future__ import annotations
 
+import os
+
 #: Largest image accepted, in pixels (width × height). Bigger images are refused before decoding,
 #: which is what stops decompression bombs (a tiny file declaring huge dimensions).
 MAX_PIXELS = 40_000_000
@@ -42,6 +44,7 @@ SESSION_TTL_S = 600
 STATE_SESSION_CAPACITY = 1_000
 
 #: App: an upload stays at most this many seconds in Gradio's upload folder, which is swept every
-#: `UPLOAD_SWEEP_EVERY_S` seconds (so a file is gone within the sum of the two).
-UPLOAD_MAX_AGE_S = 300
-UPLOAD_SWEEP_EVERY_S = 60
+#: `UPLOAD_SWEEP_EVERY_S` seconds (so a file is gone within the sum of the two). The environment
+#: may shorten both (FER_UPLOAD_MAX_AGE_S, FER_UPLOAD_SWEEP_EVERY_S): the privacy tests do.
+UPLOAD_MAX_AGE_S = int(os.environ.get("FER_UPLOAD_MAX_AGE_S", "300"))
+UPLOAD_SWEEP_EVERY_S = int(os.environ.get("FER_UPLOAD_SWEEP_EVERY_S", "60"))

@@ -51,7 +51,9 @@ FIRST_FRAME_TIMEOUT_S = 90.0
 #: Anything else the page waits for (an upload analysed, a panel redrawn, an evaluation).
 STEP_TIMEOUT_S = 60.0
 
-VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+#: A phone (CSS pixels of an iPhone 12-15 class screen).
+PHONE: ViewportSize = {"width": 390, "height": 844}
 #: Pictures are read back from the page at most this many pixels on a side (enough to compare).
 MAX_READ_SIDE = 256
 
@@ -95,8 +97,9 @@ class AppServer:
         url: ``http://127.0.0.1:PORT/``.
         process: the subprocess.
         log_path: its stdout and stderr.
-        gradio_dir: its GRADIO_TEMP_DIR (Gradio's cache of uploads and served files).
-        tmp_dir: its TMPDIR (where the app's own temporary folders go).
+        gradio_dir: its upload folder (Gradio's cache of uploads and served files).
+        tmp_dir: its TMPDIR (the system temporary folder it sees).
+        app_dir: its FER_APP_DIR (the app's own folders: ``uploads`` = `gradio_dir`, ``work``).
     """
 
     url: str
@@ -104,10 +107,18 @@ class AppServer:
     log_path: Path
     gradio_dir: Path
     tmp_dir: Path
+    app_dir: Path
 
     def files(self) -> set[Path]:
-        """Every file now under the server's `gradio_dir` and `tmp_dir`."""
-        return {p for folder in (self.gradio_dir, self.tmp_dir) for p in folder.rglob("*") if p.is_file()}
+        """Every file now under the server's upload, work and temporary folders."""
+        return {p for folder in (self.app_dir, self.tmp_dir) for p in folder.rglob("*") if p.is_file()}
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
 
     def log(self, start: int = 0) -> str:
         """The server's output from byte ``start`` on."""
@@ -120,29 +131,38 @@ class AppServer:
         return self.log_path.stat().st_size
 
 
-def start_app_server(workdir: Path, timeout: float = STARTUP_TIMEOUT_S) -> AppServer:
-    """Start ``python app.py`` on a free port of 127.0.0.1 with its own Gradio cache and temporary
-    folder under ``workdir`` and wait (at most ``timeout`` s) until it answers.
+#: Upload ages the shared server runs with (seconds): short, so the privacy tests can watch Gradio's
+#: cache cleaning remove an upload (`fer.limits.UPLOAD_MAX_AGE_S`, `UPLOAD_SWEEP_EVERY_S`).
+TEST_UPLOAD_MAX_AGE_S = 6
+TEST_UPLOAD_SWEEP_EVERY_S = 2
 
+
+def start_app_server(workdir: Path, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> AppServer:
+    """Start ``python app.py`` on a free port of 127.0.0.1 with its own app folder and temporary
+    folder under ``workdir`` (and short upload ages) and wait (at most ``timeout`` s) until it answers.
+
+    Args:
+        env: extra environment variables.
     Raises:
         RuntimeError: the server exited or did not answer in time (the message ends with its log).
     """
-    gradio_dir, tmp_dir = workdir / "gradio", workdir / "tmp"
-    for folder in (gradio_dir, tmp_dir):
+    app_dir, tmp_dir = workdir / "app", workdir / "tmp"
+    for folder in (app_dir, tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {
-        **os.environ,
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"},
         "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(gradio_dir), "TMPDIR": str(tmp_dir),
+        "GRADIO_ANALYTICS_ENABLED": "False", "FER_APP_DIR": str(app_dir), "TMPDIR": str(tmp_dir),
+        "FER_UPLOAD_MAX_AGE_S": str(TEST_UPLOAD_MAX_AGE_S), "FER_UPLOAD_SWEEP_EVERY_S": str(TEST_UPLOAD_SWEEP_EVERY_S),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
+        "PYTHONUNBUFFERED": "1", **(env or {}),
     }
     log_path = workdir / "app.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log,
                                    stderr=subprocess.STDOUT)
-    server = AppServer(f"http://127.0.0.1:{port}/", process, log_path, gradio_dir, tmp_dir)
+    server = AppServer(f"http://127.0.0.1:{port}/", process, log_path, app_dir / "uploads", tmp_dir, app_dir)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
@@ -488,11 +508,11 @@ class AppPage:
 
 
 @contextlib.contextmanager
-def app_page(browser: Browser, server: AppServer) -> Iterator[AppPage]:
+def app_page(browser: Browser, server: AppServer, viewport: ViewportSize = VIEWPORT) -> Iterator[AppPage]:
     """A new browser context (its own cookies, so its own Gradio session) with the camera allowed,
-    opened on the app. Requests to any other host are refused and recorded: the app must not need
-    the internet."""
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    opened on the app at ``viewport``. Requests to any other host are refused and recorded: the
+    app must not need the internet."""
+    context = browser.new_context(viewport=viewport, device_scale_factor=1)
     context.grant_permissions(["camera"], origin=server.url.rstrip("/"))
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_S * 1000)
@@ -530,31 +550,33 @@ def app_page(browser: Browser, server: AppServer) -> Iterator[AppPage]:
 def show_image(app: AppPage, image: Path = ASTRONAUT) -> None:
     """Image tab: upload ``image`` and wait until its per-face views are drawn."""
     app.tab("Image")
-    app.upload("upload-image", image)
-    app.wait_text("#image-status", r"face(s)? found")
-    app.pixels("#gradcam img")
+    old = app.src("#image-gradcam img")
+    app.upload("image-input", image)
+    app.wait_text("#image-status", r"face|No face|⚠️")
+    if "No face" not in app.text("#image-status"):
+        app.wait_src_change("#image-gradcam img", old)
 
 
 def start_webcam(app: AppPage) -> None:
-    """Live tab: allow the (fake) webcam, press record and wait for the first analysed frame."""
+    """Live tab: allow the (fake) webcam, press Record and wait for the first analysed frame."""
     app.tab("Live")
-    app.page.locator("#live-webcam").get_by_text(re.compile("Access Webcam", re.I)).click()
-    app.page.locator("#live-webcam button[aria-label='capture photo']").click()
+    app.page.locator("#live-input").get_by_text(re.compile("Access Webcam", re.I)).click()
+    app.page.locator("#live-input button", has_text="Record").click()
     app.wait_text("#live-status", r"following #\d+", timeout=FIRST_FRAME_TIMEOUT_S)
     app.pixels("#live-saliency img")
 
 
 def session_frames(app: AppPage) -> int:
-    """Frames counted in the live session confusion matrix (0 before any)."""
-    match = re.search(r"(\d+) frames counted", app.text("#session-stats"))
+    """Frames counted in the live session's posed-versus-said table (0 before any)."""
+    match = re.search(r"(\d+) frames counted", app.text("#live-session"))
     return int(match.group(1)) if match else 0
 
 
 def run_evaluation(app: AppPage, archive: Path) -> None:
     """Evaluate tab: upload a labelled-faces zip, press Evaluate and wait for the accuracy."""
     app.tab("Evaluate")
-    app.upload("eval-zip", archive)
-    app.wait_text("#eval-zip", re.escape(archive.name))
-    app.page.locator("#eval-run").click()
-    app.wait_text("#eval-accuracy", r"Accuracy [\d.]+%")
-    app.pixels("#eval-plot img")
+    app.upload("evaluate-input", archive)
+    app.wait_text("#evaluate-input", re.escape(archive.name))
+    app.page.locator("#evaluate-run").click()
+    app.wait_text("#evaluate-accuracy", r"Accuracy [\d.]+%")
+    app.pixels("#evaluate-plot img")

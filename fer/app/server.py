@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,21 +157,25 @@ def launch_options(share: bool = False) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def upkeep(server: Any) -> AsyncIterator[None]:
     """While the server runs: every `FORGET_SHOWN_EVERY_S` seconds, drop Gradio's per-session
-    copies of shown pictures and expire session memory; every `UPLOAD_SWEEP_EVERY_S` seconds, remove
-    torn-upload files (in a worker thread: the event loop keeps serving the live streams)."""
+    copies of shown pictures and expire session memory; every `UPLOAD_SWEEP_EVERY_S` seconds,
+    remove torn-upload files (in worker threads: the event loop keeps serving the live streams)."""
     import anyio
 
     uploads = folders.upload_dir()
+    tick = min(FORGET_SHOWN_EVERY_S, UPLOAD_SWEEP_EVERY_S)
 
     async def loop() -> None:
-        ticks = 0
+        last_forget = last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(FORGET_SHOWN_EVERY_S)
-            ticks += 1
+            await asyncio.sleep(tick)
+            now = time.monotonic()
             try:
-                await anyio.to_thread.run_sync(internals.forget_shown, server.state_holder)
-                MEMORY.expire()
-                if ticks * FORGET_SHOWN_EVERY_S % UPLOAD_SWEEP_EVERY_S < FORGET_SHOWN_EVERY_S:
+                if now - last_forget >= FORGET_SHOWN_EVERY_S - 1e-3:
+                    last_forget = now
+                    await anyio.to_thread.run_sync(internals.forget_shown, server.state_holder)
+                    MEMORY.expire()
+                if now - last_sweep >= UPLOAD_SWEEP_EVERY_S - 1e-3:
+                    last_sweep = now
                     await anyio.to_thread.run_sync(folders.sweep_orphans, uploads, UPLOAD_MAX_AGE_S)
             except Exception as exc:  # noqa: BLE001 - say so once, keep serving
                 log.warning("background upkeep stopped: %s: %s", type(exc).__name__, exc)
