@@ -1,17 +1,15 @@
-"""Every named endpoint of ``python app.py``, called as a program would: `gradio_client` for the
-request/response endpoints, Gradio's HTTP streaming protocol for the live webcam stream (which
-`gradio_client` cannot drive). ``/predict`` itself is covered in `tests/test_app.py`; here it is
-called after a settings change, to show the settings follow the API session.
+"""The app's HTTP API as programs (and hostile clients) use it: `gradio_client` for the named,
+stateless endpoints ``/predict``, ``/analyse_video`` and ``/evaluate``; raw HTTP for records naming
+server paths; Gradio's streaming protocol for the webcam stream (which `gradio_client` cannot drive).
 
-Pictures and downloads come back inline: a file record whose ``path`` is None and whose ``url`` is a
-``data:`` URL (`fer.demo.inline_file`), never a file on the server (`tests/test_privacy.py`).
+Pictures and downloads come back inline: a file record whose ``path`` is None and whose ``url`` is
+a ``data:`` URL (`fer.app.media.inline_file`), never a file on the server.
 
 The server is the one the browser tests use (`tests/browser_helpers.py`).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import time
 import uuid
@@ -25,41 +23,20 @@ import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 
-from fer import demo
+from fer.app.live import NOT_POSING
+from fer.app.media import data_url, data_url_bytes
+from fer.app.uploads import REFUSED
+from fer.app.video import SUMMARY_HEADERS
 from fer.io import read_image
 
-from .browser_helpers import (
-    ASTRONAUT,
-    NO_FACE,
-    ROOT,
-    AppServer,
-    make_eval_zip,
-)
+from .browser_helpers import ASTRONAUT, NO_FACE, ROOT, AppServer, make_eval_zip
 
 # The shared app server (and browser) fixtures.
 pytest_plugins = ["tests.browser_helpers"]
 
-#: Every ``api_name`` app.py gives an event, and the test here (or elsewhere) that calls it.
-TESTED_ENDPOINTS = {
-    "predict": "tests/test_app.py::test_app_serves_predict_to_gradio_client, test_settings_follow_the_api_session",
-    "apply_settings": "test_settings_follow_the_api_session",
-    "redo_image": "test_settings_follow_the_api_session",
-    "show_redone_image": "test_settings_follow_the_api_session",
-    "analyse_video": "test_analyse_video",
-    "evaluate": "test_evaluate, test_evaluate_counts_skipped_images_by_their_name_in_the_archive",
-    "live_frame": "test_live_frame_stream_over_http",
-}
-
-LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-
-
-def named_endpoints() -> set[str]:
-    """The ``api_name=...`` values written in app.py."""
-    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
-    return {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords
-            if kw.arg == "api_name" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)}
+#: The endpoints documented for programs (the UI's own events are undocumented or private).
+PUBLIC = {"predict", "analyse_video", "evaluate"}
 
 
 def settings_values(saliency: str = "face-prior", model: str = "mini_xception_fer2013") -> list[Any]:
@@ -68,53 +45,40 @@ def settings_values(saliency: str = "face-prior", model: str = "mini_xception_fe
     return [model, saliency, "model default", 0.2, 5, "short", 3, 0.5]
 
 
-def test_every_named_endpoint_is_tested_and_callable(client: Client) -> None:
-    assert named_endpoints() == set(TESTED_ENDPOINTS)
-    callable_ = {endpoint.api_name.lstrip("/") for endpoint in client.endpoints.values() if endpoint.is_valid}
-    assert set(TESTED_ENDPOINTS) <= callable_
-
-
 def inline_picture(record: dict[str, Any]) -> np.ndarray:
     """The ``(H, W, 3)`` uint8 RGB picture an inline file record carries."""
     assert record["path"] is None and record["url"].startswith("data:image/"), str(record)[:200]
-    return read_image(demo.data_url_bytes(record["url"]))
+    return read_image(data_url_bytes(record["url"]))
 
 
-def test_settings_follow_the_api_session(client: Client) -> None:
-    _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
-    assert data["saliency"] == "face-prior"
-    status, about, _posing, _margin = client.predict(*settings_values("spectral-residual"), api_name="/apply_settings")
-    assert "saliency shown: **spectral-residual**" in status and "# Model card: mini_xception_fer2013" in about
+def test_the_documented_endpoints(client: Client) -> None:
+    documented = {name.lstrip("/") for name in client.view_api(print_info=False, return_format="dict")["named_endpoints"]}
+    assert documented == PUBLIC
+    label, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
+    assert label["label"] == "happy" and data["faces"][0]["label"] == "happy" and data["model"] == "mini_xception_fer2013"
+    label, data = client.predict(handle_file(str(NO_FACE)), api_name="/predict")
+    assert label == {"label": None, "confidences": []} or not label.get("confidences")
+    assert data["faces"] == [] and data["message"].startswith("No face found")
 
-    # The settings changed this session's state: /redo_image redoes the session's picture (from the
-    # bytes the session kept: the upload is deleted) and /predict uses them.
-    label, data = client.predict(api_name="/redo_image")
-    assert label["label"] == "happy" and data["saliency"] == "spectral-residual"
-    assert [face["label"] for face in data["faces"]] == ["happy"]
+
+def test_api_calls_keep_nothing_between_calls(client: Client) -> None:
+    client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
+    # The UI's redo (after a settings change) finds no picture kept for this session: it changes nothing.
+    outputs = client.predict(api_name="/redo_image")
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v for v in outputs), outputs
+
+
+def test_settings_follow_the_api_session_and_refuse_what_is_not_offered(client: Client) -> None:
+    status, _about, _posing, _margin = client.predict(*settings_values("spectral-residual"), api_name="/apply_settings")
+    assert "saliency shown: **spectral-residual**" in status
     _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
     assert data["saliency"] == "spectral-residual"
-
-    # /show_redone_image draws the session's last result.
-    (annotated, gallery, face_choice, status, saliency, cnn_input, gradcam, top_k, captions, trust_plot,
-     trust_text) = client.predict(api_name="/show_redone_image")
-    assert status.startswith("1 face found") and face_choice["value"].startswith("#1 happy")
-    assert len(gallery) == 1 and gallery[0]["caption"] == face_choice["value"]
-    assert inline_picture(gallery[0]["image"]).shape == (224, 224, 3)
-    assert inline_picture(annotated).shape == (512, 512, 3)
-    for record in (saliency, cnn_input, gradcam):
-        picture = inline_picture(record)
-        assert picture.shape == (224, 224, 3) and picture.std() > 10
-    assert top_k["label"] == "happy" and "where humans would look (spectral-residual)" in captions
-    assert trust_plot is None and "without a measured evaluation" in trust_text
-
-    # Refused settings leave the session's settings as they were.
-    with pytest.raises(AppError, match="no-such-model is not in the list of choices"):
-        client.predict(*settings_values(model="no-such-model"), api_name="/apply_settings")
-    _, data = client.predict(api_name="/redo_image")
+    for model in ("/etc/passwd", str(ROOT / "weights" / "mini_xception_fer2013.json"), "no-such-model"):
+        status, *_ = client.predict(*settings_values(model=model), api_name="/apply_settings")
+        assert status == "⚠️ Settings not applied: choose one of the offered models", status
+    _, data = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
     assert data["model"] == "mini_xception_fer2013" and data["saliency"] == "spectral-residual"
-
-    # Another session still has the defaults.
-    other = Client(client.src, verbose=False)
+    other = Client(client.src, verbose=False)  # another session still has the defaults
     try:
         _, data = other.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
     finally:
@@ -122,31 +86,35 @@ def test_settings_follow_the_api_session(client: Client) -> None:
     assert data["saliency"] == "face-prior"
 
 
-def test_analyse_video(client: Client, tmp_path: Path) -> None:
-    # 2 s at 10 fps of the astronaut, shifting sideways, then 1 s of a picture without a face.
+def clip_with_a_face_then_none(path: Path) -> Path:
+    """2 s at 10 fps of the astronaut shifting sideways, then 1 s of a picture without a face."""
     face = cv2.cvtColor(read_image(ASTRONAUT), cv2.COLOR_RGB2BGR)
     empty = cv2.resize(cv2.cvtColor(read_image(NO_FACE), cv2.COLOR_RGB2BGR), face.shape[1::-1])
-    path = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10, face.shape[1::-1])
     for i in range(20):
         writer.write(np.roll(face, 2 * i, axis=1))
     for _ in range(10):
         writer.write(empty)
     writer.release()
+    return path
 
-    status, plot, table, csv = client.predict(handle_file(str(path)), "5", api_name="/analyse_video")
-    assert status.startswith("15 frames sampled, 10 with a face, 1 face track"), status
-    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
-    assert table["headers"] == demo.SUMMARY_HEADERS
+
+def test_analyse_video(client: Client, tmp_path: Path) -> None:
+    clip = clip_with_a_face_then_none(tmp_path / "clip.mp4")
+    status, timelines, table, csv = client.predict(handle_file(str(clip)), "5", api_name="/analyse_video")
+    assert status.startswith("clip.mp4: 3.0 s at 10 frames/s; 15 frames sampled (5 per second), 10 with a face, "
+                             "1 face track"), status
+    assert "<polyline" in timelines and table["headers"] == SUMMARY_HEADERS
     (row,) = table["data"]
     assert row[0] == 1 and row[1] == 10 and row[4] == "happy"
     assert csv["path"] is None and csv["orig_name"] == "video-expressions.csv"
-    lines = demo.data_url_bytes(csv["url"]).decode().splitlines()
+    lines = data_url_bytes(csv["url"]).decode().splitlines()
     assert len(lines) == 1 + 10 and "happy" in lines[0]
-
-    # A still picture is refused with one line naming the upload.
-    status, plot, table, csv = client.predict(handle_file(str(ASTRONAUT)), "5", api_name="/analyse_video")
-    assert status.startswith("astronaut.png:") and "\n" not in status and csv is None
+    for rate in ("nan", "inf", "abc", "7", "-5", None):
+        status, timelines, table, csv = client.predict(handle_file(str(clip)), rate, api_name="/analyse_video")
+        assert status.startswith("⚠️ frames per second must be one of 1, 2, 5, 10") and csv is None, (rate, status)
+    status, *_ = client.predict(handle_file(str(ASTRONAUT)), "5", api_name="/analyse_video")
+    assert status.startswith("⚠️ astronaut.png:") and "still image" in status and "\n" not in status
 
 
 def test_evaluate(client: Client, tmp_path: Path) -> None:
@@ -159,24 +127,56 @@ def test_evaluate(client: Client, tmp_path: Path) -> None:
     assert headline.startswith("**Accuracy 50.0%** on n=2")
     assert [row[0] for row in table["data"]] == ["happy", "neutral"]
     assert confusion["mime_type"] == "image/png" and inline_picture(confusion).std() > 20
-    assert result["n"] == 2 and result["labels"] == ["happy", "neutral"]
-    assert result["confusion"] == [[1, 0], [1, 0]]
-
+    assert result["n"] == 2 and result["labels"] == ["happy", "neutral"] and result["confusion"] == [[1, 0], [1, 0]]
+    message, *_ = client.predict(handle_file(str(make_eval_zip(tmp_path / "labelled.zip"))), api_name="/evaluate")
+    assert message == "Scored 1 face of 2 labelled images. 1 skipped (no face or unreadable)."
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"not a zip at all")
     message, headline, table, confusion, result = client.predict(handle_file(str(broken)), api_name="/evaluate")
-    assert message == "broken.zip: not a zip archive (or a damaged one)"
+    assert message == "⚠️ broken.zip: not a zip archive (or a damaged one)"
     assert headline == "" and confusion is None and result is None
 
 
-def test_evaluate_counts_skipped_images_by_their_name_in_the_archive(client: Client, tmp_path: Path) -> None:
-    message, headline, table, confusion, result = client.predict(
-        handle_file(str(make_eval_zip(tmp_path / "faces.zip"))), api_name="/evaluate")
-    assert message == "Scored 1 face of 2 labelled images. 1 skipped (no face or unreadable)."
-    assert headline.startswith("**Accuracy 100.0%** on n=1")
-    assert [row[0] for row in table["data"]] == ["happy", "sad"]
-    assert result["n"] == 1 and [s["file"] for s in result["skipped"]] == ["faces/sad/coffee.png"]
-    assert "fer-eval-" not in json.dumps(result)  # no server path in what the user gets
+# --------------------------------------------------------------------------- hostile records
+
+
+def call(server: AppServer, endpoint: str, data: list[Any]) -> str:
+    """One raw ``/gradio_api/call/<endpoint>`` request; the body of its event stream."""
+    base = server.url + "gradio_api"
+    started = httpx.post(f"{base}/call/{endpoint}", json={"data": data}, timeout=60)
+    if started.status_code != 200:
+        return f"HTTP {started.status_code}: {started.text}"
+    return httpx.get(f"{base}/call/{endpoint}/{started.json()['event_id']}", timeout=120).text
+
+
+@pytest.mark.parametrize("endpoint", ["predict", "analyse_video", "evaluate"])
+def test_records_naming_server_paths_are_refused_alike(app_server: AppServer, endpoint: str) -> None:
+    """A record naming a file this server did not receive is refused without opening it: the answer
+    is the same whether the file exists or not (and whether it is a picture), with Gradio's ``meta``
+    or without, and it never repeats the path."""
+    uploads = app_server.gradio_dir
+    pairs = [  # (exists, does not exist), each pair in the same place
+        (str(ASTRONAUT), str(ASTRONAUT.with_name("nothing.png"))),
+        (str(ROOT / "app.py"), str(ROOT / "nothing.py")),
+        ("/etc/shadow", "/etc/nothing"),
+        (str(uploads / ".." / ".." / "app.log"), str(uploads / ".." / ".." / "nothing.log")),
+        (str(uploads), str(uploads / "nothing")),
+    ]
+
+    def answer(path: str, meta: bool) -> str:
+        record: dict[str, Any] = {"path": path, "orig_name": "x.png"}
+        if meta:
+            record["meta"] = {"_type": "gradio.FileData"}
+        data: list[Any] = [{"video": record, "subtitles": None}, "5"] if endpoint == "analyse_video" else [record]
+        body = call(app_server, endpoint, data)
+        assert path not in body and str(ROOT) not in body and "/etc" not in body, body[:300]
+        assert "Traceback" not in body
+        return body
+
+    for meta in (False, True):
+        for exists, missing in pairs:
+            assert answer(exists, meta) == answer(missing, meta), (exists, meta)
+    assert REFUSED in answer("/etc/shadow", False) or endpoint != "predict"
 
 
 # --------------------------------------------------------------------------- the live stream
@@ -187,28 +187,23 @@ class LiveStream:
     first frame, read results from the session's event stream, send each next frame to
     ``/stream/{event_id}``, close it.
 
-    Each result is the live tab's outputs, in app.py's order: annotated, saliency, CNN input,
-    Grad-CAM (HTML), top-k label, status, model confusion plot and text, session plot and text,
-    timeline; a panel not redrawn on a frame is ``{"__type__": "update"}``.
+    Each result is the live tab's outputs (`fer.app.live.LiveTab.outputs`): saliency, CNN input and
+    Grad-CAM panels (HTML), top-k label, confusion panel, status, timeline, session table; a panel
+    not redrawn on a frame is ``{"__type__": "update"}``.
     """
 
     def __init__(self, url: str) -> None:
         self.api = url.rstrip("/") + "/gradio_api"
         self.http = httpx.Client(timeout=60)
-        config = self.http.get(url.rstrip("/") + "/config").json()
-        dependency = next(d for d in config["dependencies"] if d.get("api_name") == "live_frame")
-        assert dependency.get("connection") == "stream"
-        self.fn_index = dependency["id"]
-        self.trigger_id = dependency["targets"][0][0]
+        self.fn_index, self.trigger_id = live_stream_event(self.http.get(url.rstrip("/") + "/config").json())
         self.session_hash = uuid.uuid4().hex[:11]
         self.event_id: str | None = None
         self.messages: Iterator[dict[str, Any]] | None = None
-        self._response: Any = None
 
     def _body(self, frame: Any, posing: str) -> dict[str, Any]:
-        # The two trailing inputs are session states (settings, live session): the server keeps them.
-        return {"data": [frame, posing, None, None], "fn_index": self.fn_index, "session_hash": self.session_hash,
-                "event_data": None, "trigger_id": self.trigger_id}
+        # The three trailing inputs are session states (settings, evaluation, live session): the server keeps them.
+        return {"data": [frame, posing, None, None, None], "fn_index": self.fn_index,
+                "session_hash": self.session_hash, "event_data": None, "trigger_id": self.trigger_id}
 
     def _events(self) -> Iterator[dict[str, Any]]:
         with self.http.stream("GET", f"{self.api}/queue/data", params={"session_hash": self.session_hash}) as response:
@@ -224,7 +219,7 @@ class LiveStream:
                 return list(message["output"]["data"])
         raise AssertionError("event stream ended")
 
-    def send(self, frame: Any, posing: str = demo.NOT_POSING) -> list[Any]:
+    def send(self, frame: Any, posing: str = NOT_POSING) -> list[Any]:
         """Send one frame (the first joins the queue) and return what the app answered."""
         if self.event_id is None:
             joined = self.http.post(f"{self.api}/queue/join", json=self._body(frame, posing))
@@ -243,35 +238,42 @@ class LiveStream:
         return last
 
 
-def test_live_frame_stream_over_http(app_server: AppServer) -> None:
-    # What the browser's webcam sends: a JPEG data URL record.
-    frame = {"url": demo.data_url(read_image(ASTRONAUT))}
+def live_stream_event(config: dict[str, Any]) -> tuple[int, int]:
+    """``(fn_index, trigger id)`` of the webcam's stream event, found by its widget's element id."""
+    webcam = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "live-input")
+    dependency = next(d for d in config["dependencies"] if [webcam, "stream"] in [list(t) for t in d["targets"]])
+    return dependency["id"], webcam
+
+
+def test_live_stream_over_http(app_server: AppServer) -> None:
+    frame = {"url": data_url(read_image(ASTRONAUT)), "path": None}
     stream = LiveStream(app_server.url)
-    out = stream.send(frame)
-    annotated, saliency, cnn_input, gradcam, top_k, status = out[:6]
-    assert status == "1 face; following #1"
+    saliency, cnn_input, gradcam, top_k, confusion, status, timeline, _session, _state = stream.send(frame)
+    assert status == "1 face (#1 happy); following #1, the largest."
     assert top_k["label"] == "happy" and [c["label"] for c in top_k["confidences"]][0] == "happy"
-    for html in (annotated, saliency, cnn_input, gradcam):
-        assert '<img src="data:image/jpeg;base64,' in html
-    assert "where humans would look (face-prior)" in saliency and "Grad-CAM for happy" in gradcam
-    assert "without a measured evaluation" in out[7]  # the model-confusion text, drawn for the first answer
+    for html in (saliency, cnn_input, gradcam):
+        assert 'src="data:image/jpeg;base64,' in html
+    assert "predictor: face-prior" in saliency and "Grad-CAM for happy" in gradcam
+    assert "Not measured yet" in confusion and "<svg" in timeline
 
-    # A broken frame is one status line; the stream goes on with the same tracked face.
-    out = stream.send({"url": "data:image/jpeg;base64,@@@"}, "happy")
+    # A broken frame, and a record naming a file, are one status line each; the stream goes on.
+    out = stream.send({"url": "data:image/jpeg;base64,@@@", "path": None}, "happy")
     assert out[5].startswith("⚠️ webcam frame: not valid base64") and "<img" not in out[0]
+    out = stream.send({"path": str(ASTRONAUT), "url": None}, "happy")
+    assert out[5] == "⚠️ webcam frame: expected the camera's pixels, not a file"
 
-    # Posing: frames are counted in the session matrix, shown when its panel is next redrawn
-    # (panels take turns, each at most once a second).
+    # Posing: frames are counted in the session table, redrawn at most once a second.
     counted = None
     deadline = time.monotonic() + 30
     while counted is None:
         assert time.monotonic() < deadline, "session counts never shown"
         time.sleep(0.3)
         out = stream.send(frame, "happy")
-        assert out[5] == "1 face; following #1; counting: posing happy"
-        session_text = out[9]
-        if isinstance(session_text, str) and "frames** counted" in session_text:
-            counted = session_text
-    assert "accuracy **100%**" in counted and "happy 100% of" in counted
+        assert out[5].endswith("Counting: posing **happy**."), out[5]
+        if isinstance(out[7], str) and "frames</b> counted" in out[7]:
+            counted = out[7]
+    assert "as posed" in counted and "happy 100% of" in counted and "<table" in counted
+    # The confusion panel now quotes the posed counts (no model-card evaluation, no Evaluate run).
+    assert "posed expressions in Live" in out[4]
     last = stream.close()
-    assert last[5].startswith("1 face; following #1")
+    assert "following #1" in last[5]
