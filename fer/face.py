@@ -1,142 +1,60 @@
-"""Face stage: BlazeFace face detection and eye-levelled square crops.
+"""Face stage: BlazeFace face detection, giving one `Face` record (box, keypoints, crops) per face.
 
-The detector models are MediaPipe's ``.tflite`` files shipped in ``weights/`` (taken from the
-mediapipe 0.10.21 wheel; mediapipe 1.x ships no models and has no ``mp.solutions``). They run on a
-bare LiteRT interpreter (`fer.blazeface`, the default: 40 % cheaper a frame, half the cost after an
-idle gap) or through MediaPipe's Tasks face detector, which gives the same faces.
+The detector models are MediaPipe's ``.tflite`` files shipped with the package (`fer.weights`,
+taken from the mediapipe 0.10.21 wheel; mediapipe 1.x ships no models and has no ``mp.solutions``).
+They run on a bare LiteRT interpreter (`fer.blazeface`, the default and the cheaper of the two) or
+through MediaPipe's Tasks face detector, which gives the same faces. How crops are cut: `fer.crops`.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
-import math
-import os
-import re
 import sys
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import cv2
 import numpy as np
 
 from fer import blazeface
+from fer.crops import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, CropKind, CropStyle, cut_crop
 from fer.errors import InputError
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
-from fer.weights import WEIGHTS_DIR, verify
+from fer.native_logs import native_stderr_silenced
+from fer.weights import DETECTORS, registered, resolve_registered
 
 log = logging.getLogger(__name__)
-
-#: Set FER_NATIVE_LOGS=1 to see MediaPipe/LiteRT's own stderr lines (hidden by default).
-_SHOW_NATIVE_LOGS = os.environ.get("FER_NATIVE_LOGS") == "1"
-
-# Detectors still open at interpreter exit are closed before it: closing them later, during
-# module teardown, is what makes mediapipe 1.2.3 print a traceback. mediapipe runs every native
-# call on a concurrent.futures thread pool, and those pools stop accepting work when threading
-# shuts down, before any `atexit` callback; so the close is registered with threading's own exit
-# hook (the one concurrent.futures itself uses), where the pools still run, whichever of mediapipe
-# and this module was imported first.
-_open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
-
-
-def _close_all() -> None:
-    for detector in list(_open_detectors):
-        detector.close()
-
-
-_register_exit = getattr(threading, "_register_atexit", atexit.register)
-_register_exit(_close_all)
-
-
-@contextlib.contextmanager
-def _stderr_to(fd: int) -> Iterator[int | None]:
-    """Point file descriptor 2 at ``fd`` (taking ownership of ``fd``) for the duration.
-
-    Yields the original stderr's descriptor (valid inside the block only), or None where fd 2 is
-    left alone: FER_NATIVE_LOGS=1, or no real fd 2 (embedded interpreters, some test runners).
-    """
-    if _SHOW_NATIVE_LOGS:
-        os.close(fd)
-        yield None
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        os.close(fd)
-        yield None
-        return
-    os.dup2(fd, 2)
-    os.close(fd)
-    try:
-        yield saved
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native code writes to file descriptor 2 (LiteRT's INFO/WARNING lines, which no
-    environment variable turns off) while a detector starts or closes."""
-    with _stderr_to(os.open(os.devnull, os.O_WRONLY)):
-        yield
-
 
 #: Keypoint names in MediaPipe's order (the subject's right eye is on the image's left).
 KEYPOINT_NAMES: tuple[str, ...] = (
     "right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion",
 )
 
-#: Detector models: name → (file in weights/, SHA-256, what it is for).
-DETECTOR_MODELS: dict[str, tuple[str, str, str]] = {
-    "short": (
-        "face_detection_short_range.tflite",
-        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
-        "BlazeFace short range: faces within ~2 m of the camera (webcam, portraits); fastest",
-    ),
-    "full": (
-        "face_detection_full_range_sparse.tflite",
-        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
-        "BlazeFace full range (sparse): smaller and farther faces, group photos; ~3x slower",
-    ),
-}
+#: Detector models (``FaceDetector(model=...)``) → their `fer.weights.REGISTRY` name.
+DETECTOR_MODELS: Mapping[str, str] = DETECTORS
 
 #: What runs a detector model: ``"auto"`` (LiteRT when installed, else MediaPipe), ``"litert"``
 #: (`fer.blazeface`) or ``"mediapipe"`` (MediaPipe's Tasks face detector, the reference).
 DetectorEngine = Literal["auto", "litert", "mediapipe"]
 
-#: Default margin around the detector's box, as a fraction of the box side on each side.
-DEFAULT_MARGIN = 0.2
-#: Default side of the square face crop, in pixels.
-DEFAULT_CROP_SIZE = 224
+# MediaPipe detectors still open at interpreter exit are closed by an atexit hook registered here,
+# at import (before this module imports mediapipe): hooks run last-registered first, so this one
+# runs after mediapipe's own, which turns its native calls into no-ops. Left to module teardown
+# instead, mediapipe 1.2.3's __del__ prints a traceback.
+_open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
 
 
-#: How a square face crop is made from the detector's box: ``"aligned"`` (`crop_face`: centred on
-#: the box, rotated so the eyes are level, border pixels repeated) or ``"box"`` (`box_crop`: the box
-#: itself, axis-aligned, zero-padded to a centred square, as face-api does).
-CropKind = Literal["aligned", "box"]
-
-
-@dataclass(frozen=True)
-class CropStyle:
-    """How one model's face crop is cut: the ``kind`` of square and the ``margin`` around the
-    detector's box (a fraction of the box side, on each side, >= 0)."""
-
-    kind: CropKind = "aligned"
-    margin: float = DEFAULT_MARGIN
-
-    def __post_init__(self) -> None:
-        if self.kind not in get_args(CropKind):
-            raise InputError(f"unknown crop kind {self.kind!r}; choose one of {', '.join(get_args(CropKind))}")
-        if not 0.0 <= self.margin <= 1.0:
-            raise InputError(f"margin must be in [0, 1], got {self.margin}")
+@atexit.register
+def _close_all() -> None:
+    for detector in list(_open_detectors):
+        try:
+            detector.close()
+        except RuntimeError:  # mediapipe imported before fer.face: its thread pools are already gone
+            pass
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,116 +104,6 @@ class Face:
                              "a FaceDetector given that style (other_styles)") from None
 
 
-def crop_face(
-    image: np.ndarray,
-    keypoints: np.ndarray,
-    box: tuple[float, float, float, float],
-    margin: float = DEFAULT_MARGIN,
-    crop_size: int = DEFAULT_CROP_SIZE,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut a square, eye-levelled crop around a face.
-
-    The crop is centred on the box centre, its side is the box's longer side times
-    ``1 + 2 * margin``, and it is rotated about that centre so the line between the eyes is
-    horizontal. Pixels outside the image repeat the border.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        keypoints: ``(K, 2)`` float image pixels; rows 0 and 1 are the right and left eye.
-        box: ``(x0, y0, x1, y1)`` face box in image pixels.
-        margin: extra context on each side, as a fraction of the box side (>= 0).
-        crop_size: side ``S`` of the output crop.
-    Returns:
-        ``(crop (S, S, 3) uint8, crop_keypoints (K, 2) float32, to_crop (2, 3) float32)``.
-    """
-    if margin < 0:
-        raise InputError(f"margin must be >= 0, got {margin}")
-    x0, y0, x1, y1 = box
-    centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-    side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + 2.0 * margin)
-    dx, dy = keypoints[1] - keypoints[0]
-    theta = math.atan2(dy, dx)
-    scale = crop_size / side
-    # Rotation by -theta brings the eye line to horizontal; then scale and move the centre to S/2.
-    rot = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
-    linear = scale * rot
-    shift = crop_size / 2.0 - linear @ centre
-    to_crop = np.hstack([linear, shift[:, None]]).astype(np.float32)
-    crop = cv2.warpAffine(
-        image, to_crop, (crop_size, crop_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    crop_kp = (keypoints @ linear.T + shift).astype(np.float32)
-    return crop, crop_kp, to_crop
-
-
-def pad_to_square(image: np.ndarray) -> np.ndarray:
-    """Zero-pad the shorter side of ``(H, W, C)`` to a centred square, as face-api's
-    ``padToSquare(isCenterImage=true)`` does: the odd pixel of padding goes after the image
-    (JavaScript's ``Math.round`` of the half difference is appended, the rest prepended)."""
-    height, width = image.shape[:2]
-    diff = abs(height - width)
-    if diff == 0:
-        return image
-    after, before = (diff + 1) // 2, diff // 2
-    pads = [(before, after), (0, 0)] if height < width else [(0, 0), (before, after)]
-    return np.pad(image, pads + [(0, 0)] * (image.ndim - 2))
-
-
-def box_crop(
-    image: np.ndarray,
-    keypoints: np.ndarray,
-    box: tuple[float, float, float, float],
-    margin: float = 0.0,
-    crop_size: int = DEFAULT_CROP_SIZE,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """face-api's crop: the axis-aligned box, clipped to the image, zero-padded to a centred square.
-
-    The box grows by ``margin`` of its width (height) on the left and right (top and bottom), is
-    clipped to the image and floored to whole pixels (face-api's ``clipAtImageBorders``), padded
-    with black by `pad_to_square` and resized to ``crop_size``.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        keypoints: ``(K, 2)`` float image pixels.
-        box: ``(x0, y0, x1, y1)`` face box in image pixels.
-        margin: extra context on each side, as a fraction of the box side (>= 0).
-        crop_size: side ``S`` of the output crop.
-    Returns:
-        ``(crop (S, S, 3) uint8, crop_keypoints (K, 2) float32, to_crop (2, 3) float32)``, as `crop_face`.
-    """
-    if margin < 0:
-        raise InputError(f"margin must be >= 0, got {margin}")
-    x0, y0, x1, y1 = box
-    grow_x, grow_y = margin * (x1 - x0), margin * (y1 - y0)
-    left, top = max(x0 - grow_x, 0.0), max(y0 - grow_y, 0.0)
-    width = min(x1 + grow_x - left, image.shape[1] - left)
-    height = min(y1 + grow_y - top, image.shape[0] - top)
-    left_px, top_px, width_px, height_px = (max(int(math.floor(v)), 0) for v in (left, top, width, height))
-    if width_px == 0 or height_px == 0:
-        raise InputError(f"face box {box} lies outside the {image.shape[1]}x{image.shape[0]} image")
-    square = pad_to_square(image[top_px:top_px + height_px, left_px:left_px + width_px])
-    side = square.shape[0]
-    interp = cv2.INTER_AREA if side >= crop_size else cv2.INTER_LINEAR
-    crop = square if side == crop_size else cv2.resize(square, (crop_size, crop_size), interpolation=interp)
-    # The padded square's origin in image pixels, and cv2.resize's half-pixel centres.
-    origin_x = left_px - (side - width_px) // 2
-    origin_y = top_px - (side - height_px) // 2
-    scale = crop_size / side
-    shift = 0.5 * scale - 0.5
-    to_crop = np.array([[scale, 0.0, shift - scale * origin_x], [0.0, scale, shift - scale * origin_y]], np.float32)
-    crop_kp = (keypoints @ to_crop[:, :2].T + to_crop[:, 2]).astype(np.float32)
-    return np.ascontiguousarray(crop), crop_kp, to_crop
-
-
-def cut_crop(
-    image: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float], style: CropStyle,
-    crop_size: int = DEFAULT_CROP_SIZE,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The face crop in ``style``: `crop_face` or `box_crop` (same arguments and returns)."""
-    cut = crop_face if style.kind == "aligned" else box_crop
-    return cut(image, keypoints, box, style.margin, crop_size)
-
-
 def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
     """A C-contiguous copy of ``image`` whose buffer starts on a 64-byte boundary.
 
@@ -307,47 +115,6 @@ def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
     out = raw[offset:offset + image.nbytes].view(image.dtype).reshape(image.shape)
     np.copyto(out, image)
     return out
-
-
-# Lines native code writes: absl/glog ("W0000 00:00:…", "WARNING: Logging before InitGoogle()")
-# and LiteRT ("INFO: [file.cc:12] …", "INFO: Created TensorFlow Lite …", "WARNING: [model_load.cc…").
-_NATIVE_LOG_LINE = re.compile(rb"^([IWEF]\d{4} \d\d:\d\d:\d\d|(INFO|WARNING|ERROR): (\[|Created TensorFlow|Logging before))")
-
-
-@contextlib.contextmanager
-def native_logs_filtered() -> Iterator[None]:
-    """Drop MediaPipe/LiteRT's native log lines from stderr for the duration, pass everything else.
-
-    LiteRT warns (once per process, at an unpredictable first frame) about tensor alignment inside
-    MediaPipe's own preprocessing; no option turns it off. The CLI runs under this filter so a
-    user sees only our own messages. Set FER_NATIVE_LOGS=1 to see everything.
-    """
-    read_end, write_end = os.pipe()
-    pumps: list[threading.Thread] = []
-    try:
-        with _stderr_to(write_end) as original:
-            if original is None:
-                os.close(read_end)
-                yield
-                return
-            # The pump gets its own copy of the original stderr, valid after the block ends.
-            pump = threading.Thread(target=_forward_non_native, args=(read_end, os.dup(original)),
-                                    name="fer-stderr-filter", daemon=True)
-            pumps.append(pump)
-            pump.start()
-            yield
-    finally:
-        # Leaving the block restored fd 2, closing the pipe's last write end: the pump sees EOF.
-        for pump in pumps:
-            pump.join(timeout=5)
-
-
-def _forward_non_native(read_fd: int, sink_fd: int) -> None:
-    """Copy lines from ``read_fd`` to ``sink_fd``, dropping native log lines; closes both at EOF."""
-    with os.fdopen(read_fd, "rb") as source, os.fdopen(sink_fd, "wb", buffering=0) as sink:
-        for line in source:
-            if not _NATIVE_LOG_LINE.match(line):
-                sink.write(line)
 
 
 class FaceDetector:
@@ -400,8 +167,8 @@ class FaceDetector:
         #: How `Face.crop` is cut, and the other styles every face also gets.
         self.style = CropStyle(crop, margin)
         self.other_styles = tuple(dict.fromkeys(s for s in other_styles if s != self.style))
-        filename, sha256, _ = DETECTOR_MODELS[model]
-        path = verify(Path(WEIGHTS_DIR) / filename, sha256)
+        entry = registered(DETECTOR_MODELS[model])
+        path = resolve_registered(entry.name)
         self._lock = threading.Lock()
         self._detector: Any = None  # mediapipe's FaceDetector
         self._blazeface: blazeface.BlazeFace | None = None
@@ -416,8 +183,8 @@ class FaceDetector:
         #: The engine in use: ``"litert"`` or ``"mediapipe"``.
         self.engine: str = engine
         if engine == "litert":
-            with _native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on stderr
-                self._blazeface = blazeface.BlazeFace(path, blazeface.LAYOUTS[model], min_score)
+            with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on stderr
+                self._blazeface = blazeface.BlazeFace(path, blazeface.LAYOUTS[entry.spec], min_score)
         else:
             self._open_mediapipe(path)
 
@@ -432,7 +199,7 @@ class FaceDetector:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=self.min_score,
         )
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._detector = vision.FaceDetector.create_from_options(options)
             # LiteRT logs a warning on the first inference ("Input tensor memory is not aligned"),
             # which would reach the user's terminal on their first picture: run that first inference
@@ -505,7 +272,7 @@ class FaceDetector:
         with lock:
             self._blazeface = None
             if getattr(self, "_detector", None) is not None:
-                with _native_stderr_silenced():
+                with native_stderr_silenced():
                     self._detector.close()
                 self._detector = None
 

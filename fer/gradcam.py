@@ -20,7 +20,7 @@ def grad_cam(
     module: nn.Module,
     layer: nn.Module,
     x: torch.Tensor,
-    targets: Sequence[int] | None = None,
+    targets: Sequence[int] | Callable[[torch.Tensor], Sequence[int]] | None = None,
     size: int | None = None,
     return_logits: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, torch.Tensor]:
@@ -30,7 +30,8 @@ def grad_cam(
         module: the classifier, ``(N, C, H, W)`` → ``(N, K)`` logits, in eval mode.
         layer: a submodule of ``module`` whose output is a ``(N, D, h, w)`` feature map.
         x: ``(N, C, H, W)`` float32 input, already preprocessed.
-        targets: class index per sample (default: each sample's top-1).
+        targets: class index per sample, or a function of the ``(N, K)`` logits that picks them
+            (default: each sample's top-1).
         size: output side ``S`` (default: the feature map's size, ``h × w``).
         return_logits: also return the ``(N, K)`` logits of the forward pass (the classification).
     Returns:
@@ -60,8 +61,10 @@ def grad_cam(
             handle.remove()
         (features,) = captured
         if targets is None:
-            targets = logits.argmax(dim=1).tolist()
-        index = torch.as_tensor(list(targets), device=logits.device)
+            chosen: Sequence[int] = logits.argmax(dim=1).tolist()
+        else:
+            chosen = targets(logits.detach()) if callable(targets) else targets
+        index = torch.as_tensor(list(chosen), device=logits.device)
         score = logits.gather(1, index[:, None]).sum()
         (grads,) = torch.autograd.grad(score, features)
         weights = grads.mean(dim=(2, 3), keepdim=True)
@@ -77,8 +80,7 @@ def _to_maps(cam: torch.Tensor, size: int | None) -> np.ndarray:
     side = size or small.shape[1]
     maps = np.zeros((len(small), side, side if size else small.shape[2]), np.float32)
     for i, m in enumerate(small):
-        # OpenCV's bilinear resize uses the same half-pixel centres as torch's align_corners=False,
-        # at a tenth of the cost for a 4x4 → 224x224 map.
+        # OpenCV's bilinear resize: the same half-pixel centres as torch's align_corners=False, and cheaper.
         m = cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR) if size else m
         peak = float(m.max())
         if peak > 1e-12:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -23,7 +23,7 @@ from fer import opencv_dnn
 from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
 from fer.gradcam import FeatureTap, LinearHeadCam
-from fer.weights import WEIGHTS_DIR, JsonSpec, load_state_dict, resolve
+from fer.weights import ALIASES, REGISTRY, WEIGHTS_DIR, JsonSpec, load_state_dict, names, resolve, spec_file
 
 if TYPE_CHECKING:
     from fer.ensemble import Ensemble
@@ -121,11 +121,6 @@ class ModelSpec(JsonSpec):
 ARCHITECTURES: dict[str, Architecture] = dict(BUILTIN)
 
 
-def register_architecture(name: str, arch: Architecture) -> None:
-    """Add an architecture to the registry under ``name``."""
-    ARCHITECTURES[name] = arch
-
-
 def available_architectures() -> list[str]:
     """Names of the registered architectures (backbones), sorted."""
     return sorted(ARCHITECTURES)
@@ -191,6 +186,11 @@ Engine = Literal["auto", "opencv", "torch"]
 ENGINES: tuple[str, ...] = ("auto", "opencv", "torch")
 
 
+#: Which class each Grad-CAM map explains: indices, a function of the ``(N, K)`` probabilities, or
+#: None for each input's top-1 (`LoadedModel.classify`).
+Targets = Sequence[int] | Callable[[np.ndarray], Sequence[int]] | None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A network in eval mode with the spec that describes it, and the engine that runs it.
@@ -214,7 +214,8 @@ class LoadedModel:
         return next(self.module.parameters()).device
 
     def run(self, x: np.ndarray, features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """One forward pass on preprocessed input (see `preprocess_array`).
+        """One forward pass on preprocessed input (see `preprocess_array`), on the model's engine;
+        `classify` builds on it.
 
         Args:
             x: ``(N, C, input_size, input_size)`` float32.
@@ -234,21 +235,50 @@ class LoadedModel:
                 return out.float().cpu().numpy(), kept.float().cpu().numpy()
             return self.module(t).float().cpu().numpy(), None
 
+    def classify(self, x: np.ndarray, *, attention: bool = False, targets: Targets = None,
+                 size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The one classifier call: probabilities and, when asked, Grad-CAM maps from the same forward pass.
 
-#: Named pretrained models: name → spec JSON shipped in ``weights/``.
-PRETRAINED: dict[str, Path] = {
-    "mini_xception_fer2013": WEIGHTS_DIR / "mini_xception_fer2013.json",
-    "face_api_expression": WEIGHTS_DIR / "face_api_expression.json",
-}
+        Args:
+            x: ``(N, C, input_size, input_size)`` float32 from `preprocess_array`.
+            attention: also compute Grad-CAM maps.
+            targets: the class index (of ``spec.labels``) each map explains, or a function of the
+                ``(N, K)`` probabilities that picks them (an ensemble's classes); default: each
+                input's top-1.
+            size: side ``S`` of the maps (default: the feature map's).
+        Returns:
+            ``(N, K)`` float32 probabilities over ``spec.labels`` (rows sum to 1), and ``(N, S, S)``
+            float32 maps in [0, 1] (None without ``attention``).
+        """
+        if not attention:
+            return softmax(self.run(x)[0]), None
+        if self.cam is not None:
+            # Affine head: Grad-CAM's channel weights are constants; the forward pass's features suffice.
+            logits, features = self.run(x, features=True)
+            assert features is not None
+            probs = softmax(logits)
+            return probs, self.cam(features, _chosen(targets, probs), size)
+        from fer.gradcam import grad_cam
+
+        t = torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)
+        maps, scores = grad_cam(self.module, cam_layer(self.module, self.spec), t,
+                                lambda out: _chosen(targets, softmax(out.float().cpu().numpy())),
+                                size=size, return_logits=True)
+        return softmax(scores.float().cpu().numpy()), maps
+
+
+def _chosen(targets: Targets, probs: np.ndarray) -> list[int]:
+    if targets is None:
+        return [int(i) for i in probs.argmax(axis=1)]
+    return [int(t) for t in (targets(probs) if callable(targets) else targets)]
+
+
+#: Registered expression CNNs (`fer.weights.REGISTRY`): name → spec JSON in the shipped weights.
+PRETRAINED: dict[str, Path] = {name: WEIGHTS_DIR / REGISTRY[name].spec for name in names("expression")}
 
 #: Registered ensembles (`fer.ensemble`): name → member models, the main member first (its label
 #: order, its Grad-CAM, its crop shown as the model input).
-ENSEMBLES: dict[str, tuple[str, ...]] = {
-    "ensemble": ("mini_xception_fer2013", "face_api_expression"),
-}
-
-#: Short names for the models above.
-ALIASES: dict[str, str] = {"default": "mini_xception_fer2013"}
+ENSEMBLES: dict[str, tuple[str, ...]] = {name: REGISTRY[name].members for name in names("ensemble")}
 
 
 def available_models() -> list[str]:
@@ -264,7 +294,7 @@ def spec_path_for(name_or_path: str | Path) -> Path:
     name = str(name_or_path)
     name = ALIASES.get(name, name)
     if name in PRETRAINED:
-        return PRETRAINED[name]
+        return spec_file(name)
     if name in ENSEMBLES:
         raise InputError(f"{name!r} is an ensemble of {', '.join(ENSEMBLES[name])}: it has no spec file of its own "
                          "(load it with fer.models.load_model or fer.load)")
@@ -317,7 +347,9 @@ def load_network(
     device = torch.device(device)
     spec_path = spec_path_for(name_or_path)
     spec = ModelSpec.load(spec_path)
-    weights_path = resolve(spec.weights, spec.sha256, hf_repo=spec.hf_repo, search_dirs=[spec_path.parent])
+    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    howto = {"howto": REGISTRY[name].howto} if name in PRETRAINED else {}
+    weights_path = resolve(spec.weights, spec.sha256, hf_repo=spec.hf_repo, search_dirs=[spec_path.parent], **howto)
     module = build_model(spec, pretrained=False)
     state = load_state_dict(weights_path, spec.sha256)
     try:
@@ -363,20 +395,27 @@ def _opencv_net(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int
         return None
 
 
-def predict_probabilities(loaded: LoadedModel, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """Classify face crops in one batch.
+def predict_probabilities(loaded: LoadedModel, crops: Sequence[np.ndarray] | np.ndarray, *, batch_size: int = 64,
+                          progress: bool = False) -> np.ndarray:
+    """Classify face crops, ``batch_size`` at a time (`LoadedModel.classify` on `preprocess_array`).
 
     Args:
-        loaded: a model from `load_model`.
+        loaded: a model from `load_network`.
         crops: ``N`` crops, each ``(S, S, 3)`` uint8 RGB — already multiplied by a saliency map when the
-            model expects saliency input.
+            model expects saliency input (`fer.saliency.weight_by_saliency`).
+        progress: show a progress bar over the batches.
     Returns:
         ``(N, C)`` float32 probabilities (softmax over ``loaded.spec.labels``), rows sum to 1.
     """
-    if len(crops) == 0:
-        return np.zeros((0, len(loaded.spec.labels)), np.float32)
-    logits, _ = loaded.run(preprocess_array(crops, loaded.spec))
-    return softmax(logits)
+    out = np.zeros((len(crops), len(loaded.spec.labels)), np.float32)
+    starts: Iterable[int] = range(0, len(crops), max(1, batch_size))
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="classify", unit="batch", leave=False)
+    for start in starts:
+        out[start:start + batch_size] = loaded.classify(preprocess_array(crops[start:start + batch_size], loaded.spec))[0]
+    return out
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The expression CNN on OpenCV's DNN engine, from an ONNX graph exported in memory at load time.
 
-Why: the shipped mini-Xception is tiny (57 k parameters, 64x64 input), so eager PyTorch spends most
-of its time in per-operator overhead: 2.1 ms a face on one thread, against 0.56 ms for the same
-graph in OpenCV DNN (measured on this 2-core machine, batch 1; `python -m fer bench` reports both).
+Why: the shipped CNNs are small, so eager PyTorch spends most of its time in per-operator overhead;
+OpenCV DNN runs the same graph at a fraction of the cost (`python -m fer bench` times both; the
+figures are in benchmarks/README.md).
 
 The graph is traced from the module just loaded from its safetensors file, so there is no second
 weights file to ship or keep in step, and every checkpoint `fer train` writes gets the same path. The
@@ -11,10 +11,10 @@ classification and (for networks with an affine head, see `fer.gradcam.LinearHea
 map. A parity check against PyTorch on a fixed input refuses the export when OpenCV computes
 something else, and the caller keeps PyTorch.
 
-Tracing and exporting cost 0.15-0.3 s of every load (a tenth of a cold start), so the exported graph
-is kept in a cache folder (`cache_dir`: model graphs only, never anything of a user's pictures),
-named by a key of the weights' SHA-256 and the library versions. A cached graph is used only after
-the same parity check; one that fails it, or cannot be read, is exported again.
+Tracing and exporting take a noticeable part of a cold start, so the exported graph is kept in the
+cache folder (`fer.cache.cache_dir`, ``onnx``: model graphs only, never anything of a user's
+pictures), named by a key of the weights' SHA-256 and the library versions. A cached graph is used
+only after the same parity check; one that fails it, or cannot be read, is exported again.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import os
 import tempfile
 import threading
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
+
+from fer.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class OpenCVNet:
     """An ONNX graph run by OpenCV DNN, one ``cv2.dnn.Net`` per calling thread.
 
     A ``cv2.dnn.Net`` keeps its input and intermediate blobs inside itself, so one instance must
-    not run two inputs at once; each thread of the app gets its own (about 1 MB for the mini-Xception).
+    not run two inputs at once; each thread of the app gets its own (small: the graph's blobs).
     """
 
     def __init__(self, onnx_model: bytes) -> None:
@@ -127,17 +128,6 @@ class OpenCVNet:
         return logits, features
 
 
-def cache_dir() -> Path | None:
-    """The folder for exported graphs: ``$FER_CACHE_DIR/onnx`` (``FER_CACHE_DIR=off``: no cache),
-    else ``$XDG_CACHE_HOME/fer/onnx``, else ``~/.cache/fer/onnx``. Read at call time."""
-    root = os.environ.get("FER_CACHE_DIR")
-    if root is not None and root.strip().lower() in ("", "0", "off", "no", "false"):
-        return None
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fer")
-    return Path(root) / "onnx"
-
-
 def cache_key(weights_sha256: str, architecture: str, input_shape: tuple[int, int, int]) -> str:
     """Name of a cached graph: what it was exported from, and with which library versions."""
     parts = (weights_sha256, architecture, input_shape, torch.__version__, cv2.__version__, OPSET, EXPORT_VERSION)
@@ -145,7 +135,7 @@ def cache_key(weights_sha256: str, architecture: str, input_shape: tuple[int, in
 
 
 def _cache_read(key: str) -> bytes | None:
-    folder = cache_dir()
+    folder = cache_dir("onnx")
     if folder is None:
         return None
     path = folder / f"{key}.onnx"
@@ -159,7 +149,7 @@ def _cache_read(key: str) -> bytes | None:
 
 def _cache_write(key: str, onnx_model: bytes) -> None:
     """Store a graph (best effort: a read-only or full disk only costs the next load its export)."""
-    folder = cache_dir()
+    folder = cache_dir("onnx")
     if folder is None:
         return
     try:
@@ -182,7 +172,7 @@ def build(module: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int]
         module: the loaded network, eval mode, on the CPU.
         layer: the Grad-CAM layer (its output becomes the ``features`` output).
         input_shape: ``(C, H, W)`` of one preprocessed input.
-        key: `cache_key` of this network: use and keep the exported graph in `cache_dir` (None: no cache).
+        key: `cache_key` of this network: use and keep the exported graph in the cache folder (None: no cache).
     Raises:
         RuntimeError: the export failed, OpenCV cannot read it, or its outputs differ from PyTorch's
             by more than `PARITY_TOLERANCE` (relative).

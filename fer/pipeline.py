@@ -14,21 +14,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from fer.crops import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, CropStyle
 from fer.ensemble import Ensemble, project
 from fer.errors import InputError
-from fer.face import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, CropStyle, DetectorEngine, Face, FaceDetector
+from fer.face import DetectorEngine, Face, FaceDetector
 from fer.io import ImageSource, read_image
 from fer.limits import DEFAULT_MAX_FACES
-from fer.models import (
-    Engine,
-    LoadedModel,
-    ModelSpec,
-    cam_layer,
-    load_model,
-    load_network,
-    preprocess_array,
-    softmax,
-)
+from fer.models import Engine, LoadedModel, ModelSpec, load_model, load_network, preprocess_array
+from fer.saliency import DEFAULT_SALIENCY_FLOOR, load_saliency, weight_by_saliency
 
 #: Saliency predictor used for the CNN input when the model's spec names none.
 DEFAULT_INPUT_SALIENCY = "face-prior"
@@ -133,8 +126,6 @@ class Pipeline:
         attention: bool = False,
         second_opinion: LoadedModel | None = None,
     ) -> None:
-        from fer import saliency as sal
-
         spec = model.spec
         self.model = model
         members = model.members if isinstance(model, Ensemble) else (model,)
@@ -162,12 +153,12 @@ class Pipeline:
         self.saliency_input = spec.saliency_input is not None if saliency_input is None else saliency_input
         self.input_saliency_name = spec.saliency_input or saliency or DEFAULT_INPUT_SALIENCY
         if saliency_floor is None:
-            saliency_floor = spec.saliency_floor if spec.saliency_input else sal.DEFAULT_SALIENCY_FLOOR
+            saliency_floor = spec.saliency_floor if spec.saliency_input else DEFAULT_SALIENCY_FLOOR
         if not 0.0 <= saliency_floor <= 1.0:
             raise InputError(f"saliency_floor must be in [0, 1], got {saliency_floor}")
         self.saliency_floor = saliency_floor
         needed = {n for n in (saliency, self.input_saliency_name if self.saliency_input else None) if n}
-        self._predictors = {name: sal.load_saliency(name, device=str(self.device)) for name in sorted(needed)}
+        self._predictors = {name: load_saliency(name, device=str(self.device)) for name in sorted(needed)}
 
     @property
     def spec(self) -> ModelSpec:
@@ -214,33 +205,37 @@ class Pipeline:
             return []
         crops = np.stack([f.crop for f in faces])
         keypoints = np.stack([f.crop_keypoints for f in faces])
-        maps = {name: self.saliency_maps(name, crops, keypoints) for name in self._predictors}
+        shown = self.saliency_maps(self.saliency_name, crops, keypoints) if self.saliency_name else None
         model_input = crops
         if self.saliency_input:
-            from fer.saliency import apply_saliency
-
-            model_input = apply_saliency(crops, maps[self.input_saliency_name], self.saliency_floor)
+            name = self.input_saliency_name
+            model_input = weight_by_saliency(crops, keypoints, self._predictors[name], self.saliency_floor,
+                                             maps=shown if name == self.saliency_name else None)
         want_cams = self.attention if attention is None else attention
-        fixed = None if target is None else self._targets(np.zeros((len(faces), 1)), target)
-        size = crops.shape[1]
+        fixed = None if target is None else self._targets(len(faces), target)
         # The other networks, each on the crop its spec asks for.
-        own = {name: softmax(net.run(preprocess_array(np.stack([f.crop_in(self.styles[name]) for f in faces]),
-                                                      net.spec))[0])
+        own = {name: net.classify(preprocess_array(np.stack([f.crop_in(self.styles[name]) for f in faces]),
+                                                   net.spec))[0]
                for name, net in self.networks.items() if net is not self.main}
-        x = preprocess_array(model_input, self.main.spec)
-        if isinstance(self.model, Ensemble):
-            logits, features = self.main.run(x, features=want_cams and self.main.cam is not None)
-            own[self.main.spec.name] = softmax(logits)
-            probs = self.model.combine([own[m.spec.name] for m in self.model.members])
-            cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
-            cams = self._main_cams(x, features, cam_targets, size) if want_cams else None
-        else:
-            # One forward pass serves both the classification and Grad-CAM.
-            probs, cams = self.classify(x, attention=want_cams, targets=fixed, size=size)
-            own[self.main.spec.name] = probs
-            cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
+
+        def combined(main_probs: np.ndarray) -> np.ndarray:
+            """The model's probabilities over `labels` from the main network's (and the others')."""
+            if not isinstance(self.model, Ensemble):
+                return main_probs
+            return self.model.combine([main_probs if m is self.main else own[m.spec.name] for m in self.model.members])
+
+        def explained(main_probs: np.ndarray) -> list[int]:
+            """The main network's class index for each face's Grad-CAM: the model's top-1 or ``target``."""
+            chosen = fixed if fixed is not None else [int(i) for i in combined(main_probs).argmax(axis=1)]
+            return self._main_indices(chosen)
+
+        # One forward pass of the main network serves the classification and Grad-CAM.
+        main_probs, cams = self.main.classify(preprocess_array(model_input, self.main.spec), attention=want_cams,
+                                              targets=explained, size=crops.shape[1])
+        own[self.main.spec.name] = main_probs
+        probs = combined(main_probs)
+        cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
         members = {name: project(own[name], net.spec.labels, self.labels) for name, net in self.networks.items()}
-        shown = maps.get(self.saliency_name) if self.saliency_name else None
         return [
             Prediction(
                 face=face,
@@ -284,47 +279,7 @@ class Pipeline:
             model_input: ``(N, S, S, 3)`` uint8 RGB, the CNN's input as in `Prediction.model_input`.
         """
         x = preprocess_array(model_input, self.main.spec)
-        maps = self.classify(x, attention=True, targets=self._main_indices(targets), size=size)[1]
-        assert maps is not None
-        return maps
-
-    def classify(self, x: np.ndarray, *, attention: bool = False, targets: list[int] | None = None,
-                 size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The main network on preprocessed input, with Grad-CAM from the same forward pass when asked.
-
-        Args:
-            x: ``(N, C, input_size, input_size)`` float32 from `fer.models.preprocess_array`.
-            attention: also compute Grad-CAM maps.
-            targets: class index per input (of the main network's labels) for Grad-CAM (default:
-                each input's top-1).
-            size: side ``S`` of the maps (default: the feature map's).
-        Returns:
-            ``(N, K)`` float32 probabilities over the main network's labels and ``(N, S, S)`` float32
-            maps in [0, 1] (None without attention).
-        """
-        if not attention:
-            return softmax(self.main.run(x)[0]), None
-        if self.main.cam is not None:
-            # Affine head: Grad-CAM's channel weights are constants; the forward pass's features suffice.
-            logits, features = self.main.run(x, features=True)
-            assert features is not None
-            probs = softmax(logits)
-            chosen = targets if targets is not None else [int(i) for i in probs.argmax(axis=1)]
-            return probs, self.main.cam(features, chosen, size)
-        from fer.gradcam import grad_cam
-
-        t = torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)
-        maps, scores = grad_cam(self.main.module, cam_layer(self.main.module, self.main.spec), t, targets, size=size,
-                                return_logits=True)
-        return softmax(scores.float().cpu().numpy()), maps
-
-    def _main_cams(self, x: np.ndarray, features: np.ndarray | None, targets: list[int], size: int) -> np.ndarray:
-        """The main network's Grad-CAM for class indices ``targets`` of `labels`, from the forward
-        pass's ``features`` when its head is affine, else by a pass with autograd."""
-        chosen = self._main_indices(targets)
-        if features is not None and self.main.cam is not None:
-            return self.main.cam(features, chosen, size)
-        maps = self.classify(x, attention=True, targets=chosen, size=size)[1]
+        maps = self.main.classify(x, attention=True, targets=self._main_indices(targets), size=size)[1]
         assert maps is not None
         return maps
 
@@ -333,12 +288,10 @@ class Pipeline:
         main_labels = self.main.spec.labels
         return targets if main_labels == self.labels else [main_labels.index(self.labels[t]) for t in targets]
 
-    def _targets(self, probs: np.ndarray, target: str | None) -> list[int]:
-        if target is None:
-            return [int(i) for i in probs.argmax(axis=1)]
+    def _targets(self, n: int, target: str) -> list[int]:
         if target not in self.labels:
             raise InputError(f"unknown target label {target!r}; the model knows {', '.join(self.labels)}")
-        return [self.labels.index(target)] * len(probs)
+        return [self.labels.index(target)] * n
 
     def close(self) -> None:
         """Release the detector."""
@@ -390,7 +343,6 @@ def load(
     saliency_input: bool | None = None,
     saliency_floor: float | None = None,
     attention: bool = False,
-    threads: int | None = 1,
     engine: Engine = "auto",
     detector_engine: DetectorEngine = "auto",
     second_opinion: str | None = None,
@@ -412,10 +364,6 @@ def load(
             was trained with (its spec).
         saliency_floor: brightness kept where saliency is 0 (default: the spec's, else 0.3).
         attention: compute Grad-CAM for every face by default.
-        threads: torch CPU threads, process-wide (``torch.set_num_threads``). 1 is as fast as 2 for
-            this small CNN on an idle 2-core machine and keeps latency steady when other work or
-            other requests share the cores (2 threads are then 5-10x slower); None leaves torch's
-            setting alone.
         engine: what runs the CNN: ``"auto"`` (OpenCV DNN on the CPU when the network exports to it
             with PyTorch's outputs, else PyTorch), ``"opencv"`` or ``"torch"``; see `fer.models.load_model`.
         detector_engine: what runs the face detector: ``"auto"`` (LiteRT when installed, else
@@ -424,10 +372,6 @@ def load(
             its own crop; its probabilities land in `Prediction.members` (e.g. ``"face_api_expression"``
             beside the default mini-Xception).
     """
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
     loaded = load_model(model, device=resolve_device(device), engine=engine)
     second = None if second_opinion is None else load_network(second_opinion, device=resolve_device(device),
                                                                engine=engine)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from fer.errors import InputError, WeightsError
-from fer.weights import WEIGHTS_DIR
+from fer.weights import local_spec, registered, spec_file
 
 #: Saliency predictor used when none is named.
 DEFAULT_SALIENCY = "face-prior"
@@ -264,39 +264,31 @@ class MLNetSaliency:
         return _max_normalise(np.maximum(out, 0.0))
 
 
-def _mlnet_checkpoint(weights: str | os.PathLike | None) -> Path | None:
-    """The ML-Net checkpoint to use: ``weights``, else ``$FER_MLNET_WEIGHTS``, else
-    ``weights/mlnet.json`` if shipped; None if there is none."""
+def _mlnet_checkpoint(weights: str | os.PathLike | None, fetch: bool) -> Path | None:
+    """The ML-Net checkpoint to use: ``weights``, else ``$FER_MLNET_WEIGHTS``, else the registered
+    ``mlnet`` (`fer.weights.REGISTRY`: shipped, or from the Hub when ``fetch``); None if there is none."""
     chosen = weights or os.environ.get(MLNET_WEIGHTS_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    shipped = WEIGHTS_DIR / "mlnet.json"
-    return shipped if shipped.is_file() else None
-
-
-_MLNET_HOWTO = (
-    "train one on SALICON or MIT1003 with `python -m fer train-saliency --images DIR --maps DIR --out DIR`, "
-    f"then set {MLNET_WEIGHTS_ENV}=DIR/mlnet.safetensors or pass weights=PATH"
-)
+    return spec_file("mlnet") if fetch else local_spec("mlnet")
 
 
 def _mlnet_status(weights: str | None) -> str:
-    path = _mlnet_checkpoint(weights)
+    path = _mlnet_checkpoint(weights, fetch=False)
     if path is None:
-        return f"needs weights: no trained ML-Net is shipped; {_MLNET_HOWTO}"
+        return f"needs weights: {registered('mlnet').howto}"
     from fer.mlnet import spec_path_for
 
     try:
         spec_path_for(path)
     except WeightsError as exc:
-        return f"needs weights: {exc}; {_MLNET_HOWTO}"
+        return f"needs weights: {exc}; {registered('mlnet').howto}"
     return "ready"
 
 
 def _build_mlnet(device: str, weights: str | None) -> MLNetSaliency:
-    path = _mlnet_checkpoint(weights)
-    if path is None:
-        raise WeightsError(f"ML-Net has no weights: no trained ML-Net is shipped; {_MLNET_HOWTO}")
+    path = _mlnet_checkpoint(weights, fetch=True)
+    assert path is not None  # spec_file raises instead
     from fer.mlnet import load_mlnet
 
     module, spec = load_mlnet(path, device=device)
@@ -329,11 +321,6 @@ SALIENCY_REGISTRY: dict[str, SaliencyEntry] = {
         _mlnet_status,
     ),
 }
-
-
-def register_saliency(name: str, entry: SaliencyEntry) -> None:
-    """Add (or replace) a predictor in the registry under ``name``."""
-    SALIENCY_REGISTRY[name] = entry
 
 
 def saliency_status() -> dict[str, str]:
@@ -393,3 +380,42 @@ def apply_saliency(crops: np.ndarray, maps: np.ndarray, floor: float = DEFAULT_S
         raise InputError(f"saliency floor must be in [0, 1], got {floor}")
     gain = floor + (1.0 - floor) * np.clip(maps, 0.0, 1.0)
     return np.clip(np.rint(crops * gain[..., None]), 0, 255).astype(np.uint8)
+
+
+def weight_by_saliency(
+    crops: np.ndarray,
+    keypoints: np.ndarray,
+    predictor: SaliencyPredictor,
+    floor: float = DEFAULT_SALIENCY_FLOOR,
+    *,
+    maps: np.ndarray | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+    description: str = "saliency",
+) -> np.ndarray:
+    """The paper's CNN input: each crop weighted by its saliency map (`apply_saliency`), made
+    ``batch_size`` crops at a time, so that a dataset's maps are never all in memory at once.
+
+    Args:
+        crops: ``(N, S, S, 3)`` uint8 RGB.
+        keypoints: ``(N, 6, 2)`` float32 crop pixels (for keypoint-based predictors).
+        predictor: a predictor from `load_saliency`.
+        floor: in [0, 1], see `apply_saliency`.
+        maps: ``(N, S, S)`` float32 maps ``predictor`` already made for these crops (the pipeline
+            shows them too); None: made here.
+        progress: show a progress bar over the batches, titled ``description``.
+    Returns:
+        ``(N, S, S, 3)`` uint8 RGB, a new array.
+    """
+    crops = _check_crops(crops, min_side=1)
+    out = np.empty_like(crops)
+    starts: Iterable[int] = range(0, len(crops), max(1, batch_size))
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=description, unit="batch", leave=False)
+    for start in starts:
+        images = crops[start:start + batch_size]
+        batch_maps = predictor(images, keypoints[start:start + batch_size]) if maps is None else maps[start:start + batch_size]
+        out[start:start + batch_size] = apply_saliency(images, batch_maps, floor)
+    return out

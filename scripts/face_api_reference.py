@@ -1,8 +1,8 @@
 """Run face-api's own JavaScript on fixed inputs → ``tests/fixtures/face_api_parity.npz``.
 
 The inputs are made deterministically from the shipped assets and synthetic patterns: the
-astronaut's face cut as face-api cuts it (`fer.face.box_crop`, no margin) and as we cut it
-(`fer.face.crop_face`), two uncropped rectangles of it (one taller, one wider than 112 px, so
+astronaut's face cut as face-api cuts it (`fer.crops.box_crop`, no margin) and as we cut it
+(`fer.crops.crop_face`), two uncropped rectangles of it (one taller, one wider than 112 px, so
 face-api's centred zero padding is exercised on both axes), a 150x150 square (face-api resizes it
 with TF.js's bilinear resize), a colour gradient and uniform noise. `scripts/face_api_reference.mjs` runs them through the package's ``dist/face-api.esm.js`` on
 TF.js's 'cpu' backend (needs ``node`` >= 18 and ``npm``, nothing else), and the outputs are stored
@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from convert_face_api import FACE_API_LABELS, fetch_tarball  # noqa: E402
 
-from fer.face import FaceDetector, box_crop, crop_face  # noqa: E402
+from fer.crops import box_crop, crop_face  # noqa: E402
+from fer.face import FaceDetector  # noqa: E402
 from fer.io import read_image  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "face_api_parity.npz"

@@ -10,13 +10,13 @@ import pytest
 from fer import blazeface
 from fer.face import DETECTOR_MODELS, FaceDetector
 from fer.io import read_image
-from fer.weights import WEIGHTS_DIR
+from fer.weights import resolve_registered
 
 from .conftest import ASSETS, compose_faces, threads_disagreeing
 from .test_face import ASTRONAUT_BOX
 
-SHORT = WEIGHTS_DIR / DETECTOR_MODELS["short"][0]
-FULL = WEIGHTS_DIR / DETECTOR_MODELS["full"][0]
+SHORT = resolve_registered(DETECTOR_MODELS["short"])
+FULL = resolve_registered(DETECTOR_MODELS["full"])
 
 
 def test_anchor_grids_match_the_models_outputs():

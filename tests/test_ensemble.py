@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import fer
+from fer.crops import CropStyle, box_crop, crop_face
 from fer.ensemble import Ensemble, ensemble_spec, project
 from fer.errors import InputError
-from fer.face import CropStyle, FaceDetector, box_crop, crop_face
+from fer.face import FaceDetector
 from fer.models import ENSEMBLES, ModelSpec, load_model, predict_probabilities, spec_path_for
 
 from .conftest import ASTRONAUT, compose_faces

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer.crops import crop_face
 from fer.errors import InputError
-from fer.face import DETECTOR_MODELS, FaceDetector, crop_face
+from fer.face import DETECTOR_MODELS, FaceDetector
 from fer.io import read_image
 
 from .conftest import NO_FACE, compose_faces
@@ -160,7 +161,7 @@ def test_python_api_prints_nothing_to_stderr(tmp_path):
 
 
 def test_pad_to_square_centres_with_zeros_odd_pixel_after() -> None:
-    from fer.face import pad_to_square
+    from fer.crops import pad_to_square
 
     tall = np.full((6, 3, 3), 7, np.uint8)
     out = pad_to_square(tall)
@@ -173,7 +174,7 @@ def test_pad_to_square_centres_with_zeros_odd_pixel_after() -> None:
 
 
 def test_box_crop_is_the_box_padded_not_the_image_around_it(astronaut) -> None:
-    from fer.face import box_crop, pad_to_square
+    from fer.crops import box_crop, pad_to_square
 
     kp = np.zeros((6, 2), np.float32)
     x0, y0, x1, y1 = 180, 90, 260, 190  # 80 wide, 100 high: padded left and right with black
@@ -193,7 +194,7 @@ def test_box_crop_is_the_box_padded_not_the_image_around_it(astronaut) -> None:
 
 
 def test_detector_cuts_the_other_styles_asked_for(detector, astronaut) -> None:
-    from fer.face import CropStyle, box_crop
+    from fer.crops import CropStyle, box_crop
 
     box_style = CropStyle("box", 0.0)
     with FaceDetector(other_styles=[box_style, CropStyle()]) as both:

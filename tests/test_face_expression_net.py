@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from fer.crops import box_crop, pad_to_square
 from fer.errors import WeightsError
-from fer.face import box_crop, pad_to_square
 from fer.face_expression_net import FaceExpressionNet
 from fer.gradcam import grad_cam
 from fer.models import ARCHITECTURES, cam_layer, canonical_label, load_model, preprocess, preprocess_array, softmax

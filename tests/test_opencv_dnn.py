@@ -10,6 +10,7 @@ import pytest
 
 import fer
 from fer import opencv_dnn
+from fer.cache import cache_dir
 from fer.errors import InputError, WeightsError
 from fer.models import load_model, predict_probabilities
 
@@ -138,7 +139,7 @@ def test_no_cache_when_the_folder_cannot_be_written(monkeypatch, tmp_path) -> No
     monkeypatch.setenv("FER_CACHE_DIR", str(blocker))
     assert load_model("default").engine == "opencv"
     monkeypatch.setenv("FER_CACHE_DIR", "off")
-    assert opencv_dnn.cache_dir() is None and load_model("default").engine == "opencv"
+    assert cache_dir("onnx") is None and load_model("default").engine == "opencv"
 
 
 def test_the_cache_keeps_only_the_most_recent_graphs(monkeypatch, tmp_path) -> None:
