@@ -46,7 +46,8 @@ def _available_commands() -> dict[str, tuple[str, str]]:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only ``command``'s module is imported (all when None)."""
+    """The argument parser, with the options of ``command`` only: only that command's module is
+    imported (none for None, so ``python -m fer --help`` imports neither torch nor a model)."""
     parser = argparse.ArgumentParser(
         prog="python -m fer",
         description="Facial expression recognition with visual saliency (Mavani et al., ICCV-W 2017).",
@@ -55,7 +56,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in _available_commands().items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if command is None or name == command:
+        if name == command:
             module = sys.modules[__name__] if module_name == __name__ else importlib.import_module(module_name)
             module.add_arguments(sub_parser)
             sub_parser.set_defaults(_run=module.run)
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    from fer.face import native_logs_filtered
+    from fer.native_logs import native_logs_filtered
 
     with native_logs_filtered():
         return _run_reporting_errors(args)
@@ -101,8 +102,8 @@ def _run_reporting_errors(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``predict``."""
-    from fer.face import DETECTOR_MODELS
     from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
+    from fer.weights import DETECTORS
 
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
     parser.add_argument("--model", default="default", help="registered model name or checkpoint path (default: %(default)s)")
@@ -113,12 +114,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed the CNN face x saliency (the paper's method); auto = as the model was trained")
     parser.add_argument("--save-maps", metavar="DIR", type=Path, help="write overlays (saliency, CNN input, Grad-CAM) as PNGs")
     parser.add_argument("--attention", action="store_true", help="compute Grad-CAM (implied by --save-maps)")
-    parser.add_argument("--detector", choices=sorted(DETECTOR_MODELS), default="short",
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default="short",
                         help="short: webcam/portraits; full: group photos, small faces")
     parser.add_argument("--margin", type=float, default=None, help="crop margin per side, fraction of the face box")
     parser.add_argument("--max-faces", type=int, default=DEFAULT_MAX_FACES, help=f"at most 1..{MAX_FACES} (default: %(default)s)")
     parser.add_argument("--min-score", type=float, default=0.5, help="detector threshold in [0, 1] (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch CPU threads; the CNNs are small, one is enough (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise InputError("--top-k must be at least 1")
+    if args.threads < 1:
+        raise InputError("--threads must be at least 1")
+    import torch
+
+    # Process-wide, so the entry point's choice: the library never changes it.
+    torch.set_num_threads(args.threads)
     if args.save_maps is not None:
         _check_writable(args.save_maps)
     pipe = load(

@@ -41,20 +41,21 @@ DETECTOR_MODELS: Mapping[str, str] = DETECTORS
 #: (`fer.blazeface`) or ``"mediapipe"`` (MediaPipe's Tasks face detector, the reference).
 DetectorEngine = Literal["auto", "litert", "mediapipe"]
 
-# MediaPipe detectors still open at interpreter exit are closed by an atexit hook registered here,
-# at import (before this module imports mediapipe): hooks run last-registered first, so this one
-# runs after mediapipe's own, which turns its native calls into no-ops. Left to module teardown
-# instead, mediapipe 1.2.3's __del__ prints a traceback.
+# MediaPipe detectors still open at interpreter exit are closed by an atexit hook. Hooks run
+# last-registered first, and mediapipe's own hook (which turns its native calls into no-ops) is
+# registered when mediapipe is imported: after this one when fer.face comes first, and then the close
+# is clean. When mediapipe came first, its thread pools are already stopped and closing fails; such a
+# detector is parked in `_unclosed`, freed when this module's globals are cleared at teardown, which
+# comes before mediapipe's own modules' (reverse import order) and after its hook. Left to the
+# user's module instead, mediapipe 1.2.3's __del__ prints a traceback.
 _open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
+_unclosed: list[Any] = []
 
 
 @atexit.register
 def _close_all() -> None:
     for detector in list(_open_detectors):
-        try:
-            detector.close()
-        except RuntimeError:  # mediapipe imported before fer.face: its thread pools are already gone
-            pass
+        detector.close(at_exit=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,7 +265,7 @@ class FaceDetector:
         """True once `close` has run."""
         return self._blazeface is None and self._detector is None
 
-    def close(self) -> None:
+    def close(self, *, at_exit: bool = False) -> None:
         """Release the native detector (idempotent)."""
         lock = getattr(self, "_lock", None)
         if lock is None:  # __init__ failed before the detector existed
@@ -272,8 +273,13 @@ class FaceDetector:
         with lock:
             self._blazeface = None
             if getattr(self, "_detector", None) is not None:
-                with native_stderr_silenced():
-                    self._detector.close()
+                try:
+                    with native_stderr_silenced():
+                        self._detector.close()
+                except RuntimeError:
+                    if not at_exit:
+                        raise
+                    _unclosed.append(self._detector)  # see _close_all
                 self._detector = None
 
     def __enter__(self) -> FaceDetector:

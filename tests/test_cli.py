@@ -80,3 +80,31 @@ def test_save_maps(tmp_path):
     for kind in ("crop", "input", "saliency", "attention"):
         assert f"astronaut_face0_{kind}.png" in names
     assert "astronaut_annotated.png" in names
+
+
+# Commands whose options are declared in the inference core; the research commands' modules
+# (fer/research) import torch at the top, so their --help still does.
+_LIGHT_HELP = [(), ("predict",), ("bench",)]
+
+_IMPORTS_AFTER_HELP = """
+import runpy, sys
+sys.argv = ["fer", *ARGS, "--help"]
+try:
+    runpy.run_module("fer", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+print("EXIT", code)
+print("HEAVY", sorted(m for m in ("torch", "torchvision", "mediapipe", "ai_edge_litert", "gradio") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("command", _LIGHT_HELP, ids=lambda c: " ".join(c) or "top-level")
+def test_help_does_not_import_torch(command):
+    code = _IMPORTS_AFTER_HELP.replace("ARGS", repr(list(command)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2] == "EXIT 0" and "usage: python -m fer" in result.stdout
+    assert lines[-1] == "HEAVY []", lines[-1]

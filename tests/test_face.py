@@ -140,6 +140,38 @@ def test_auto_engine_is_litert_else_mediapipe(monkeypatch, caplog, astronaut):
     assert "LiteRT is not installed" in caplog.text
 
 
+_LEFT_OPEN = """
+import atexit, sys
+left = []
+# Registered first, so it runs last: after fer's own exit hook.
+atexit.register(lambda: print("closed at exit:", all(d.closed for d in left), flush=True))
+if FIRST == "mediapipe":
+    import mediapipe  # noqa: F401
+import numpy as np
+from fer.face import FaceDetector
+left.append(FaceDetector(engine="mediapipe"))
+left[0](np.zeros((64, 64, 3), np.uint8))
+"""
+
+
+@pytest.mark.parametrize("first", ["fer", "mediapipe"])
+def test_a_mediapipe_detector_left_open_is_closed_at_exit_without_a_traceback(first):
+    """mediapipe 1.2.3 prints a traceback when a detector it still holds is finalised at module
+    teardown; fer closes its detectors at exit instead (a plain atexit hook), whichever is imported first."""
+    import os
+    import subprocess
+
+    from .conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FER_NATIVE_LOGS", None)
+    result = subprocess.run([sys.executable, "-c", _LEFT_OPEN.replace("FIRST", repr(first))], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "closed at exit: True"
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+
+
 def test_python_api_prints_nothing_to_stderr(tmp_path):
     """Native libraries log on first use and at exit; a library user's terminal shows none of it,
     whichever of mediapipe and fer is imported first."""

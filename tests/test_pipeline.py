@@ -115,3 +115,20 @@ def test_grad_cam_while_other_threads_classify(astronaut):
             results = list(pool.map(work, range(300)))
     for cam in results[::2]:
         np.testing.assert_allclose(cam, reference, atol=1e-5)
+
+
+def test_load_leaves_torch_threads_alone():
+    """Thread counts are an entry point's choice (CLI, bench, app): loading a pipeline keeps the caller's."""
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 2 if before != 2 else 3
+    torch.set_num_threads(wanted)
+    try:
+        with fer.load():
+            assert torch.get_num_threads() == wanted
+        with fer.load("ensemble", saliency="face-prior", attention=True) as pipe:
+            pipe(ASTRONAUT)
+            assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
