@@ -19,11 +19,6 @@ from fer.limits import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 
-# Pillow's own bomb check stays on for every user of PIL in the process (Gradio decodes images too):
-# it warns above this and refuses above twice this. We refuse above it ourselves, before decoding.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-
 def describe(source: ImageSource) -> str:
     """A short name for ``source`` to put in messages: the path, or the kind of object."""
     if isinstance(source, (str, os.PathLike)):
@@ -87,7 +82,7 @@ def _decoded(decode: Callable[[], np.ndarray], name: str, max_pixels: int) -> np
         raise InputError(f"{name}: not an image format we can read") from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, MemoryError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{name}: corrupt, truncated or unsupported image ({reason[:120]})") from None
+        raise InputError(f"{name}: corrupt or truncated image ({reason[:120]})") from None
 
 
 _LIMIT_TEXT = f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB limit ({MAX_UPLOAD_BYTES:,} bytes)"
@@ -140,12 +135,13 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    # The bomb check, on the header's size before any pixel is decoded; Pillow's own check (its
+    # process-wide Image.MAX_IMAGE_PIXELS, left as the process has it) is the second line.
     _check_size(img.width, img.height, name, max_pixels)
     if getattr(img, "is_animated", False):
         img.seek(0)
-    # exif_transpose copies the image even when there is nothing to turn (0.45 ms for a VGA frame,
-    # a quarter of the decode): call it only when the EXIF orientation asks for a turn or flip.
-    # It reads the header and may decode; the size check above already ran.
+    # exif_transpose copies the image even when there is nothing to turn: call it only when the EXIF
+    # orientation asks for a turn or flip. It reads the header and may decode; the size check ran.
     if img.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
         img = ImageOps.exif_transpose(img) or img
     img.load()

@@ -404,11 +404,14 @@ def test_limits_are_documented():
     assert not missing, f"docs/LIMITS.md lacks: {missing}"
 
 
-def test_pillow_bomb_guard_matches_our_limit():
-    """Every image Pillow decodes in the process (Gradio's too) carries the same bomb guard."""
-    from PIL import Image
+def test_the_bomb_check_leaves_pillows_global_alone():
+    """fer refuses oversized pictures itself, before decoding, without changing Pillow's process-wide
+    limit (which every other user of PIL in the process shares)."""
+    import subprocess
+    import sys
 
-    import fer.io  # noqa: F401  (sets the guard on import)
-    from fer.limits import MAX_PIXELS
-
-    assert Image.MAX_IMAGE_PIXELS == MAX_PIXELS
+    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS\n"
+            "import fer.io, fer.pipeline; print(Image.MAX_IMAGE_PIXELS == before)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
