@@ -68,6 +68,9 @@ def compose_frame(name: str) -> np.ndarray:
 
     if name not in FRAMES:
         raise InputError(f"unknown benchmark frame {name!r}; choose one of {', '.join(FRAMES)}")
+    if not ASSETS.is_dir():
+        raise InputError(f"the benchmark composes its frames from the repository's assets/ ({ASSETS} is missing): "
+                         "run it from a checkout")
     patch = _face_patch()
     frame = _background()
     for side, (x, y) in FRAMES[name][0]:
