@@ -14,23 +14,8 @@ a broad one over the inner face. Their widths scale with the face (the inter-ocu
 fraction of fixations each region receives, are a rounded synthesis of published eye-tracking
 findings, not a fit to data:
 
-- eyes 0.40 (0.20 each): observers spend approximately 40 % of their looking time on the eye
-  region of face photographs, every other part receiving less (Janik, Wellens, Goldberg &
-  DeLoache 1978, *Perceptual and Motor Skills* 47(3):857–858); the fixation-density peaks of
-  about half of observers lie on one of the eyes (25 % left eye, 23 % right eye, observer's view;
-  Arizpe, Walsh, Yovel & Baker 2017, *Vision Research* 141:191–203).
-- upper nose / face centre 0.25: 31 % of observers' density peaks lie on the nasion and bridge of
-  the nose (Arizpe et al. 2017); the first two fixations during face recognition land near the
-  centre of the nose (Hsiao & Cottrell 2008, *Psychological Science* 19(10):998–1006); fixations in
-  expression judgements fall mostly on the eyes, upper and lower nose, nasion and upper lip
-  (Schurgin, Nelson, Iida, Ohira, Chiao & Franconeri 2014, *Journal of Vision* 14(13):14).
-- mouth 0.15: 20 % of observers' peaks span the nose, philtrum and upper lip (Arizpe et al. 2017).
-  The mouth gains weight for expressions shown there: it is fixated longer on happy faces, and
-  about as much as the eyes on fearful and neutral ones, while the eyes dominate for sad and angry
-  faces (Eisenbarth & Alpers 2011, *Emotion* 11(4):860–865; Schurgin et al. 2014: lips for joy,
-  eyes for sadness). The prior does not know the expression, so it keeps the expression-neutral
-  weights.
-- rest of the inner face 0.20 (Janik et al. 1978: the remaining parts each get less than the eyes).
+eyes 0.40 (0.20 each), upper nose 0.25, mouth 0.15, the rest of the inner face 0.20; the findings
+behind each weight, with their sources, are `fer.texts.FACE_PRIOR_EVIDENCE`.
 
 With these weights the map peaks on the eyes of a frontal face. ``spectral-residual`` is
 bottom-up image saliency (Hou & Zhang, CVPR 2007). ``mlnet`` is ML-Net (Cornia et al., ICPR 2016,
@@ -51,6 +36,7 @@ import cv2
 import numpy as np
 
 from fer.errors import InputError, WeightsError
+from fer.texts import FACE_PRIOR_EVIDENCE, FACE_PRIOR_SHORT
 from fer.weights import local_spec, registered, spec_file
 
 #: Saliency predictor used when none is named.
@@ -97,19 +83,13 @@ def _max_normalise(maps: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- face prior
 
 #: Face-prior components: weight (fraction of fixations) and Gaussian sigmas (x, y) in units of the
-#: face scale. Sources and reasoning in the module docstring.
+#: face scale. Why these weights: `fer.texts.FACE_PRIOR_EVIDENCE` (eyes, upper nose, mouth, inner face).
 FACE_PRIOR_REGIONS: dict[str, tuple[float, float, float]] = {
-    # Eyes 2 × 0.20: ~40 % of looking time on the eye region (Janik et al. 1978, abstract); 48 % of
-    # observers' fixation-density peaks on an eye (Arizpe et al. 2017, abstract: 25 % + 23 %).
     "right_eye": (0.20, 0.25, 0.25),
     "left_eye": (0.20, 0.25, 0.25),
-    # Half-way from the eyes to the nose tip: 31 % of peaks on nasion/nose bridge (Arizpe et al. 2017);
-    # first fixations near the nose centre (Hsiao & Cottrell 2008).
+    # Half-way from the eyes to the nose tip: the nasion and nose bridge.
     "upper_nose": (0.25, 0.30, 0.35),
-    # 20 % of peaks on nose/philtrum/upper lip (Arizpe et al. 2017); more for happy faces
-    # (Eisenbarth & Alpers 2011), which the expression-blind prior cannot use.
     "mouth": (0.15, 0.40, 0.20),
-    # The rest of the inner face, each part looked at less than the eyes (Janik et al. 1978).
     "inner_face": (0.20, 1.00, 1.20),
 }
 
@@ -125,14 +105,13 @@ class FacePrior:
     mouth and inner face (see the module docstring for the weights' sources).
 
     Crops are eye-levelled by `fer.face`, so the Gaussians are axis-aligned and each map is a sum
-    of five outer products of 1-D Gaussians (about 0.1 ms per 224×224 face).
+    of five outer products of 1-D Gaussians (cheap: no 2-D Gaussian is evaluated).
     """
 
     name = "face-prior"
-    description = (
-        "Face fixation prior: Gaussians on eyes, nose, mouth placed by the face keypoints, weighted "
-        "by eye-tracking studies of faces (not ML-Net, not learned)"
-    )
+    description = f"Face fixation prior, not ML-Net: {FACE_PRIOR_SHORT}"
+    #: The findings behind each region's weight, with their sources.
+    evidence = FACE_PRIOR_EVIDENCE
 
     def __init__(self, regions: dict[str, tuple[float, float, float]] | None = None) -> None:
         regions = FACE_PRIOR_REGIONS if regions is None else regions

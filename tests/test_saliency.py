@@ -156,3 +156,15 @@ def test_apply_saliency_by_hand():
         apply_saliency(crops, maps, 1.5)
     with pytest.raises(InputError):
         apply_saliency(crops, maps[:, :1], 0.3)
+
+
+def test_every_face_prior_weight_has_its_sources():
+    """The findings behind the prior's weights are written once (fer.texts) and cover every region."""
+    import re
+
+    from fer.saliency import FACE_PRIOR_REGIONS
+    from fer.texts import FACE_PRIOR_EVIDENCE
+
+    regions = {name.removeprefix("right_").removeprefix("left_").replace("eye", "eyes") for name in FACE_PRIOR_REGIONS}
+    assert regions == set(FACE_PRIOR_EVIDENCE)
+    assert all(re.search(r"\((?:[^()]*\b(?:19|20)\d\d\b)", text) for text in FACE_PRIOR_EVIDENCE.values())
