@@ -2,10 +2,8 @@
 graph.
 
 MediaPipe's Tasks face detector spends about as long handing a frame between its threads and
-calculators as the network itself takes: 1.1 ms a call on a 640×480 frame against 0.6 ms for the
-bare LiteRT invoke, and 2.0 ms after a 30 ms idle gap (what a webcam stream leaves), against 1.1 ms
-for this module's whole call. This module
-runs the same ``.tflite`` files in a LiteRT interpreter on the calling thread and does the
+calculators as the network itself takes, and more after an idle gap such as a webcam stream leaves
+(figures: benchmarks/README.md). This module runs the same ``.tflite`` files in a LiteRT interpreter on the calling thread and does the
 post-processing MediaPipe's graph does, in NumPy:
 
 1. letterbox: the frame is scaled to fit the model's square input, centred, the rest black; the
@@ -152,9 +150,8 @@ class BlazeFace:
         """
         from ai_edge_litert.interpreter import Interpreter
 
-        # One thread. Back to back, a second thread gains 7 % (short range) to 40 % (full range) on
-        # 2 cores, but after a 30 ms idle gap (a webcam stream) it loses 40 % / 30 % waking up, and it
-        # takes the core the rest of the pipeline or another session would use.
+        # One thread: a second one gains back to back but loses after an idle gap (a webcam stream),
+        # and takes the core the rest of the pipeline or another session would use (benchmarks/README.md).
         self._interpreter = Interpreter(model_path=str(path), num_threads=1)
         self._interpreter.allocate_tensors()
         (inp,) = self._interpreter.get_input_details()

@@ -126,7 +126,7 @@ class MiniXception(nn.Module):
     def fold_batchnorm(self) -> MiniXception:
         """Fold every BatchNorm into the convolution before it, in place, for inference.
 
-        Exact up to float rounding and about 10 % faster on CPU. The BatchNorm layers become
+        Exact up to float rounding, and cheaper on CPU (benchmarks/README.md). The BatchNorm layers become
         identities, so the state dict changes: fold only a model that will not be trained or saved.
         """
         from torch.nn.utils.fusion import fuse_conv_bn_eval

@@ -361,7 +361,7 @@ def load_network(
     fold = getattr(module, "fold_batchnorm", None)
     if callable(fold):
         fold()
-    # oneDNN convolutions are much faster channels-last on CPU (2.9x for the mini-Xception at batch 5).
+    # oneDNN's CPU convolutions are much faster channels-last (benchmarks/README.md).
     module.to(memory_format=torch.channels_last)
     arch = ARCHITECTURES[spec.architecture]
     layer = arch.cam_layer(module)

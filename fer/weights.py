@@ -71,7 +71,7 @@ _CONVERTED = "it is shipped in weights/; regenerate it with scripts/{script} (we
 REGISTRY: dict[str, Registered] = {entry.name: entry for entry in (
     Registered(
         "blazeface_short", "detector",
-        "BlazeFace short range: faces within ~2 m of the camera (webcam, portraits); fastest",
+        "BlazeFace short range: faces within about 2 m of the camera (webcam, portraits); the faster one",
         "it is shipped in weights/, taken from the mediapipe 0.10.21 wheel on PyPI (weights/README.md)",
         weights="face_detection_short_range.tflite",
         sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", spec="short"),

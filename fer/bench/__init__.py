@@ -15,8 +15,8 @@ app's live handler (`fer.app.live.step`), plus cold start and peak memory of a f
 Every registered expression model (each network and each ensemble, `model_stages`) is timed on the
 same frames: its crop, its CNN, classifying the detected faces and detect → classify.
 
-The quick form (default) takes well under a minute on 2 cores; ``--full`` runs more iterations and
-adds the other detector, a thread sweep of the CNN and a PNG decode.
+The quick form (default) is a short run; ``--full`` runs more iterations and adds the other
+detector, a thread sweep of the CNN and a PNG decode.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench``."""
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--full", action="store_true",
-                        help="more rounds, both detectors, PNG decode and a CNN thread sweep (a few minutes)")
+                        help="more rounds, both detectors, PNG decode and a CNN thread sweep (takes longer)")
     parser.add_argument("--iterations", type=int, default=None, metavar="N",
                         help="timed rounds per frame (default: 30, or 300 with --full)")
     parser.add_argument("--cold-runs", type=int, default=None, metavar="N",
