@@ -60,3 +60,17 @@ def test_scratch_folders_go_when_the_request_ends(tmp_path: Path, monkeypatch: p
         (folder / "x.png").write_bytes(b"1")
         raise RuntimeError("the request failed")
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_refused_routes_and_headers() -> None:
+    from fer.app.security import REFUSED_ROUTES, security_headers
+
+    for path in ("/gradio_api/deep_link", "/gradio_api/dev/reload", "/monitoring", "/monitoring/x/dashboard",
+                 "/gradio_api/process_recording", "/gradio_api/proxy=http://x/y", "/gradio_api/runs"):
+        assert REFUSED_ROUTES.match(path), path
+    for path in ("/", "/config", "/gradio_api/upload", "/gradio_api/queue/join", "/gradio_api/file=/x",
+                 "/gradio_api/runsx", "/gradio_api/call/predict"):
+        assert not REFUSED_ROUTES.match(path), path
+    headers = dict(security_headers())
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert b"frame-ancestors 'self' https://huggingface.co" in headers[b"content-security-policy"]

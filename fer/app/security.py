@@ -24,8 +24,8 @@ FRAME_ANCESTORS = "'self' https://huggingface.co https://*.huggingface.co https:
 #: key to the log), profiling, run history, the AI-editing ("vibe") routes, the proxy for apps
 #: loaded from elsewhere and custom-component assets.
 REFUSED_ROUTES = re.compile(
-    r"^(?:/gradio_api)?/(?:deep_link|dev/reload|process_recording|monitoring|profiling|run-history|runs"
-    r"|vibe-code|vibe-edit|undo-vibe-edit|vibe-starter-queries|proxy=|custom_component)(?:[/=]|$)"
+    r"^(?:/gradio_api)?/(?:(?:deep_link|dev/reload|process_recording|monitoring|profiling|run-history|runs"
+    r"|vibe-code|vibe-edit|undo-vibe-edit|vibe-starter-queries|custom_component)(?:/|$)|proxy=)"
 )
 
 
