@@ -73,3 +73,29 @@ def test_feature_tap_keeps_each_threads_own_output() -> None:
     assert loaded.tap is not None
     inputs = [np.full((1, 1, 64, 64), v, np.float32) for v in np.linspace(-1, 1, 6)]
     assert threads_disagreeing(lambda x: loaded.run(x, features=True)[1], inputs, rounds=30) == []
+
+
+@pytest.mark.parametrize("engine", ["auto", "torch"])
+def test_classify_gives_probabilities_and_the_same_maps_by_every_path(engine: str) -> None:
+    """LoadedModel.classify, the one classifier call: the probabilities of predict_probabilities, and
+    maps equal whether the targets are given, chosen by a function of the probabilities, or left to the
+    top-1; the backward-free path (affine head) equals the autograd path of a model without one."""
+    from fer.models import LoadedModel, predict_probabilities, preprocess_array
+
+    loaded = load_model("default", engine=engine)
+    crops = np.random.default_rng(3).integers(0, 256, (4, 80, 80, 3), dtype=np.uint8)
+    x = preprocess_array(crops, loaded.spec)
+    plain, none = loaded.classify(x)
+    assert none is None and plain.shape == (4, len(loaded.spec.labels))
+    assert np.allclose(plain.sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose(plain, predict_probabilities(loaded, crops, batch_size=3), atol=1e-5)
+    top = [int(i) for i in plain.argmax(axis=1)]
+    second = [int(i) for i in np.argsort(-plain, axis=1)[:, 1]]
+    probs, default_maps = loaded.classify(x, attention=True, size=32)
+    _, by_index = loaded.classify(x, attention=True, targets=second, size=32)
+    _, by_function = loaded.classify(x, attention=True, targets=lambda p: np.argsort(-p, axis=1)[:, 1], size=32)
+    autograd = LoadedModel(loaded.module, loaded.spec)  # no features kept: Grad-CAM by a backward pass
+    _, by_autograd = autograd.classify(x, attention=True, targets=top, size=32)
+    assert np.allclose(probs, plain, atol=1e-5)
+    assert default_maps.shape == (4, 32, 32) and np.abs(by_autograd - default_maps).max() < 1e-4
+    assert np.array_equal(by_index, by_function) and not np.allclose(by_index, default_maps)

@@ -168,3 +168,17 @@ def test_every_face_prior_weight_has_its_sources():
     regions = {name.removeprefix("right_").removeprefix("left_").replace("eye", "eyes") for name in FACE_PRIOR_REGIONS}
     assert regions == set(FACE_PRIOR_EVIDENCE)
     assert all(re.search(r"\((?:[^()]*\b(?:19|20)\d\d\b)", text) for text in FACE_PRIOR_EVIDENCE.values())
+
+
+def test_weight_by_saliency_is_the_product_in_batches_and_reuses_given_maps():
+    from fer.saliency import apply_saliency, load_saliency, weight_by_saliency
+
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
+    keypoints = np.tile(np.array([[16, 18], [32, 18], [24, 28], [24, 36], [8, 20], [40, 20]], np.float32), (5, 1, 1))
+    prior = load_saliency("face-prior")
+    want = apply_saliency(crops, prior(crops, keypoints), 0.25)
+    assert np.array_equal(weight_by_saliency(crops, keypoints, prior, 0.25), want)
+    assert np.array_equal(weight_by_saliency(crops, keypoints, prior, 0.25, batch_size=2), want)
+    flat = np.ones((5, 48, 48), np.float32)  # given maps are used instead of the predictor's
+    assert np.array_equal(weight_by_saliency(crops, keypoints, prior, 0.25, maps=flat), crops)
