@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fer.bench import FRAMES, compose_frame, plot_stages, run_benchmark, summarise  # noqa: E402
-from fer.live import box_iou  # noqa: E402
+from fer.tracking import box_iou  # noqa: E402
 
 #: The peer and what it needs, pinned (the versions this comparison was made with).
 PEER_VERSION = "25.10.3"

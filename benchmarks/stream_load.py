@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/stream_load.py --url http://127.0.0.1:7860 --sessions 1 8
 
 Each simulated session does what Gradio's webcam component does in the browser: it joins the
-queue of the ``live_frame`` event with a JPEG data URL of a 640×480 frame (`fer.bench.compose_frame`,
+queue of the webcam's stream event with a JPEG data URL of a 640×480 frame (`fer.bench.compose_frame`,
 quality 0.92 like ``canvas.toDataURL("image/jpeg")``), reads the results from the server-sent
 event stream, and sends every next frame to ``/gradio_api/stream/{event_id}``. By default the next
 frame leaves as soon as the previous result arrives (closed loop: the most a session can get);
@@ -16,7 +16,7 @@ Bounded on purpose: only 127.0.0.1 / localhost / ::1 is accepted, every session 
 Reported per concurrency level: round-trip frames/s per session (median over sessions) and all
 sessions together, round-trip latency p50/p95 (frame sent → its result received; a session's
 first frame, which also waits in the queue, is counted apart), how long sessions waited for a
-stream slot (the app serves `fer.demo.LIVE_CONCURRENCY` streams at once), and errors.
+stream slot (the app serves `fer.app.live.CONCURRENCY` streams at once), and errors.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402  (a Gradio dependency)
 
+from fer.app.media import data_url  # noqa: E402
 from fer.bench import compose_frame, summarise  # noqa: E402
-from fer.demo import data_url  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 API = "/gradio_api"
@@ -64,13 +64,15 @@ def frame_data_url() -> str:
     return data_url(compose_frame("1 face"), quality=92)
 
 
-def live_endpoint(base: str, api_name: str = "live_frame") -> dict[str, Any]:
-    """Find the stream event in the app's config: ``{"fn_index", "trigger_id", "inputs"}``."""
+def live_endpoint(base: str) -> dict[str, Any]:
+    """Find the webcam's stream event in the app's config (by its widget's element id
+    ``live-input``): ``{"fn_index", "trigger_id", "inputs"}``."""
     config = httpx.get(f"{base}/config", timeout=30).json()
+    webcam = next((c["id"] for c in config["components"] if c["props"].get("elem_id") == "live-input"), None)
     for dep in config["dependencies"]:
-        if dep.get("api_name") == api_name:
-            return {"fn_index": dep["id"], "trigger_id": dep["targets"][0][0], "inputs": dep["inputs"]}
-    raise SystemExit(f"the app at {base} has no {api_name!r} event")
+        if webcam is not None and [webcam, "stream"] in [list(t) for t in dep["targets"]]:
+            return {"fn_index": dep["id"], "trigger_id": webcam, "inputs": dep["inputs"]}
+    raise SystemExit(f"the app at {base} has no webcam stream event")
 
 
 @dataclass
@@ -98,9 +100,10 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
     """One browser session: join, stream ``frames`` frames (or for ``seconds``), close."""
     result = SessionResult()
     session_hash = uuid.uuid4().hex[:11]
-    # Inputs after the webcam: the "I'm posing" dropdown (not posing) and two gr.State values, which
-    # the browser sends as null (the server keeps them per session).
-    body = {"data": [{"url": frame, "meta": {"_type": "gradio.FileData"}}, "(not posing)", None, None],
+    # Inputs after the webcam: the "I'm posing" dropdown (not posing) and three gr.State values,
+    # which the browser sends as null (the server keeps them per session).
+    body = {"data": [{"url": frame, "path": None, "meta": {"_type": "gradio.FileData"}}, "(not posing)", None, None,
+                     None],
             "event_data": None, "fn_index": endpoint["fn_index"], "trigger_id": endpoint["trigger_id"],
             "session_hash": session_hash}
     with httpx.Client(base_url=base, timeout=httpx.Timeout(60.0)) as client:
@@ -217,6 +220,7 @@ def free_port() -> int:
 def start_app(port: int, timeout: float = 180.0) -> subprocess.Popen:
     """Launch ``app.py`` on 127.0.0.1:``port`` and wait until it answers."""
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "FER_APP_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / f"fer-load-app-{port}"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"fer-stream-load-app-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,

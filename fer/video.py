@@ -26,7 +26,7 @@ import numpy as np
 
 from fer.errors import InputError
 from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
-from fer.live import Box, FaceTracker
+from fer.tracking import Agreement, Box, FaceTracker, count_opinion
 
 if TYPE_CHECKING:
     from fer.pipeline import Pipeline
@@ -210,6 +210,8 @@ class VideoAnalysis:
         observations: every face in every sampled frame, in frame order.
         frames_sampled: frames analysed; frames_with_faces: of those, frames with at least one face.
         sample_fps: the sampling rate asked for; smoothing: the smoothing weight used.
+        agreement: how often the pipeline's two networks agreed on the faces (raw top-1 per face and
+            frame), when a second opinion ran; None otherwise.
     """
 
     info: VideoInfo
@@ -219,6 +221,7 @@ class VideoAnalysis:
     frames_with_faces: int = 0
     sample_fps: float = DEFAULT_SAMPLE_FPS
     smoothing: float = 0.0
+    agreement: Agreement | None = None
 
     @property
     def faces(self) -> list[int]:
@@ -301,6 +304,8 @@ def analyse_video(
     result = VideoAnalysis(info, pipeline.labels, sample_fps=sample_fps, smoothing=smoothing)
     for index, time, frame in sample_frames(path, sample_fps, max_frames):
         predictions = pipeline.predict_faces(pipeline.detect(frame), attention=False)
+        for pred in predictions:
+            result.agreement = count_opinion(result.agreement, pred, pipeline.main.spec.name)
         boxes = [p.box for p in predictions]
         probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(result.labels)))
         for track in tracker.update(boxes, probs):

@@ -188,8 +188,8 @@ class LiveStream:
     ``/stream/{event_id}``, close it.
 
     Each result is the live tab's outputs (`fer.app.live.LiveTab.outputs`): saliency, CNN input and
-    Grad-CAM panels (HTML), top-k label, confusion panel, status, timeline, session table; a panel
-    not redrawn on a frame is ``{"__type__": "update"}``.
+    Grad-CAM panels (HTML), top-k label, second opinion, confusion panel, status, timeline, session
+    table, then the session state; a panel not redrawn on a frame is ``{"__type__": "update"}``.
     """
 
     def __init__(self, url: str) -> None:
@@ -248,19 +248,19 @@ def live_stream_event(config: dict[str, Any]) -> tuple[int, int]:
 def test_live_stream_over_http(app_server: AppServer) -> None:
     frame = {"url": data_url(read_image(ASTRONAUT)), "path": None}
     stream = LiveStream(app_server.url)
-    saliency, cnn_input, gradcam, top_k, confusion, status, timeline, _session, _state = stream.send(frame)
+    saliency, cnn_input, gradcam, top_k, opinion, confusion, status, timeline, _session, _state = stream.send(frame)
     assert status == "1 face (#1 happy); following #1, the largest."
     assert top_k["label"] == "happy" and [c["label"] for c in top_k["confidences"]][0] == "happy"
     for html in (saliency, cnn_input, gradcam):
         assert 'src="data:image/jpeg;base64,' in html
     assert "predictor: face-prior" in saliency and "Grad-CAM for happy" in gradcam
-    assert "Not measured yet" in confusion and "<svg" in timeline
+    assert "Not measured yet" in confusion and "<svg" in timeline and "face-api" in opinion
 
     # A broken frame, and a record naming a file, are one status line each; the stream goes on.
     out = stream.send({"url": "data:image/jpeg;base64,@@@", "path": None}, "happy")
-    assert out[5].startswith("⚠️ webcam frame: not valid base64") and "<img" not in out[0]
+    assert out[6].startswith("⚠️ webcam frame: not valid base64") and "<img" not in out[0]
     out = stream.send({"path": str(ASTRONAUT), "url": None}, "happy")
-    assert out[5] == "⚠️ webcam frame: expected the camera's pixels, not a file"
+    assert out[6] == "⚠️ webcam frame: expected the camera's pixels, not a file"
 
     # Posing: frames are counted in the session table, redrawn at most once a second.
     counted = None
@@ -269,11 +269,11 @@ def test_live_stream_over_http(app_server: AppServer) -> None:
         assert time.monotonic() < deadline, "session counts never shown"
         time.sleep(0.3)
         out = stream.send(frame, "happy")
-        assert out[5].endswith("Counting: posing **happy**."), out[5]
-        if isinstance(out[7], str) and "frames</b> counted" in out[7]:
-            counted = out[7]
+        assert out[6].endswith("Counting: posing **happy**."), out[6]
+        if isinstance(out[8], str) and "frames</b> counted" in out[8]:
+            counted = out[8]
     assert "as posed" in counted and "happy 100% of" in counted and "<table" in counted
     # The confusion panel now quotes the posed counts (no model-card evaluation, no Evaluate run).
-    assert "posed expressions in Live" in out[4]
+    assert "posed expressions in Live" in out[5]
     last = stream.close()
-    assert "following #1" in last[5]
+    assert "following #1" in last[6]

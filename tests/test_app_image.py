@@ -30,11 +30,14 @@ def test_astronaut_is_happy_with_every_view(settings: Settings) -> None:
     assert data["faces"][0]["label"] == "happy" and data["faces"][0]["face"] == 1 and len(data["faces"][0]["box"]) == 4
     assert list(analysis.top_k(0)) == ["happy", "surprise", "neutral"] and analysis.top_k(5) == {}
     values = image.all_outputs(analysis, None, None)
-    shown, status, faces, gallery, *panels, top_k, confusion, json = values
+    shown, status, faces, gallery, *panels, top_k, opinion, confusion, json = values
     assert shown is analysis.shown and status == analysis.message and json == data
     assert faces["visible"] is False and gallery["visible"] is False  # one face: no face picker
     assert all('src="data:image/jpeg;base64,' in p for p in panels) and list(top_k)[0] == "happy"
     assert "Not measured yet" in confusion
+    # The other network (face-api, trained on other data) gives its opinion beside the top-k.
+    assert "Second opinion" in opinion and "face-api (trained on other data): <b>happy</b>" in opinion
+    assert "agrees" in opinion and "Over this session" not in opinion  # one picture: no session rate
 
 
 def test_several_faces_offer_a_picker(settings: Settings) -> None:

@@ -33,6 +33,11 @@ def test_frames_are_tracked_smoothed_and_counted(settings: Settings, astronaut: 
     np.testing.assert_allclose(session.tracker.tracks[0].probabilities, expected / expected.sum(), atol=1e-4)
     session, out = live.step(url, settings, "happy", session, now=101.5)
     assert session.confusion.total == 1 and "Counting: posing **happy**" in out.status
+    # The second opinion is counted on the followed face, frame by frame.
+    agreement = session.agreement
+    assert (agreement.first, agreement.second) == ("mini_xception_fer2013", "face_api_expression")
+    assert agreement.total == 3 and agreement.rate == 1.0
+    assert "Over this session mini-Xception and face-api agreed on <b>100%</b> of 3 faces." in out.opinion
     assert out.session is not None and "1 frames</b> counted" in out.session and out.timeline is not None
     _, off = live.step(None, settings, "happy", session)
     assert off.status == live.CAMERA_OFF and off.view.pictures == {}

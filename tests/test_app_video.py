@@ -42,6 +42,7 @@ def test_the_example_clip_is_analysed(settings: Settings) -> None:
     assert report.ok and report.message.startswith("clip.mp4: 4.0 s at 25 frames/s; 20 frames sampled")
     assert report.rows[0][0] == 1 and report.rows[0][4] == "happy" and "<polyline" in report.timelines
     assert report.csv.count("\n") == 21
+    assert "Over this clip mini-Xception and face-api agreed on <b>100%</b> of 20 faces." in report.message
     values = video.report_outputs(report)
     assert values[0] == report.message and values[3]["url"].startswith("data:text/csv;base64,")
 

@@ -8,7 +8,7 @@ import pytest
 
 from fer.app import charts, views
 from fer.app.settings import PIPELINES, default_settings
-from fer.live import SessionConfusion
+from fer.tracking import SessionConfusion
 
 EVALUATION = {
     "dataset": "rafd", "split": "test", "labels": ["fear", "happy", "surprise"],
@@ -91,3 +91,25 @@ def test_count_matrix_is_a_table() -> None:
     html = charts.matrix_html(np.array([[3, 1], [0, 0]]), ["happy", "sad"], "posed", "said")
     assert html.count("<tr>") == 3 and "posed ↓ / said →" in html and ">3<" in html
     assert "<script" not in charts.matrix_html(np.zeros((1, 1), int), ["<script>"], "a", "b")
+
+
+def test_second_opinion_says_whether_the_two_networks_agree(astronaut: np.ndarray) -> None:
+    from fer.tracking import Agreement
+
+    pipe = PIPELINES.get(default_settings("mini_xception_fer2013"))
+    pred = pipe(astronaut)[0]
+    html = views.second_opinion_html(pred, "mini_xception_fer2013")
+    assert "face-api (trained on other data): <b>happy</b> 100% · agrees" in html
+    # Told the other way round (face-api the main network), the disagreement names the first one.
+    labels = pred.labels
+    probs = np.eye(len(labels), dtype=np.float32)
+    forced = type(pred)(pred.face, labels, probs[labels.index("sad")], pred.model_input,
+                        members={"face_api_expression": probs[labels.index("sad")],
+                                 "mini_xception_fer2013": probs[labels.index("happy")]})
+    assert "disagrees: face-api says <b>sad</b> 100%" in views.second_opinion_html(forced, "face_api_expression")
+    agreement = Agreement("a", "b", ("happy", "sad"))
+    for first, second in [("happy", "happy")] * 3 + [("happy", "sad")]:
+        agreement.add(first, second)
+    assert views.agreement_sentence(agreement) == (
+        "Over this session a and b agreed on <b>75%</b> of 4 faces; most often a said happy where b said sad (1×).")
+    assert views.second_opinion_html(None, "x") == '<div class="fer-opinion"></div>'

@@ -105,7 +105,7 @@ def test_refused_uploads_and_webcam_frames_leave_nothing_but_the_upload(client: 
     stream = LiveStream(app_server.url)
     frame = {"url": data_url(read_image(ASTRONAUT)), "path": None}
     for _ in range(3):
-        assert "following #1" in stream.send(frame)[5]
+        assert "following #1" in stream.send(frame)[6]
     stream.close()
     only_uploads(app_server, new_files(app_server, before), {"holiday.png"})
     wait_gone(app_server, before)

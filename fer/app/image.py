@@ -126,13 +126,16 @@ def face_outputs(analysis: ImageAnalysis | None, index: int, evaluation: Mapping
     if analysis is None or not analysis.predictions:
         empty = views.FaceView()
         note = "no face" if analysis is not None and analysis.ok else None
-        return [*views.panels_html(empty, note), {}, views.confusion_html(None, None) if analysis else ""]
+        return [*views.panels_html(empty, note), {}, views.second_opinion_html(None, ""),
+                views.confusion_html(None, None) if analysis else ""]
     index = index if 0 <= index < len(analysis.predictions) else 0
     pipe = PIPELINES.get(analysis.settings)
-    view = views.face_view(analysis.predictions[index], pipe, analysis.settings.top_k)
+    pred = analysis.predictions[index]
+    view = views.face_view(pred, pipe, analysis.settings.top_k)
     measured = views.measured_for(analysis.settings.model, pipe.spec.evaluation, evaluation,
                                   getattr(live, "confusion", None))
-    return [*views.panels_html(view), view.top_k, views.confusion_html(measured, view.label)]
+    return [*views.panels_html(view), view.top_k, views.second_opinion_html(pred, pipe.main.spec.name),
+            views.confusion_html(measured, view.label)]
 
 
 def all_outputs(analysis: ImageAnalysis | None, evaluation: Mapping[str, Any] | None, live: Any) -> list[Any]:
@@ -181,17 +184,18 @@ class ImageTab:
     gallery: Any
     panels: list[Any]
     top_k: Any
+    opinion: Any
     confusion: Any
     json: Any
     examples: dict[str, Any]
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.input, self.status, self.faces, self.gallery, *self.panels, self.top_k, self.confusion, self.json]
+        return [self.input, self.status, self.faces, self.gallery, *self.face_widgets, self.json]
 
     @property
     def face_widgets(self) -> list[Any]:
-        return [*self.panels, self.top_k, self.confusion]
+        return [*self.panels, self.top_k, self.opinion, self.confusion]
 
 
 def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
@@ -224,12 +228,14 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
                           for html, suffix in zip(views.panels_html(empty), ("saliency", "model-input", "gradcam"),
                                                   strict=True)]
             with gr.Row(equal_height=False, elem_classes="fer-answer"):
-                top_k = gr.Label(label="Top expressions", show_label=True, min_width=240, elem_id="image-top-k")
-                confusion = gr.HTML(views.confusion_html(None, None), label="How far to trust it", min_width=240,
-                                    elem_id="image-confusion", padding=False)
+                with gr.Column(min_width=240):
+                    top_k = gr.Label(label="Top expressions", show_label=True, elem_id="image-top-k")
+                    opinion = gr.HTML(views.second_opinion_html(None, ""), elem_id="image-second-opinion", padding=False)
+                confusion = gr.HTML(views.confusion_html(None, None), min_width=240, elem_id="image-confusion",
+                                    padding=False)
     with gr.Accordion("Per-face JSON (what the /predict API returns)", open=False):
         faces_json = gr.JSON(elem_id="image-json")
-    tab = ImageTab(picture, status, faces, gallery, panels, top_k, confusion, faces_json, example_buttons)
+    tab = ImageTab(picture, status, faces, gallery, panels, top_k, opinion, confusion, faces_json, example_buttons)
 
     @guarded
     @inline_outputs(tab.outputs)

@@ -21,7 +21,7 @@ from fer.app import charts, views
 from fer.app.media import decode_frame, fit_image, inline_file
 from fer.app.settings import PIPELINES, Settings
 from fer.errors import FerError
-from fer.live import LiveSession
+from fer.tracking import LiveSession, count_opinion
 
 log = logging.getLogger("fer.app")
 
@@ -70,6 +70,7 @@ class FrameResult:
     label: str | None = None
     faces: int = 0
     focus: int | None = None
+    opinion: str = ""
 
 
 def step(frame: Any, settings: Settings, posing: str | None, session: LiveSession | None,
@@ -123,13 +124,16 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
         view = views.face_view(focus, pipe, settings.top_k, smoothed)
         if posing and posing != NOT_POSING and posing in pipe.labels:
             session.confusion.add(posing, label)
+        session.agreement = count_opinion(session.agreement, focus, pipe.main.spec.name)
+        opinion = views.second_opinion_html(focus, pipe.main.spec.name, session.agreement)
         names = ", ".join(f"#{t.id} {pipe.labels[int(np.argmax(t.probabilities))]}" for t in tracks)
         status = f"{len(tracks)} face{'s' if len(tracks) > 1 else ''} ({names}); following #{tracks[0].id}, the largest."
         if posing and posing != NOT_POSING:
             status += f" Counting: posing **{posing}**."
     else:
         status = "No face in view: face the camera, with light on your face."
-    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus)
+        opinion = views.second_opinion_html(None, "")
+    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus, opinion=opinion)
     if _due(session, "timeline", now):
         result.timeline = timeline_html(session)
     if session.confusion.total != session.drawn_total and _due(session, "session", now):
@@ -192,6 +196,7 @@ class LiveTab:
     status: Any
     panels: list[Any]
     top_k: Any
+    opinion: Any
     confusion: Any
     timeline: Any
     session: Any
@@ -199,12 +204,12 @@ class LiveTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [*self.panels, self.top_k, self.confusion, self.status, self.timeline, self.session]
+        return [*self.panels, self.top_k, self.opinion, self.confusion, self.status, self.timeline, self.session]
 
 
 def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
     """Lay out the tab (inside an open ``gr.Tab``) and bind its events; ``live`` is the session's
-    `gr.State` holding its `fer.live.LiveSession`."""
+    `gr.State` holding its `fer.tracking.LiveSession`."""
     labels = PIPELINES.get(settings.value).labels
     with gr.Row(equal_height=False, elem_classes="fer-block"):
         with gr.Column(scale=4, min_width=300, elem_classes="fer-input-column"):
@@ -221,7 +226,9 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
                           for html, suffix in zip(views.panels_html(views.FaceView()),
                                                   ("saliency", "model-input", "gradcam"), strict=True)]
             with gr.Row(equal_height=False, elem_classes="fer-answer"):
-                top_k = gr.Label(label="Top expressions (smoothed)", min_width=240, elem_id="live-top-k")
+                with gr.Column(min_width=240):
+                    top_k = gr.Label(label="Top expressions (smoothed)", elem_id="live-top-k")
+                    opinion = gr.HTML(views.second_opinion_html(None, ""), elem_id="live-second-opinion", padding=False)
                 confusion = gr.HTML(confusion_for(None, settings.value, None, None), min_width=240,
                                     elem_id="live-confusion", padding=False)
     with gr.Row(equal_height=False):
@@ -234,12 +241,12 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
                 reset = gr.Button("Reset counts", size="sm", elem_id="live-reset")
                 export = gr.Button("Export counts (CSV)", size="sm", elem_id="live-export")
             csv_file = gr.File(label="Session counts (CSV)", interactive=False, visible=False, elem_id="live-csv")
-    tab = LiveTab(webcam, status, panels, top_k, confusion, timeline, session_panel, posing)
+    tab = LiveTab(webcam, status, panels, top_k, opinion, confusion, timeline, session_panel, posing)
 
     @guarded
     def on_frame(frame: Any, posing_value: Any, current: Settings, measured: Any, session: Any) -> list[Any]:
         session, out = step(frame, current, posing_value if isinstance(posing_value, str) else None, session)
-        return [*views.panels_html(out.view, "no face in view"), out.view.top_k,
+        return [*views.panels_html(out.view, "no face in view"), out.view.top_k, out.opinion,
                 confusion_for(session, current, measured, out.label), out.status,
                 gr.skip() if out.timeline is None else out.timeline,
                 gr.skip() if out.session is None else out.session, session]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fer.errors import FerError, InputError
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
-from fer.live import DEFAULT_SMOOTHING, MAX_SMOOTHING
+from fer.tracking import DEFAULT_SMOOTHING, MAX_SMOOTHING
 
 if TYPE_CHECKING:
     from fer.pipeline import Pipeline
@@ -166,12 +166,24 @@ class PipelineCache:
             self._items.clear()
 
 
+#: The network that gives a second opinion beside each model: the other shipped network (trained on
+#: other data); the ensemble runs both already.
+SECOND_OPINION = {"mini_xception_fer2013": "face_api_expression", "face_api_expression": "mini_xception_fer2013",
+                  "ensemble": None}
+
+
+def second_opinion_for(model: str) -> str | None:
+    """The network run beside ``model`` for a second opinion (a checkpoint gets the default model)."""
+    return SECOND_OPINION.get(model, "mini_xception_fer2013")
+
+
 def _load_pipeline(settings: Settings) -> Pipeline:
     import fer
 
     return fer.load(
         settings.model, saliency=settings.saliency, margin=settings.margin, max_faces=settings.max_faces,
         detector=settings.detector, saliency_input=settings.saliency_input,  # type: ignore[arg-type]
+        second_opinion=second_opinion_for(settings.model),
     )
 
 

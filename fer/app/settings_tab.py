@@ -24,7 +24,7 @@ from fer.app.settings import (
 )
 from fer.errors import FerError, InputError
 from fer.limits import MAX_FACES
-from fer.live import MAX_SMOOTHING
+from fer.tracking import MAX_SMOOTHING
 
 
 def saliency_notes() -> str:

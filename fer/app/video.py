@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from fer.app import charts
+from fer.app import charts, views
 from fer.app.folders import scratch
 from fer.app.media import inline_file, inline_outputs
 from fer.app.sessions import MEMORY, Kept
@@ -102,6 +102,8 @@ def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
                f"track{'s' if len(summary) != 1 else ''}.")
     if not summary:
         message += " No face found: try a clip with a larger, frontal face."
+    elif analysis.agreement is not None and analysis.agreement.total:
+        message += " " + views.agreement_sentence(analysis.agreement).replace("this session", "this clip")
     timelines = "".join(
         charts.timeline_svg(*analysis.series(face), analysis.labels, f"Face #{face}", k=min(settings.top_k, 4))
         for face in analysis.faces[:MAX_TIMELINES]

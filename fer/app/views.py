@@ -18,8 +18,8 @@ import numpy as np
 from fer.app.media import image_html
 
 if TYPE_CHECKING:
-    from fer.live import SessionConfusion
     from fer.pipeline import Pipeline, Prediction
+    from fer.tracking import Agreement, SessionConfusion
 
 #: Panel titles (short, so they fit a phone) and what each panel shows before there is a face.
 TITLES = {"saliency": "Where humans would look", "model_input": "What the CNN sees",
@@ -180,3 +180,43 @@ def markdown_html(text: str) -> str:
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(text))
     text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
     return f"<p>{text}</p>"
+
+
+# --------------------------------------------------------------------------- second opinion
+
+#: How the app names the shipped networks.
+NETWORK_NAMES = {"mini_xception_fer2013": "mini-Xception", "face_api_expression": "face-api"}
+
+
+def network_name(name: str) -> str:
+    """A network's short display name."""
+    return NETWORK_NAMES.get(name, name)
+
+
+def second_opinion_html(pred: Prediction | None, main: str, agreement: Agreement | None = None) -> str:
+    """The other network's top-1 for this face and whether it agrees with the first (the main
+    network, or an ensemble's first member), and, over a live session or a clip, how often the two agreed."""
+    from fer.tracking import opinion_pair
+
+    pair = opinion_pair(list(pred.members), main) if pred is not None else None
+    if pred is None or pair is None:
+        return '<div class="fer-opinion"></div>'
+    first, second = pair
+    (a, pa), (b, pb) = pred.member_top1(first), pred.member_top1(second)
+    verdict = ("agrees" if a == b else f"disagrees: {escape(network_name(first))} says <b>{escape(a)}</b> {pa:.0%}")
+    lines = [f'<p class="fer-title">Second opinion</p><p>{escape(network_name(second))} (trained on other data): '
+             f'<b>{escape(b)}</b> {pb:.0%} · {verdict}</p>']
+    if agreement is not None and agreement.total:
+        lines.append(f"<p>{agreement_sentence(agreement)}</p>")
+    return f'<div class="fer-opinion">{"".join(lines)}</div>'
+
+
+def agreement_sentence(agreement: Agreement) -> str:
+    """"The two networks agreed on 87 % of 230 faces; most often …" (HTML)."""
+    first, second = escape(network_name(agreement.first)), escape(network_name(agreement.second))
+    text = f"Over this session {first} and {second} agreed on <b>{agreement.rate:.0%}</b> of {agreement.total} faces"
+    pairs = agreement.disagreements(2)
+    if pairs:
+        text += "; most often " + "; ".join(f"{first} said {escape(x)} where {second} said {escape(y)} ({n}×)"
+                                            for x, y, n in pairs)
+    return text + "."

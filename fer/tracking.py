@@ -1,5 +1,6 @@
 """State that lives across the frames of one stream: face tracks, smoothed probabilities, the
-session confusion matrix and a short timeline of probabilities.
+session's posed-versus-said counts, how often two networks agree, and a short timeline of
+probabilities.
 
 Everything here is per session (one webcam stream or one video) and holds no image data: boxes,
 probabilities and counts only. Nothing in this module imports gradio.
@@ -12,9 +13,11 @@ import io
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from fer import metrics
 from fer.errors import InputError
 
 Box = tuple[int, int, int, int]
@@ -191,25 +194,17 @@ class SessionConfusion:
     @property
     def accuracy(self) -> float | None:
         """Fraction of frames where the prediction was the posed expression; None before any frame."""
-        return float(np.trace(self.counts) / self.total) if self.total else None
+        return metrics.accuracy(self.counts) if self.total else None
 
     def per_class(self) -> dict[str, tuple[int, float]]:
         """Posed label → ``(frames, fraction predicted right)`` for labels posed at least once,
         in label order."""
-        out: dict[str, tuple[int, float]] = {}
-        for i, label in enumerate(self.labels):
-            n = int(self.counts[i].sum())
-            if n:
-                out[label] = (n, float(self.counts[i, i] / n))
-        return out
+        frames, right = metrics.support(self.counts), metrics.recall(self.counts)
+        return {label: (int(n), float(r)) for label, n, r in zip(self.labels, frames, right, strict=True) if n}
 
     def top_confusions(self, k: int = 3) -> list[tuple[str, str, int]]:
         """The ``k`` most frequent mistakes as ``(posed, predicted, frames)``, most frequent first."""
-        off = self.counts.copy()
-        np.fill_diagonal(off, 0)
-        order = np.argsort(-off, axis=None, kind="stable")[:k]
-        rows, cols = np.unravel_index(order, off.shape)
-        return [(self.labels[r], self.labels[c], int(off[r, c])) for r, c in zip(rows, cols, strict=True) if off[r, c] > 0]
+        return [(c.true, c.predicted, c.count) for c in metrics.top_confusions(self.counts, self.labels, k)]
 
     def to_csv(self) -> str:
         """The matrix as CSV: header ``posed \\ predicted, <labels…>``, one row per posed label."""
@@ -287,6 +282,8 @@ class LiveSession:
         drawn: statistics panel name → ``(time, frames)`` when it was last drawn (the caller's clock).
         drawn_total: session-confusion frame count when that panel was last drawn (-1: never).
         last_highlight: label highlighted in the last drawn model-confusion figure.
+        agreement: how two networks answered the followed face, frame by frame (`Agreement`), when
+            a second opinion runs; None otherwise.
     """
 
     labels: tuple[str, ...]
@@ -300,6 +297,7 @@ class LiveSession:
     drawn: dict[str, tuple[float, int]] = field(default_factory=dict)
     drawn_total: int = -1
     last_highlight: str | None = None
+    agreement: Agreement | None = None
 
     def __post_init__(self) -> None:
         self.confusion = SessionConfusion(self.labels)
@@ -322,3 +320,62 @@ class LiveSession:
             del self.timelines[track_id]
         self.focus = tracks[0].id if tracks else None
         return tracks
+
+
+@dataclass
+class Agreement:
+    """How often two networks gave the same top-1 on the same faces.
+
+    ``counts[i, j]`` counts faces where ``first`` said label i and ``second`` said label j (over the
+    shared ``labels``), so the agreement rate is `fer.metrics.accuracy` of it and the pairs they
+    disagree on most are its `fer.metrics.top_confusions`.
+    """
+
+    first: str
+    second: str
+    labels: tuple[str, ...]
+    counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((len(self.labels), len(self.labels)), np.int64)
+
+    def add(self, first_label: str, second_label: str) -> None:
+        """Count one face: ``first_label`` from `first`, ``second_label`` from `second`."""
+        self.counts[self.labels.index(first_label), self.labels.index(second_label)] += 1
+
+    @property
+    def total(self) -> int:
+        """Faces counted."""
+        return int(self.counts.sum())
+
+    @property
+    def rate(self) -> float | None:
+        """Fraction of faces where the two agreed, in [0, 1]; None before any."""
+        return metrics.accuracy(self.counts) if self.total else None
+
+    def disagreements(self, k: int = 3) -> list[tuple[str, str, int]]:
+        """The ``k`` most frequent ``(first's label, second's label, faces)`` where they differed."""
+        return [(c.true, c.predicted, c.count) for c in metrics.top_confusions(self.counts, self.labels, k)]
+
+
+def opinion_pair(networks: Sequence[str], main: str) -> tuple[str, str] | None:
+    """``(first, second)``: the two networks to compare on a face, from those that ran on it (the
+    keys of `fer.pipeline.Prediction.members`): the main one and the other (for an ensemble, its
+    two members); None when fewer than two ran."""
+    names = list(networks)
+    if len(names) < 2:
+        return None
+    first = main if main in names else names[0]
+    return first, next(n for n in names if n != first)
+
+
+def count_opinion(agreement: Agreement | None, pred: Any, main: str) -> Agreement | None:
+    """Add one face (a `fer.pipeline.Prediction`) to ``agreement``, starting a new count when the
+    pair of networks or the labels changed; None when no second network ran on it."""
+    pair = opinion_pair(list(pred.members), main)
+    if pair is None:
+        return agreement
+    if agreement is None or (agreement.first, agreement.second) != pair or agreement.labels != pred.labels:
+        agreement = Agreement(*pair, pred.labels)
+    agreement.add(pred.member_top1(pair[0])[0], pred.member_top1(pair[1])[0])
+    return agreement

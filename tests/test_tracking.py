@@ -1,4 +1,4 @@
-"""Tracking, smoothing, session confusion and timelines (`fer.live`): pure state, no model needed."""
+"""Tracking, smoothing, session confusion and timelines (`fer.tracking`): pure state, no model needed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
-from fer.live import FaceTracker, LiveSession, SessionConfusion, Timeline, box_iou, match_boxes
+from fer.tracking import FaceTracker, LiveSession, SessionConfusion, Timeline, box_iou, match_boxes
 
 LABELS = ("angry", "happy", "neutral", "sad")
 
