@@ -55,7 +55,9 @@ def venv(wheel, tmp_path_factory) -> Path:
     python = home / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    # This environment's package folders, including any reached through a .pth of its own.
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))}
     Path(purelib, "project_dependencies.pth").write_text("\n".join(sorted(deps)) + "\n")
     result = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                              str(wheel)], capture_output=True, text=True, timeout=300, env=_env())
