@@ -10,14 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fer.models import ModelSpec
+from fer.texts import ERRORS, EU_AI_ACT, EXPRESSION_NOT_EMOTION
 
-_LIMITATIONS = (
-    "Expression recognition reads facial movements, not inner states (Barrett et al. 2019): a smile "
-    "is not proof of happiness. Accuracy on posed studio datasets overstates accuracy on everyday "
-    "faces, and per-class errors differ by class (see the confusion matrix). The EU AI Act bans "
-    "emotion recognition in workplaces and schools (Art. 5(1)(f)) and requires telling people when "
-    "it is used (Art. 50(3))."
-)
+_LIMITATIONS = f"{EXPRESSION_NOT_EMOTION} {ERRORS} {EU_AI_ACT}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> list[str]:
@@ -74,7 +69,7 @@ def model_card(spec: ModelSpec) -> str:
         ("Weights", f"`{spec.weights}` (SHA-256 `{spec.sha256[:16]}…`)" if spec.sha256 else f"`{spec.weights}`"),
     ]
     lines = [f"# Model card: {spec.name}", ""]
-    lines += _table(("", ""), facts) + [""]
+    lines += _table(("Field", "Value"), facts) + [""]
     lines += ["## Evaluation", ""]
     lines += evaluation_markdown(spec.evaluation) if spec.evaluation else ["Not measured here.", ""]
     training = spec.training or {}
@@ -100,7 +95,7 @@ def model_card(spec: ModelSpec) -> str:
             ("Run id", f"`{training['run_id']}` (hash of every setting that changes the run)"
              if training.get("run_id") else "not recorded"),
         ]
-        lines += ["## Training", ""] + _table(("", ""), rows) + [""]
+        lines += ["## Training", ""] + _table(("Setting", "Value"), rows) + [""]
     if spec.notes:
         lines += ["## Notes", "", spec.notes, ""]
     lines += ["## Limitations", "", _LIMITATIONS, ""]
