@@ -397,7 +397,27 @@ def array_cases() -> list[tuple[str, object, str | None]]:
         ("rgba", np.dstack([face, np.full(face.shape[:2], 255, np.uint8)]), None),
         ("grey-2d", np.asarray(astronaut().convert("L")), None),
         ("grey-hw1", np.asarray(astronaut().convert("L"))[..., None], None),
+        # Array subclasses are read as their plain data (np.matrix once crashed the process).
+        ("np-matrix", np.matrix(np.asarray(astronaut().convert("L"))), None),
+        ("masked-array", np.ma.masked_array(face, mask=np.zeros(face.shape, bool)), None),
     ]
+
+
+def pil_cases() -> list[tuple[str, object, str]]:
+    """``(name, PIL image, reason)``: PIL images handed to the Python API that Pillow cannot turn into
+    pixels; each must be a one-line `fer.InputError` naming ``reason``."""
+    data = encode(astronaut(), "PNG")
+    return [
+        ("pil-truncated", lambda: Image.open(io.BytesIO(data[: len(data) // 2])), "truncated"),
+        ("pil-mode-La", lambda: Image.new("La", (64, 64)), "conversion from La"),
+        ("pil-eps", lambda: Image.open(io.BytesIO(_eps())), "corrupt or truncated"),
+    ]
+
+
+def _eps() -> bytes:
+    """A small PostScript picture (Pillow needs Ghostscript, absent here, to decode it)."""
+    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+            b"newpath 0 0 moveto 10 10 lineto stroke\nshowpage\n%%EOF\n")
 
 
 # --------------------------------------------------------------------------- videos (app)

@@ -73,6 +73,21 @@ def test_usage_errors_exit_2(args):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--device", "cuda:7"), "CUDA device"),
+    (("--device", "tpu"), "unknown device 'tpu'"),
+    (("--save-maps", "{blocked}/maps"), "cannot write there"),
+])
+def test_bad_device_or_output_folder_is_a_usage_error(tmp_path, args, message):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")  # a folder cannot be made under a file, even as root
+    result = run_cli("predict", str(ASTRONAUT), *(a.format(blocked=blocked) for a in args))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "unexpected" not in result.stderr
+
+
 def test_save_maps(tmp_path):
     result = run_cli("predict", str(ASTRONAUT), "--saliency", "face-prior", "--save-maps", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -22,7 +22,7 @@ import pytest
 from fer.errors import InputError
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
 
-from .badinputs import BadInput, array_cases, image_cases, net_audit_env
+from .badinputs import BadInput, array_cases, image_cases, net_audit_env, pil_cases
 from .conftest import ASTRONAUT, ROOT
 
 CASES: dict[str, BadInput] = {c.name: c for c in image_cases()}
@@ -176,7 +176,19 @@ def test_predict_crops_refuses_bad_crops(plain_pipeline, crops):
     _one_line(str(err.value))
 
 
+@pytest.mark.parametrize("case", pil_cases(), ids=lambda c: c[0])
+def test_python_api_pil_images_pillow_cannot_read(case, pipeline, astronaut, reference):
+    _, make, reason = case
+    with pytest.raises(InputError, match=reason) as err:
+        pipeline(make())
+    _one_line(str(err.value))
+    _check_still_serving(pipeline, astronaut, reference)
+
+
 def test_path_edge_cases(tmp_path, pipeline):
+    with pytest.raises(InputError, match="no such file") as err:
+        pipeline("holiday\x00.png")  # a NUL byte in a path
+    assert "\x00" not in str(err.value)
     for path, reason in ((tmp_path, "folder"), (tmp_path / "missing.png", "no such file")):
         with pytest.raises(InputError, match=reason) as err:
             pipeline(path)
