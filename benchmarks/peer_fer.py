@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-iterations", type=int, default=100,
                         help="rounds of our per-stage benchmark (default: %(default)s)")
     parser.add_argument("--no-mtcnn", action="store_true", help="skip the peer's MTCNN configuration")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for our side")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for our side, as fer bench and the app (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json",
                         help="result JSON; the same report as markdown goes beside it (default: %(default)s)")
     parser.add_argument("--plot", type=Path, default=RESULTS / "stages.png", help="stage chart (default: %(default)s)")
@@ -316,12 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         print(python)
         return 0
 
+    import torch
+
     import fer
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    # The entry point's choice (fer.load leaves torch's threads alone); 1 is what every run used.
+    torch.set_num_threads(max(1, args.threads))
     print("… our per-stage benchmark", file=sys.stderr)
     doc = run_benchmark(iterations=args.bench_iterations, warmup=10, cold_runs=3,
                         progress=lambda line: print(f"… {line}", file=sys.stderr))
