@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 _CACHE = tempfile.mkdtemp(prefix="fer-test-cache-")
 os.environ["FER_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test run is an entry point like the CLI and the app: one torch thread, as they use (the
+    library itself never sets it), so that concurrent tests and other work do not starve each other."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 ASSETS = ROOT / "assets"
 ASTRONAUT = ASSETS / "astronaut.png"
 NO_FACE = ASSETS / "coffee.png"
