@@ -1,10 +1,11 @@
 """Ensembles of expression CNNs: the mean of the members' probabilities over the labels they share.
 
-An ensemble is registered by name in `fer.models.ENSEMBLES` (member model names, main member first)
-and loads like any model: ``fer.load("ensemble")``, ``fer.models.load_model("ensemble")``,
-``python -m fer predict --model ensemble``, ``evaluate(model="ensemble")``. Each member is fed its
-own input, cut and preprocessed as its spec says (`fer.face.CropStyle`); the ensemble's output is
-over the shared labels, in the main member's order.
+An ensemble is registered by name in `fer.weights.REGISTRY` (kind ``ensemble``: member model names,
+main member first; `fer.models.ENSEMBLES` lists them) and loads like any model: ``fer.load("ensemble")``,
+``fer.models.load_model("ensemble")``, ``python -m fer predict --model ensemble``,
+``evaluate(model="ensemble")``. Each member is fed its own input, cut and preprocessed as its spec
+says (`fer.crops.CropStyle`); the ensemble's output is over the shared labels, in the main member's
+order.
 
 What an ensemble cannot average honestly it takes from the main member, and says so: Grad-CAM is the
 main member's map for the ensemble's class (the members' crops differ in geometry, so their maps

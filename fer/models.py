@@ -68,7 +68,7 @@ class ModelSpec(JsonSpec):
     ``evaluation`` holds measured metrics: ``{"dataset", "split", "n", "accuracy", "macro_f1",
     "labels", "confusion", "per_class"}`` (rows of ``confusion`` are true labels).
     ``crop`` and ``margin`` say how the face crop the model was trained on is cut (see
-    `fer.face.CropStyle`): ``"aligned"``, our eye-levelled square, or ``"box"``, the detector's
+    `fer.crops.CropStyle`): ``"aligned"``, our eye-levelled square, or ``"box"``, the detector's
     axis-aligned box zero-padded to a centred square (face-api's way); ``margin`` None means the
     pipeline's default.
     """

@@ -20,7 +20,8 @@ behind each weight, with their sources, are `fer.texts.FACE_PRIOR_EVIDENCE`.
 With these weights the map peaks on the eyes of a frontal face. ``spectral-residual`` is
 bottom-up image saliency (Hou & Zhang, CVPR 2007). ``mlnet`` is ML-Net (Cornia et al., ICPR 2016,
 `fer.mlnet`), the network the paper used; no trained weights are shipped, so it is listed only when
-a checkpoint is available (``FER_MLNET_WEIGHTS`` or ``weights=``).
+a checkpoint is available (``weights=``, ``FER_MLNET_WEIGHTS``, or the registered ``mlnet`` of
+`fer.weights.REGISTRY` in the shipped weights or the Hub's cache).
 """
 
 from __future__ import annotations
