@@ -41,13 +41,10 @@ DETECTOR_MODELS: Mapping[str, str] = DETECTORS
 #: (`fer.blazeface`) or ``"mediapipe"`` (MediaPipe's Tasks face detector, the reference).
 DetectorEngine = Literal["auto", "litert", "mediapipe"]
 
-# MediaPipe detectors still open at interpreter exit are closed by an atexit hook. Hooks run
-# last-registered first, and mediapipe's own hook (which turns its native calls into no-ops) is
-# registered when mediapipe is imported: after this one when fer.face comes first, and then the close
-# is clean. When mediapipe came first, its thread pools are already stopped and closing fails; such a
-# detector is parked in `_unclosed`, freed when this module's globals are cleared at teardown, which
-# comes before mediapipe's own modules' (reverse import order) and after its hook. Left to the
-# user's module instead, mediapipe 1.2.3's __del__ prints a traceback.
+# mediapipe 1.2.3 prints a traceback when it finalises a detector during module teardown, so open
+# ones are closed by this atexit hook. Registered before mediapipe's own (fer.face imports it later),
+# it runs after it, when closing is a clean no-op; if mediapipe came first, an unclosable detector is
+# parked in `_unclosed`, whose teardown (reverse import order) precedes mediapipe's modules'.
 _open_detectors: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
 _unclosed: list[Any] = []
 
@@ -279,7 +276,7 @@ class FaceDetector:
                 except RuntimeError:
                     if not at_exit:
                         raise
-                    _unclosed.append(self._detector)  # see _close_all
+                    _unclosed.append(self._detector)  # see _open_detectors
                 self._detector = None
 
     def __enter__(self) -> FaceDetector:
