@@ -24,10 +24,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ``FER_TORCH_THREADS`` (default 1) sets PyTorch's threads per operation: the CNN runs at batch 1
     for a few milliseconds, so concurrent requests gain more from whole cores than from split ones.
+    Pillow's own decompression-bomb guard is set to the app's pixel limit for the whole process (a
+    second line behind `fer.io`'s check), which an app may do and the library does not.
     """
+    from PIL import Image
+
     from fer.app import folders
+    from fer.limits import MAX_PIXELS
 
     folders.prepare()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("FER_TORCH_THREADS", "1"))))
