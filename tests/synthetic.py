@@ -10,7 +10,7 @@ it does in real faces, in the mouth and brows:
 
 Each subject has its own geometry (head shape, skin and background tone, eye spacing and size,
 brow thickness, mouth width); each image adds jitter in scale and position, a gaze shift of the
-pupils, brightness and pixel noise. Faces are drawn where `fer.research.crops.ASSUMED_CROP_KEYPOINTS`
+pupils, brightness and pixel noise. Faces are drawn where `fer.research.face_cache.ASSUMED_CROP_KEYPOINTS`
 expects them (eyes at 1/3 of the height), so the images are valid "already cropped" faces.
 No face detector finds these drawings: load them with ``assume_cropped=True``.
 """

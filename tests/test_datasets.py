@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
-from fer.research import crops as C
 from fer.research import datasets as D
+from fer.research import face_cache as C
 from fer.research import splits as SP
 from tests import synthetic as S
 

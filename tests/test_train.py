@@ -14,8 +14,8 @@ import torch
 
 from fer.errors import WeightsError
 from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
-from fer.research import crops as C
 from fer.research import datasets as D
+from fer.research import face_cache as C
 from fer.research.recipes import TrainConfig, head_parameters
 from fer.research.train import train
 from tests import synthetic as S

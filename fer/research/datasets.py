@@ -1,7 +1,7 @@
 """Expression datasets held by the user: RaFD, CFEE, FER2013 and a generic ``ROOT/<label>/*`` folder.
 
 Each loader turns files on disk into a `Dataset` of `Sample` records (label, subject, source) without
-decoding images; `fer.research.crops.prepare_crops` then turns samples into face crops and
+decoding images; `fer.research.face_cache.prepare_crops` then turns samples into face crops and
 `fer.research.splits.split_dataset` into subject-independent train/validation/test parts.
 """
 
@@ -449,7 +449,8 @@ def add_dataset_arguments(parser: Any, *, required: bool = True) -> None:
     parser.add_argument("--margin", type=float, default=None,
                         help="face crop margin per side, as a fraction of the face box (default: the detector's)")
     parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="face crop cache (default: ~/.cache/fer/crops, or $FER_CACHE_DIR)")
+                        help="face crop cache folder (default: $FER_CACHE_DIR/crops, else ~/.cache/fer/crops; "
+                        "FER_CACHE_DIR=off caches nothing)")
 
 
 def list_option(value: str | None, name: str, cast: Callable[[str], Any] = str) -> list | None:

@@ -26,8 +26,8 @@ from fer.ensemble import Ensemble
 from fer.errors import InputError
 from fer.models import LoadedModel, load_model, predict_probabilities
 from fer.research import distributed as dist
-from fer.research.crops import Crops, crop_size_for, prepare_crops, weighted_crops
 from fer.research.datasets import Dataset, Sample, Skipped
+from fer.research.face_cache import Crops, crop_size_for, prepare_crops, weighted_crops
 
 
 @dataclass(frozen=True)
@@ -181,24 +181,6 @@ def score(
                             excluded, model, dataset, tuple(model_labels))
 
 
-def batched_probabilities(loaded: LoadedModel, inputs: np.ndarray, batch_size: int = 64,
-                          progress: bool = False) -> np.ndarray:
-    """`fer.models.predict_probabilities` over many crops, ``batch_size`` at a time.
-
-    Args:
-        inputs: ``(N, S, S, 3)`` uint8 RGB, exactly what the CNN should see (saliency applied).
-    Returns:
-        ``(N, C)`` float32 probabilities.
-    """
-    from tqdm.auto import tqdm
-
-    out = np.zeros((len(inputs), len(loaded.spec.labels)), np.float32)
-    for start in tqdm(range(0, len(inputs), batch_size), desc="classify", unit="batch", disable=not progress,
-                      leave=False):
-        out[start:start + batch_size] = predict_probabilities(loaded, inputs[start:start + batch_size])
-    return out
-
-
 def model_inputs(loaded: LoadedModel, crops: Crops, *, saliency_weights: str | None = None,
                  batch_size: int = 64) -> np.ndarray:
     """What the model sees: the crops, multiplied by saliency maps when the model was trained that way.
@@ -240,7 +222,8 @@ def evaluate(
         assume_cropped: the images are face crops already (default: the dataset's setting, else False).
         margin: face crop margin (default: the one the model was trained with, else the detector's;
             for an ensemble it sets the main member's, the others keep their own).
-        cache_dir: face crop cache folder (default ``~/.cache/fer/crops``).
+        cache_dir: face crop cache folder (default ``fer.cache.cache_dir("crops")``: none with
+            ``FER_CACHE_DIR=off``).
         device: "cpu", "cuda" or "auto" (used when ``model`` is a name or path).
         saliency_weights: weights file for a saliency predictor that needs one (ML-Net).
         restrict_labels: score over the labels model and data share, probabilities renormalised
@@ -285,7 +268,7 @@ def evaluate(
             raise InputError(f"{net.spec.name} found faces in other images than {networks[0].spec.name}")
         first_keys = [s.key for s in crops.samples]
         inputs = model_inputs(net, crops, saliency_weights=saliency_weights, batch_size=batch_size)
-        per_network.append(batched_probabilities(net, inputs, batch_size, progress and ctx.main))
+        per_network.append(predict_probabilities(net, inputs, batch_size=batch_size, progress=progress and ctx.main))
     probabilities = model.combine(per_network) if isinstance(model, Ensemble) else per_network[0]
     local = score(probabilities, spec.labels, crops.labels, data_labels=spec.labels if not restrict_labels else
                   data_labels, model=spec.name, dataset=dataset_name)

@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer.errors import InputError, WeightsError
-from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, preprocess_array, save_checkpoint
+from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, predict_probabilities, preprocess_array, save_checkpoint
 from fer.research import distributed as dist
-from fer.research.crops import crop_size_for, prepare_crops, weighted_crops
 from fer.research.datasets import load_dataset, restrict_labels
-from fer.research.evaluate import EvaluationResult, batched_probabilities, score
+from fer.research.evaluate import EvaluationResult, score
+from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
 from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
 from fer.research.runs import STATE_FILE, resume_state, run_id, run_identity, saliency_digest
 from fer.research.splits import split_dataset
@@ -111,7 +111,7 @@ def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.n
     the result (confusion summed over ranks) and the mean cross-entropy."""
     module.eval()
     local = rows[dist.shard(len(rows), ctx)]
-    probs = batched_probabilities(LoadedModel(module, spec), inputs[local], batch_size)
+    probs = predict_probabilities(LoadedModel(module, spec), inputs[local], batch_size=batch_size)
     true = np.array([spec.labels.index(labels[r]) for r in local], np.int64)
     loss = float(-np.log(np.clip(probs[np.arange(len(true)), true], 1e-12, None)).sum())
     result = score(probs, spec.labels, [labels[r] for r in local], data_labels=spec.labels, model=spec.name)

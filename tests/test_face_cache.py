@@ -1,5 +1,6 @@
 """Face crops of dataset samples: ready-made crops with estimated keypoints, unreadable images
-skipped, detection results cached by file content (real astronaut photo), saliency-weighted crops."""
+skipped, detection results cached by file content (real astronaut photo) in the folder FER_CACHE_DIR
+names when the cache is made (none with FER_CACHE_DIR=off), saliency-weighted crops."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 
 from fer.errors import InputError
-from fer.research import crops as C
 from fer.research import datasets as D
+from fer.research import face_cache as C
 from tests import synthetic as S
 from tests.conftest import ASTRONAUT, NO_FACE
 
@@ -62,6 +63,26 @@ def test_detection_crops_are_cached(tmp_path: Path) -> None:
     # Other crop settings are other cache entries.
     with C.FaceCache(cache_dir, crop_size=64) as cache:
         assert cache.get(root / "happy" / "c_renamed.png")[0].shape == (64, 64, 3)
+
+
+def test_cache_folder_is_read_when_used_and_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "photos" / "happy").mkdir(parents=True)
+    shutil.copy(ASTRONAUT, tmp_path / "photos" / "happy" / "a_astronaut.png")
+    samples = D.load_folder(tmp_path / "photos").samples
+    monkeypatch.chdir(tmp_path)  # a relative folder named "off" would land here
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # set after fer was imported
+    cached = C.prepare_crops(samples, crop_size=64, progress=False)
+    assert [p.parent.parent for p in (tmp_path / "cache").rglob("*.npz")] == [tmp_path / "cache" / "crops"]
+
+    monkeypatch.setenv("FER_CACHE_DIR", "off")
+    before = sorted(tmp_path.rglob("*"))
+    with C.FaceCache(crop_size=64) as cache:
+        assert cache.cache_dir is None
+        crop, keypoints = cache.get(samples[0].path)
+        assert cache._detector is not None  # detected again, not read from the cache
+    assert sorted(tmp_path.rglob("*")) == before
+    np.testing.assert_array_equal(crop, cached.images[0])
+    np.testing.assert_array_equal(keypoints, cached.keypoints[0])
 
 
 def test_weighted_crops_apply_the_map_with_its_floor(data: dict[str, Path]) -> None:

@@ -1,6 +1,6 @@
 """Face crops of dataset samples, once per image: `prepare_crops` detects the largest face and caches
-the result on disk keyed by the file's SHA-256 (`FaceCache`), so later epochs and runs skip
-detection. Images that are face crops already (FER2013, or ``assume_cropped=True``) skip detection;
+the result on disk keyed by the file's SHA-256 (`FaceCache`, in ``fer.cache.cache_dir("crops")``), so
+later epochs and runs skip detection; with ``FER_CACHE_DIR=off`` nothing is written. Images that are face crops already (FER2013, or ``assume_cropped=True``) skip detection;
 their keypoints, which the face-prior saliency map needs, are then the fixed estimate
 `ASSUMED_CROP_KEYPOINTS`. Unreadable or face-less images never stop a run: they come back as
 `Skipped` records.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -24,6 +24,7 @@ from fer.research.datasets import Sample, Skipped
 
 if TYPE_CHECKING:
     from fer.face import CropKind, FaceDetector
+    from fer.saliency import SaliencyPredictor
 
 #: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
 #: `fer.face.KEYPOINT_NAMES` order. Measured on `FaceDetector`'s default crop (margin 0.2) of
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
 ASSUMED_CROP_KEYPOINTS = np.array(
     [[0.33, 0.33], [0.67, 0.33], [0.50, 0.49], [0.50, 0.65], [0.145, 0.43], [0.855, 0.43]], np.float32
 )
-
-#: Default folder for cached face crops (override with FER_CACHE_DIR or ``cache_dir``).
-DEFAULT_CACHE_DIR = Path(
-    os.environ.get("FER_CACHE_DIR")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer" / "crops"
-)
-
 
 @dataclass(frozen=True)
 class Crops:
@@ -105,9 +99,11 @@ def square_crop(image: np.ndarray, crop_size: int) -> np.ndarray:
 class FaceCache:
     """Detect and crop the largest face of an image file once; later calls read the result from disk.
 
-    Entries live in ``cache_dir`` as ``.npz`` files (plain arrays, read with ``allow_pickle=False``)
-    keyed by the SHA-256 of the image file's bytes and the crop settings, so a renamed or copied file
-    hits the cache and an edited one does not. "No face" is cached too.
+    Entries live in ``cache_dir`` (default: ``fer.cache.cache_dir("crops")``, read when the cache is
+    made; None there, ``FER_CACHE_DIR=off``, means every image is detected and nothing is written)
+    as ``.npz`` files (plain arrays, read with ``allow_pickle=False``) keyed by the SHA-256 of the
+    image file's bytes and the crop settings, so a renamed or copied file hits the cache and an
+    edited one does not. "No face" is cached too.
     """
 
     def __init__(
@@ -120,9 +116,10 @@ class FaceCache:
         min_score: float = 0.5,
         crop_kind: CropKind = "aligned",
     ) -> None:
+        from fer.cache import cache_dir as default_cache_dir
         from fer.face import DEFAULT_MARGIN
 
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else DEFAULT_CACHE_DIR
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir("crops")
         self.crop_size = int(crop_size)
         self.margin = DEFAULT_MARGIN if margin is None else float(margin)
         self.detector_name = detector
@@ -134,7 +131,9 @@ class FaceCache:
         settings += "" if crop_kind == "aligned" else f"|{crop_kind}"
         self._settings = hashlib.sha256(settings.encode()).hexdigest()[:12]
 
-    def _entry(self, digest: str) -> Path:
+    def _entry(self, digest: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
         return self.cache_dir / digest[:2] / f"{digest}-{self._settings}.npz"
 
     def get(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +152,7 @@ class FaceCache:
         except OSError as exc:
             raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from None
         entry = self._entry(hashlib.sha256(data).hexdigest())
-        if entry.is_file():
+        if entry is not None and entry.is_file():
             try:
                 with np.load(entry, allow_pickle=False) as stored:
                     cached = {key: stored[key] for key in stored.files}
@@ -170,16 +169,12 @@ class FaceCache:
             self._detector = FaceDetector(self.detector_name, min_score=self.min_score, max_faces=1,
                                           margin=self.margin, crop_size=self.crop_size, crop=self.crop_kind)
         faces = self._detector(image)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")
         if not faces:
-            np.savez(tmp, reason=np.array("no face found"))
-            os.replace(tmp, entry)
+            _store(entry, reason=np.array("no face found"))
             raise InputError("no face found")
-        face = faces[0]
-        np.savez(tmp, crop=face.crop, keypoints=face.crop_keypoints.astype(np.float32))
-        os.replace(tmp, entry)  # atomic: parallel runs never read half a file
-        return face.crop, face.crop_keypoints.astype(np.float32)
+        crop, keypoints = faces[0].crop, faces[0].crop_keypoints.astype(np.float32)
+        _store(entry, crop=crop, keypoints=keypoints)
+        return crop, keypoints
 
     def close(self) -> None:
         """Release the face detector (if one was started)."""
@@ -192,6 +187,16 @@ class FaceCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _store(entry: Path | None, **arrays: np.ndarray) -> None:
+    """Write one cache entry (nothing when caching is off)."""
+    if entry is None:
+        return
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, allow_pickle=False, **arrays)
+    os.replace(tmp, entry)  # atomic: parallel runs never read half a file
 
 
 def prepare_crops(
@@ -248,10 +253,10 @@ def prepare_crops(
     return Crops(image_array, keypoint_array, tuple(kept), tuple(skipped))
 
 
-def weighted_crops(crops: Crops, predictor: Callable[[np.ndarray, np.ndarray], np.ndarray] | None, floor: float,
-                   *, batch_size: int = 64, progress: bool = False, description: str = "saliency") -> np.ndarray:
-    """What a saliency-trained CNN sees: every crop multiplied by its saliency map
-    (`fer.saliency.apply_saliency` with ``floor``), computed once per crop.
+def weighted_crops(crops: Crops, predictor: SaliencyPredictor | None, floor: float, *, batch_size: int = 64,
+                   progress: bool = False, description: str = "saliency") -> np.ndarray:
+    """What a saliency-trained CNN sees: every crop multiplied by its saliency map with ``floor``
+    (`fer.saliency.weight_by_saliency`), computed once per crop.
 
     Args:
         predictor: a `fer.saliency` predictor (crops, keypoints → ``(N, S, S)`` maps in [0, 1]), or
@@ -261,14 +266,7 @@ def weighted_crops(crops: Crops, predictor: Callable[[np.ndarray, np.ndarray], n
     """
     if predictor is None or len(crops) == 0:
         return crops.images
-    from tqdm.auto import tqdm
+    from fer.saliency import weight_by_saliency
 
-    from fer.saliency import apply_saliency
-
-    out = np.empty_like(crops.images)
-    for start in tqdm(range(0, len(crops), batch_size), desc=description, unit="batch", disable=not progress,
-                      leave=False):
-        images = crops.images[start:start + batch_size]
-        maps = predictor(images, crops.keypoints[start:start + batch_size])
-        out[start:start + batch_size] = apply_saliency(images, maps, floor)
-    return out
+    return weight_by_saliency(crops.images, crops.keypoints, predictor, floor, batch_size=batch_size,
+                              progress=progress, description=description)
