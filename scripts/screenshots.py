@@ -1,10 +1,15 @@
 """Regenerate the README screenshots with the browser tests' own code: the same ``python app.py``
 subprocess, the same headless Chromium with the astronaut as a fake webcam, the same user flows
-(`tests/browser_helpers.py`).
+(`tests/browser_helpers.py`, `tests/browser_page.py`).
 
 Usage:
-    python scripts/screenshots.py                 # writes docs/screenshots/{live,image,evaluate}.png
+    python scripts/screenshots.py                 # writes docs/screenshots/*.png
     python scripts/screenshots.py --out /tmp/shots
+
+Writes, each with a result shown: ``live-desktop.png`` and ``image-desktop.png`` (the first
+screen of a 1440×900 laptop), ``live-phone.png`` and ``image-phone.png`` (a 390 px wide phone,
+from the top down to the confusion statistics), ``video.png`` and ``evaluate.png`` (laptop, down
+to the results).
 
 Needs Debian's ``chromium`` (or ``FER_CHROMIUM=/path/to/chrome``), ``ffmpeg`` and Playwright
 (requirements-dev.txt).
@@ -21,52 +26,76 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_helpers import (  # noqa: E402
-    VIEWPORT,
+from tests.browser_helpers import ASTRONAUT, PHONE, VIEWPORT, make_eval_zip, running_app_server  # noqa: E402
+from tests.browser_page import (  # noqa: E402
     AppPage,
+    analyse_video,
     app_page,
     browser_prerequisites,
-    make_eval_zip,
+    load_video_example,
     run_evaluation,
-    running_app_server,
     running_browser,
     show_image,
     start_webcam,
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import FloatRect
+    from playwright.sync_api import Browser, FloatRect, ViewportSize
+
+    from tests.browser_helpers import AppServer
 
 #: Space kept below the last element shown, in CSS pixels.
 MARGIN = 16
+#: Seconds the live page runs before its picture: the smoothed label and the statistics settle.
+LIVE_SETTLE_S = 3.0
 
 
 def shoot(app: AppPage, path: Path, *last: str) -> Path:
-    """Save the page from its top down to the lowest bottom edge of the elements ``last``.
+    """Save the page from its top down to the lowest bottom edge of the elements ``last`` (none:
+    the first screen, as the visitor sees it without scrolling).
 
     Raises:
-        RuntimeError: the page logged errors (a broken page is no screenshot for the README), or an
-            element is not shown.
+        RuntimeError: the page is broken (an uncaught error, a failed request, an error toast, a
+            server traceback: no screenshot for the README), or an element is not shown. Console
+            warnings are printed.
     """
     problems = app.problems()
-    if problems:
-        raise RuntimeError("the page is not healthy:\n" + "\n".join(problems))
-    bottom = 0.0
-    for selector in last:
-        box = app.page.locator(selector).first.bounding_box()
-        if box is None:
-            raise RuntimeError(f"{selector} is not shown")
-        bottom = max(bottom, box["y"] + box["height"])
+    broken = [p for p in problems if not p.startswith("console warning")]
+    if broken:
+        raise RuntimeError(f"{path.name}: the page is not healthy:\n" + "\n".join(broken))
+    for warning in problems:
+        print(f"{path.name}: {warning}", file=sys.stderr)
+    app.page.evaluate("scrollTo(0, 0)")
+    width, height = app.viewport()
+    bottom = height
+    if last:
+        bottom = max(app.box(selector)["y"] + app.box(selector)["height"] for selector in last) + MARGIN
     # A clip of the full page, not a resized viewport: resizing would reflow the layout.
-    clip: FloatRect = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom + MARGIN}
+    clip: FloatRect = {"x": 0, "y": 0, "width": width, "height": bottom}
     path.parent.mkdir(parents=True, exist_ok=True)
     app.page.screenshot(path=str(path), full_page=True, clip=clip)
     print(f"wrote {path}")
     return path
 
 
+def shoot_result_blocks(browser: Browser, server: AppServer, out: Path) -> None:
+    """Live (webcam running) and Image (the astronaut analysed), on a laptop and on a phone."""
+    sizes: dict[str, ViewportSize] = {"desktop": VIEWPORT, "phone": PHONE}
+    for size, viewport in sizes.items():
+        # The phone's picture runs down to the end of the result block; the laptop's is its first screen.
+        phone = size == "phone"
+        with app_page(browser, server, viewport) as app:
+            start_webcam(app)
+            app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
+            app.page.wait_for_timeout(LIVE_SETTLE_S * 1000)
+            shoot(app, out / f"live-{size}.png", *(["#live-confusion"] if phone else []))
+        with app_page(browser, server, viewport) as app:
+            show_image(app, ASTRONAUT)
+            shoot(app, out / f"image-{size}.png", *(["#image-confusion"] if phone else []))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Start the app and a browser, walk through the live, image and evaluate tabs, save PNGs."""
+    """Start the app and a browser, walk through Live, Image, Video and Evaluate, save PNGs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
     args = parser.parse_args(argv)
@@ -77,17 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as tmp:
         work = Path(tmp)
         with running_app_server(work / "server") as server, running_browser(work) as browser:
+            shoot_result_blocks(browser, server, args.out)
             with app_page(browser, server) as app:
-                start_webcam(app)
-                app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
-                app.page.wait_for_timeout(3000)  # let the smoothed label and the statistics settle
-                shoot(app, args.out / "live.png", "#live-top-k", "#live-saliency")
-            with app_page(browser, server) as app:
-                show_image(app)
-                shoot(app, args.out / "image.png", "#top-k-label", "#saliency-overlay", "#gradcam")
+                load_video_example(app)
+                analyse_video(app, "5")
+                shoot(app, args.out / "video.png", "#video-summary", "#video-timeline")
             with app_page(browser, server) as app:
                 run_evaluation(app, make_eval_zip(work / "faces.zip"))
-                shoot(app, args.out / "evaluate.png", "#eval-table", "#eval-plot")
+                shoot(app, args.out / "evaluate.png", "#evaluate-table", "#evaluate-plot")
     return 0
 
 

@@ -1,196 +1,457 @@
-"""What a person does in the browser, in a real headless Chromium against ``python app.py``: open
-the page, upload a photo, start the (fake) webcam and watch the panels update, pose an expression,
-switch the saliency predictor, evaluate a zip of labelled faces, export the session's counts. Each
-flow also checks that nothing of what the user gave stays on the server's disk: uploads are deleted
-once read and every picture and download comes back inline (``data:`` URLs).
+"""What a visitor sees and does, in a real headless Chromium against ``python app.py``, on a
+laptop (1440×900) and a phone (390×844).
 
-One app server and one browser serve every test (`tests/browser_helpers.py`); each test has its own
-browser context, so its own Gradio session, and leaves a screenshot in ``test-artifacts/browser/``.
+Layout: on Live (webcam running) and Image (a picture analysed) the result block — input |
+saliency overlay, what the CNN sees, Grad-CAM, top-k, confusion statistics — fits the laptop's
+first screen beside the input, and stacks on the phone with every picture at least 300 px wide;
+no title covers its picture, no sideways scrolling, every tab in the tab bar, a short header on
+the phone, and no console error or warning. Flows: ten different uploads in a row, the examples
+and the face picker, the fake webcam with posing and Stop, a refused camera, the video example
+sampled at two rates, Evaluate quoted on the Image tab, Settings redrawing the Image tab and
+warning about saliency input, Gradio's API page.
+
+One app server and one browser serve every test (`tests.browser_helpers`, `tests.browser_page`);
+each test opens its own browser contexts, so its own Gradio sessions, and leaves a screenshot of
+each in ``test-artifacts/browser/``. A check that fails because of a known bug of the app's
+Python code raises `KnownAppBug`, and only that makes its test an expected failure (strict: the
+marker must go once the bug is fixed).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import pytest
 
 from .browser_helpers import (
     ARTIFACTS,
-    AppPage,
+    ASSETS,
+    ASTRONAUT,
+    NO_FACE,
+    PHONE,
+    VIEWPORT,
     AppServer,
-    app_page,
     make_eval_zip,
     own_picture,
+)
+from .browser_page import (
+    AppPage,
+    analyse_video,
+    app_page,
+    click_example,
+    launch_chromium,
+    load_video_example,
     run_evaluation,
     session_frames,
     show_image,
     start_webcam,
+    stop_webcam,
 )
 
-# The shared app server (and browser) fixtures.
-pytest_plugins = ["tests.browser_helpers"]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, FloatRect, ViewportSize
+
+# The shared app server and browser fixtures.
+pytest_plugins = ["tests.browser_helpers", "tests.browser_page"]
 
 pytestmark = pytest.mark.browser
 
+COLLAGE = ASSETS / "astronaut-collage.jpg"
+TABS = ["Live", "Image", "Video", "Evaluate", "Settings", "About"]
+PANELS = ("saliency", "model-input", "gradcam")
+#: Narrowest picture view on a phone, and tallest header, in CSS pixels.
+MIN_PICTURE_PX = 300
+MAX_PHONE_HEADER_PX = 120
+#: Rounding of layout coordinates, in CSS pixels.
+SLACK = 0.5
+
+
+class KnownAppBug(AssertionError):
+    """A check failed because of a known bug of the app's Python code (`fer/app/*.py`)."""
+
+
+#: Gradio's JS client (6.31, ``Me`` in ``index-*.js``) looks up the endpoint of dependency 0 as
+#: "/predict" when the app names an endpoint so; dependency 0 is the Live tab's webcam stream
+#: (5 inputs) and ``/predict`` takes 2, so the client warns when the stream starts. Fix in
+#: ``fer/app/server.py``: make dependency 0 one the client never submits.
+TOO_MANY_ARGUMENTS = "Too many arguments provided for the endpoint."
+#: The face gallery's values leave ``fer.app.media.inline_outputs`` as numpy arrays inside
+#: ``gr.update``, which the page cannot read: the gallery stays hidden and the page throws this.
+GALLERY_UNREADABLE = "Cannot read properties of undefined (reading 'url')"
+#: Gradio's API page probes routes of features this app turns off (MCP server, monitoring): a
+#: 404 is how the page learns they are off, so Chromium logs it however the app is configured.
+API_PAGE_PROBES = ("/gradio_api/mcp/schema", "/monitoring/summary",
+                   "Failed to load resource: the server responded with a status of 404")
+
+XFAIL_STREAM_WARNING = pytest.mark.xfail(strict=True, raises=KnownAppBug,
+                                         reason="webcam stream start warns " + TOO_MANY_ARGUMENTS)
+
 
 @pytest.fixture
-def app(browser, app_server: AppServer, request: pytest.FixtureRequest) -> Iterator[AppPage]:
-    """A fresh user on the app; the page is saved as ``test-artifacts/browser/<test>.png`` whatever
-    the outcome."""
-    with app_page(browser, app_server) as page:
+def open_app(browser: Browser, app_server: AppServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., AppPage]]:
+    """Opens fresh users on the app (``open_app(viewport)``); each page is saved as
+    ``test-artifacts/browser/<test>-<n>.png`` whatever the outcome."""
+    with contextlib.ExitStack() as stack:
+        pages: list[AppPage] = []
+
+        def open_page(viewport: ViewportSize = VIEWPORT) -> AppPage:
+            pages.append(stack.enter_context(app_page(browser, app_server, viewport)))
+            return pages[-1]
+
         try:
-            yield page
+            yield open_page
         finally:
-            page.screenshot(ARTIFACTS / f"{request.node.name}.png")
+            for number, page in enumerate(pages):
+                page.screenshot(ARTIFACTS / f"{request.node.name}-{number}.png")
 
 
-def assert_healthy(app: AppPage) -> None:
-    problems = app.problems()
-    assert not problems, "\n".join(problems)
+@pytest.fixture
+def app(open_app: Callable[..., AppPage]) -> AppPage:
+    """A fresh user on the app at the laptop's size."""
+    return open_app()
 
 
-def assert_nothing_left(app: AppPage, before: set[Path]) -> None:
-    """No file appeared on the server's disk since ``before`` (`AppServer.files`)."""
-    left = sorted(str(p) for p in app.server.files() - before)
-    assert not left, f"left on the server's disk: {left}"
+# --------------------------------------------------------------------------- checks
 
 
-def differs(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two pictures of the same size, in grey levels."""
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+def assert_healthy(app: AppPage, allowed: Sequence[str] = (), known: Sequence[str] = ()) -> None:
+    """No console error or warning, failed request, error toast or server traceback (`AppPage.problems`).
+
+    Args:
+        allowed: substrings of problems that are no fault of the app (see `AppPage.problems`).
+        known: substrings of problems caused by a known app bug: those alone raise `KnownAppBug`.
+    Raises:
+        AssertionError: any other problem.
+    """
+    problems = app.problems(allowed)
+    unknown = [p for p in problems if not any(k in p for k in known)]
+    assert not unknown, "\n".join(unknown)
+    if problems:
+        raise KnownAppBug("\n".join(problems))
 
 
-def test_page_loads_without_errors(app: AppPage) -> None:
-    assert app.page.title() == "fer: facial expressions with visual saliency"
-    assert "Expressions are facial movements, not feelings" in app.text("#header")
-    tabs = app.page.get_by_role("tab").all_inner_texts()
-    assert tabs == ["Live", "Image", "Video", "Evaluate", "Settings", "About"]
-    assert "Press the camera button" in app.text("#live-status")
-    shown = {"Image": "#upload-image", "Video": "#video-run", "Evaluate": "#eval-run",
-             "Settings": "#settings-status", "About": "#about"}
-    for name, selector in shown.items():
-        app.tab(name)
-        assert app.page.locator(selector).is_visible(), f"{name} tab: {selector} not shown"
-    assert "Responsible use" in app.text("#about") and "Privacy" in app.text("#about")
-    app.tab("Settings")
-    assert "Model mini_xception_fer2013" in app.text("#settings-status")
+def block_ids(tab: str) -> list[str]:
+    """The result block's elements in reading order: input, the three panels, top-k, confusion."""
+    return [f"#{tab}-{part}" for part in ("input", *PANELS, "top-k", "confusion")]
+
+
+def overlap(a: FloatRect, b: FloatRect) -> bool:
+    """Whether two rectangles share more than a rounding's width."""
+    return (a["x"] + SLACK < b["x"] + b["width"] and b["x"] + SLACK < a["x"] + a["width"]
+            and a["y"] + SLACK < b["y"] + b["height"] and b["y"] + SLACK < a["y"] + a["height"])
+
+
+def show_result(app: AppPage, tab: str, folder: Path) -> None:
+    """Give the tab something to analyse: the user's own photo (Image) or the fake webcam (Live)."""
+    if tab == "image":
+        assert show_image(app, own_picture(folder / "me.png")).startswith("1 face")
+    else:
+        start_webcam(app)
+    assert app.label(f"{tab}-top-k") == "happy"
+    app.page.evaluate("scrollTo(0, 0)")
+
+
+def assert_panels_readable(app: AppPage, tab: str) -> None:
+    """Each panel's title sits above its picture and its caption below, none cut off; the top-k's
+    badge is clear of its top answer."""
+    for panel in PANELS:
+        scope = f"#{tab}-{panel}"
+        title, picture, caption = (app.box(f"{scope} {part}") for part in (".fer-title", ".fer-picture", ".fer-caption"))
+        assert title["y"] + title["height"] <= picture["y"] + SLACK, f"{scope}: title over the picture"
+        assert picture["y"] + picture["height"] <= caption["y"] + SLACK, f"{scope}: caption over the picture"
+        cut = app.page.locator(f"{scope} .fer-title").evaluate("e => e.scrollWidth > e.clientWidth + 1")
+        assert not cut, f"{scope}: title cut off"
+    badge = app.box(f"#{tab}-top-k [data-testid=block-label]")
+    answer = app.text_box(f"#{tab}-top-k [data-testid=label-output-value]")
+    assert not overlap(badge, answer), f"#{tab}-top-k: the badge covers the answer"
+
+
+def assert_tab_bar_complete(app: AppPage) -> None:
+    """All six tabs are buttons drawn inside the viewport; Gradio's "⋯" menu holds none of them."""
+    tabs = app.page.locator("#tabs [role=tab]")
+    assert tabs.all_inner_texts() == TABS
+    width, _ = app.viewport()
+    for index in range(tabs.count()):
+        button = tabs.nth(index)
+        box = button.bounding_box()
+        assert button.is_visible() and box is not None, f"tab {TABS[index]} hidden"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + SLACK, f"tab {TABS[index]} off screen: {box}"
+    hidden = app.page.locator("#tabs .overflow-dropdown button").all_inner_texts()
+    assert not hidden, f"tabs behind the ⋯ menu: {hidden}"
+
+
+def assert_no_sideways_scrolling(app: AppPage) -> None:
+    width, _ = app.viewport()
+    assert app.scroll_width() <= width, f"page {app.scroll_width():.0f} px wide in a {width:.0f} px viewport"
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("tab", [pytest.param("live", marks=XFAIL_STREAM_WARNING), "image"])
+def test_result_block_fits_a_laptops_first_screen(open_app: Callable[..., AppPage], tmp_path: Path, tab: str) -> None:
+    app = open_app(VIEWPORT)
+    show_result(app, tab, tmp_path)
+    width, height = app.viewport()
+    boxes = app.boxes(block_ids(tab))
+    for selector, box in boxes.items():
+        assert box["x"] >= 0 and box["y"] >= 0, f"{selector} at {box}"
+        assert box["x"] + box["width"] <= width + SLACK and box["y"] + box["height"] <= height + SLACK, \
+            f"{selector} not on the first screen: {box}"
+    source = boxes[f"#{tab}-input"]
+    for selector in block_ids(tab)[1:]:
+        assert source["x"] + source["width"] <= boxes[selector]["x"] + SLACK, f"{selector} not right of the input"
+    # The three panels side by side, the answer (top-k, confusion) below them.
+    panels = [boxes[f"#{tab}-{p}"] for p in PANELS]
+    assert len({round(p["y"]) for p in panels}) == 1 and panels[0]["x"] < panels[1]["x"] < panels[2]["x"]
+    for selector in (f"#{tab}-top-k", f"#{tab}-confusion"):
+        assert boxes[selector]["y"] >= panels[0]["y"] + panels[0]["height"] - SLACK
+    assert_panels_readable(app, tab)
+    assert_tab_bar_complete(app)
+    assert_no_sideways_scrolling(app)
+    assert_healthy(app, known=(TOO_MANY_ARGUMENTS,))
+
+
+@pytest.mark.parametrize("tab", [pytest.param("live", marks=XFAIL_STREAM_WARNING), "image"])
+def test_result_block_stacks_on_a_phone(open_app: Callable[..., AppPage], tmp_path: Path, tab: str) -> None:
+    app = open_app(PHONE)
+    show_result(app, tab, tmp_path)
+    ids = block_ids(tab)
+    boxes = app.boxes(ids)
+    # Stacked in reading order, each below the one before: so none overlaps another.
+    for above, below in zip(ids, ids[1:], strict=False):
+        assert boxes[above]["y"] + boxes[above]["height"] <= boxes[below]["y"] + SLACK, f"{below} not below {above}"
+    for i, first in enumerate(ids):
+        for second in ids[i + 1:]:
+            assert not overlap(boxes[first], boxes[second]), f"{first} overlaps {second}"
+    media = "video" if tab == "live" else "img"
+    views = {f"#{tab}-input": app.box(f"#{tab}-input {media}"),
+             **{f"#{tab}-{p}": app.box(f"#{tab}-{p} .fer-picture") for p in PANELS}}
+    for selector, box in views.items():
+        assert box["width"] >= MIN_PICTURE_PX, f"{selector}: picture {box['width']:.0f} px wide"
+    header = app.box("#header")
+    assert header["height"] < MAX_PHONE_HEADER_PX, f"header {header['height']:.0f} px high"
+    assert_panels_readable(app, tab)
+    assert_tab_bar_complete(app)
+    assert_no_sideways_scrolling(app)
+    assert_healthy(app, known=(TOO_MANY_ARGUMENTS,))
+
+
+def test_every_tab_reachable_and_fitting_on_a_phone(open_app: Callable[..., AppPage]) -> None:
+    app = open_app(PHONE)
+    assert_tab_bar_complete(app)
+    width, _ = app.viewport()
+    # Right edges of visible inline code, and of the block holding each.
+    code_edges = """() => Array.from(document.querySelectorAll('code')).filter((c) => c.checkVisibility()).map((c) => {
+        let block = c.parentElement;
+        while (getComputedStyle(block).display.startsWith('inline')) block = block.parentElement;
+        return [c.textContent.slice(0, 40), c.getBoundingClientRect().right, block.getBoundingClientRect().right];
+    })"""
+    for name in TABS:
+        app.tab(name)  # by its button in the tab bar
+        assert_no_sideways_scrolling(app)
+        for text, right, block_right in app.page.evaluate(code_edges):
+            assert right <= min(block_right, width) + SLACK, f"{name} tab: code {text!r} overflows"
+    # The model card's table: its names whole ("Archit|ecture" was not), no empty header row.
+    assert not app.broken_words("#about td:first-child"), app.broken_words("#about td:first-child")
+    headers = app.page.locator("#about thead tr")
+    for index in range(headers.count()):
+        row = headers.nth(index)
+        assert not row.is_visible() or row.inner_text().strip(), "About: an empty table header row"
     assert_healthy(app)
 
 
-def test_upload_astronaut_shows_happy_with_overlays(app: AppPage, tmp_path: Path) -> None:
-    before = app.server.files()
-    # The user's own photo (not byte for byte the shipped example, whose copy the app keeps).
-    show_image(app, own_picture(tmp_path / "me.png"))
-    assert app.label("top-k-label") == "happy"
-    assert app.text("#image-status").startswith("1 face found")
-    assert app.page.locator("#face-gallery img").count() == 1
-    # The face's thumbnail is whole inside the 170 px panel, one square in a row of 4 (a lone face once
-    # spanned the panel's width and showed only its forehead).
-    panel, thumbnail = app.box("#face-gallery"), app.box("#face-gallery img")
-    assert panel["height"] <= 180
-    assert panel["x"] <= thumbnail["x"] and thumbnail["x"] + thumbnail["width"] <= panel["x"] + panel["width"]
-    assert panel["y"] <= thumbnail["y"] and thumbnail["y"] + thumbnail["height"] <= panel["y"] + panel["height"]
-    assert 100 <= thumbnail["height"] and thumbnail["width"] <= panel["width"] / 3
-    assert app.page.locator("#face-gallery img").evaluate("img => getComputedStyle(img).objectFit") == "contain"
-    annotated = app.pixels("#image-annotated img")
-    assert annotated.shape[0] > 100 and annotated.std() > 20
-    views = {elem_id: app.pixels(f"#{elem_id} img") for elem_id in ("saliency-overlay", "cnn-input", "gradcam")}
-    for elem_id, picture in views.items():
-        assert picture.std() > 10, f"{elem_id} looks blank"
-    # What the CNN sees is the grey 64x64 input of the shipped model; the overlays are in colour.
-    cnn = views["cnn-input"].astype(int)
-    assert np.abs(cnn[..., 0] - cnn[..., 2]).max() <= 2
-    assert np.abs(views["saliency-overlay"][..., 0].astype(int) - views["saliency-overlay"][..., 2]).mean() > 10
-    assert "face-prior" in app.text("#view-captions") and "Grad-CAM for happy" in app.text("#view-captions")
-    for selector in ("#image-annotated img", "#face-gallery img", "#saliency-overlay img", "#cnn-input img",
-                     "#gradcam img"):
-        assert app.src(selector).startswith("data:image/jpeg;base64,"), selector
-    assert_nothing_left(app, before)  # the upload was deleted once read
+# --------------------------------------------------------------------------- the Image tab
 
-    # Another saliency predictor (Settings) redraws the picture's overlay without a new upload.
-    files_before, before = before, views["saliency-overlay"]
+
+def varied_pictures(folder: Path) -> list[Path]:
+    """Ten different pictures made from the shipped ones: the astronaut as the user's own photo,
+    mirrored, cropped, shrunk, framed, darkened, in grey; the collage, mirrored; the coffee cup.
+    Each has its own size or content, so each result can be told from the one before."""
+    astronaut, collage = cv2.imread(str(ASTRONAUT)), cv2.imread(str(COLLAGE))
+    height, width = astronaut.shape[:2]
+    pictures = {
+        "mine.png": cv2.imread(str(own_picture(folder / "own.png"))),
+        "mirrored.jpg": cv2.flip(astronaut, 1),
+        "cropped.png": astronaut[:, 60:],
+        "small.jpg": cv2.resize(astronaut, (width * 3 // 5, height * 3 // 5), interpolation=cv2.INTER_AREA),
+        "framed.png": cv2.copyMakeBorder(astronaut, 0, 0, 120, 120, cv2.BORDER_CONSTANT, value=(128, 128, 128)),
+        "darker.jpg": (astronaut * 0.7).astype(np.uint8),
+        "grey.png": cv2.cvtColor(cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+        "collage.jpg": collage,
+        "coffee.png": cv2.imread(str(NO_FACE)),
+        "collage-mirrored.png": cv2.flip(collage, 1),
+    }
+    paths = []
+    for name, picture in pictures.items():
+        path = folder / name
+        if not cv2.imwrite(str(path), picture):
+            raise OSError(f"could not write {path}")
+        paths.append(path)
+    return paths
+
+
+def test_ten_different_uploads_in_a_row_each_get_their_own_result(app: AppPage, client: Any, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    uploads: list[str] = []
+    app.page.on("request", lambda r: uploads.append(r.url) if "/gradio_api/upload?" in r.url else None)
+    for path in varied_pictures(tmp_path):
+        # What this picture gives, asked through the stateless API (the same analysis).
+        _, expected = client.predict(handle_file(str(path)), api_name="/predict")
+        status = show_image(app, path)
+        assert status == expected["message"].replace("**", ""), f"{path.name}: {status!r}"
+        faces = expected["faces"]
+        assert app.label("image-top-k") == (faces[0]["label"] if faces else ""), path.name
+        # The input widget shows this picture (boxes drawn on it), not the one before.
+        shown = app.pixels("#image-input img")
+        picture = cv2.imread(str(path))
+        assert abs(shown.shape[1] / shown.shape[0] - picture.shape[1] / picture.shape[0]) < 0.03, path.name
+        assert app.page.locator("#image-faces").is_visible() == (len(faces) > 1), path.name
+    assert len(uploads) == 10, uploads  # each picture uploaded once
+    log = app.server.log(app.log_start)
+    for refusal in ("not uploaded", "no longer in memory", "no such file"):
+        assert refusal not in log
+    # The collages' face gallery fails on its own (test_examples_and_the_face_picker).
+    assert_healthy(app, allowed=(GALLERY_UNREADABLE,))
+
+
+@pytest.mark.xfail(strict=True, raises=KnownAppBug, reason="the face gallery's pictures reach the page as arrays")
+def test_examples_and_the_face_picker(app: AppPage) -> None:
+    assert click_example(app, 0).startswith("1 face") and app.label("image-top-k") == "happy"
+    assert click_example(app, 2).startswith("No face")
+    assert app.page.locator("#image-gradcam img").count() == 0  # placeholders, not the last face
+    assert not app.page.locator("#image-faces").is_visible()
+    assert click_example(app, 1).startswith("5 faces")
+    before = {p: app.src(f"#image-{p} img") for p in PANELS}
+    options = app.choose("image-faces", re.compile(r"^#3 "))
+    assert [o.split()[0] for o in options] == ["#1", "#2", "#3", "#4", "#5"], options
+    for panel, old in before.items():
+        app.wait_src_change(f"#image-{panel} img", old)
+    assert app.page.locator("#image-faces input").input_value().startswith("#3")
+    assert app.label("image-top-k")
+    gallery = app.page.locator("#image-gallery")
+    if not (gallery.is_visible() and gallery.locator("img").count() == 5):
+        assert_healthy(app, known=(GALLERY_UNREADABLE,))
+        raise KnownAppBug("the face gallery is not shown for the five faces")
+    assert_healthy(app)
+
+
+def test_settings_redraw_the_image_and_warn_about_saliency_input(app: AppPage, tmp_path: Path) -> None:
+    show_image(app, own_picture(tmp_path / "me.png"))
+    assert "predictor: face-prior" in app.text("#image-saliency")
+    before = app.pixels("#image-saliency img")
+    uploads: list[str] = []
+    app.page.on("request", lambda r: uploads.append(r.url) if "/gradio_api/upload" in r.url else None)
     app.tab("Settings")
-    app.choose("saliency-choice", "spectral-residual")
+    assert "⚠️" not in app.text("#settings-status")
+    app.choose("settings-saliency", "spectral-residual")
     app.wait_text("#settings-status", r"saliency shown: spectral-residual")
     app.tab("Image")
-    app.wait_text("#view-captions", r"where humans would look \(spectral-residual\)")
-    after = app.pixels("#saliency-overlay img")
-    assert differs(before, after) > 5
-    assert app.label("top-k-label") == "happy"
-    # Another face in the gallery would be picked the same way: the selection redraws the views.
-    app.page.locator("#face-gallery img").first.click()
-    app.wait_until(lambda: "selected" in (app.page.locator("#face-gallery button.thumbnail-item").first
-                                          .get_attribute("class") or ""), "the clicked face marked selected")
-    app.wait_text("#view-captions", r"where humans would look \(spectral-residual\)")
-
-    # A picture without a face (the second example) is a message, not an error.
-    app.page.locator("#image-examples button.gallery-item").nth(1).click()
-    app.wait_text("#image-status", r"No face found")
-    assert app.page.locator("#face-gallery img").count() == 0
-    # The shipped examples are shared by every user: kept, so the example works again.
-    app.page.locator("#image-examples button.gallery-item").nth(0).click()
-    app.wait_text("#image-status", r"1 face found")
-    assert_nothing_left(app, files_before)
-    assert_healthy(app)  # no failed request: the page never asked for the deleted upload again
+    app.wait_text("#image-saliency", r"predictor: spectral-residual")
+    after = app.pixels("#image-saliency img")
+    assert float(np.abs(before.astype(np.int16) - after.astype(np.int16)).mean()) > 5
+    assert app.label("image-top-k") == "happy" and not uploads  # redrawn from memory, not uploaded again
+    # Feeding the CNN face × saliency, which the shipped model was not trained on, is warned of.
+    app.tab("Settings")
+    app.check("settings-saliency-input", "on")
+    app.wait_text("#settings-status", r"⚠️")
+    assert_healthy(app)
 
 
-def test_live_webcam_updates_counts_and_follows_settings(app: AppPage) -> None:
-    files_before = app.server.files()
+def test_evaluate_is_quoted_beside_the_image_tabs_answer(app: AppPage, tmp_path: Path) -> None:
+    run_evaluation(app, make_eval_zip(tmp_path / "faces.zip"))
+    accuracy = app.text("#evaluate-accuracy")
+    assert "Accuracy 100.0%" in accuracy and "n=1" in accuracy
+    assert "1 skipped" in app.text("#evaluate-status")
+    assert "happy" in app.text("#evaluate-table")
+    click_example(app, 0)
+    # The archive holds two labelled images (the coffee cup has no face and is skipped).
+    app.wait_text("#image-confusion", r"measured in this session on your 2 images")
+    assert "When it says happy" in app.text("#image-confusion")
+    assert_healthy(app)
+
+
+# --------------------------------------------------------------------------- Live, Video, API page
+
+
+@XFAIL_STREAM_WARNING
+def test_webcam_updates_the_panels_counts_poses_and_stops(app: AppPage) -> None:
     start_webcam(app)
-    app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
-    assert "(face-prior)" in app.text("#live-saliency")
-    # New frames keep arriving: the tracked frame and the saliency overlay are redrawn.
-    first_frame = app.src("#live-annotated img")
-    app.wait_src_change("#live-annotated img", first_frame, timeout=30)
-    first_overlay = app.src("#live-saliency img")
-    app.wait_src_change("#live-saliency img", first_overlay, timeout=30)
-    assert app.pixels("#live-gradcam img").std() > 10 and app.pixels("#live-input img").std() > 10
-
-    # Posing: every analysed frame is counted in the session confusion matrix.
+    assert app.label("live-top-k") == "happy"
+    for panel in PANELS:  # new frames keep arriving
+        app.wait_src_change(f"#live-{panel} img", app.src(f"#live-{panel} img"), timeout=30)
     assert session_frames(app) == 0
-    app.choose("posing-dropdown", "happy")
-    app.wait_text("#session-stats", r"[1-9]\d* frames counted", timeout=30)
+    app.choose("live-posing", "happy")
+    app.wait_text("#live-session", r"[1-9]\d* frames counted", timeout=30)
     counted = session_frames(app)
     app.wait_until(lambda: session_frames(app) > counted, f"more than {counted} frames counted", timeout=30)
-    assert "happy 100% of" in app.text("#session-stats")
-    assert "counting: posing happy" in app.text("#live-status")
+    assert "happy 100% of" in app.text("#live-session")
+    stop_webcam(app)
+    assert not app.page.locator("#live-status").is_visible()  # the note replaces the last frame's status
+    time.sleep(1.0)  # a frame already sent may still come back
+    shown = app.src("#live-saliency img")
+    time.sleep(1.5)
+    assert app.src("#live-saliency img") == shown, "frames still analysed after Stop"
+    assert_healthy(app, known=(TOO_MANY_ARGUMENTS,))
 
-    # The session's counts download as an inline CSV, never a file on the server.
-    app.page.locator("#session-export").click()
-    link = app.page.locator("#session-csv a[download]")
-    link.wait_for()
-    href = link.get_attribute("href") or ""
-    assert href.startswith("data:text/csv;base64,") and link.get_attribute("download") == "session-confusion.csv"
-    assert base64.b64decode(href.partition(",")[2]).decode().splitlines()[0].startswith("posed \\ predicted,")
 
-    # Another saliency predictor applies to the running stream.
-    before = app.pixels("#live-saliency img")
-    app.tab("Settings")
-    app.choose("saliency-choice", "spectral-residual")
-    app.wait_text("#settings-status", r"saliency shown: spectral-residual")
-    app.tab("Live")
-    app.wait_text("#live-saliency", r"\(spectral-residual\)", timeout=30)
-    after = app.pixels("#live-saliency img")
-    assert differs(before, after) > 5
-    assert_nothing_left(app, files_before)
+def test_a_refused_camera_points_to_the_image_tab(browser: Browser, app_server: AppServer) -> None:
+    refusing = launch_chromium(browser.browser_type, None, camera_allowed=False)
+    try:
+        with app_page(refusing, app_server, camera=False) as app:
+            try:
+                app.tab("Live")
+                app.page.locator("#live-input").get_by_text(re.compile("Access Webcam", re.I)).click()
+                note = app.wait_text("#fer-camera-note", r"refused the camera").string
+                assert "Image tab" in note
+                assert app.page.locator("#fer-camera-note").is_visible()
+                assert_healthy(app)
+            finally:
+                app.screenshot(ARTIFACTS / "test_a_refused_camera_points_to_the_image_tab.png")
+    finally:
+        refusing.close()
+
+
+@pytest.mark.xfail(strict=True, raises=KnownAppBug, reason="the video example is kept but not shown in its widget")
+@pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["laptop", "phone"])
+def test_video_example_resampled_without_uploading_again(open_app: Callable[..., AppPage], viewport: ViewportSize) -> None:
+    app = open_app(viewport)
+    uploads: list[str] = []
+    app.page.on("request", lambda r: uploads.append(r.url) if "/gradio_api/upload" in r.url else None)
+    load_video_example(app)
+    shown = app.page.evaluate("(document.querySelector('#video-input video') || {}).src || ''")
+    frames = {}
+    for fps in ("5", "2"):
+        match = re.search(r"(\d+) frames sampled", analyse_video(app, fps))
+        assert match, app.text("#video-status")
+        frames[fps] = int(match.group(1))
+        assert app.page.locator("#video-timeline svg").count() >= 1
+        assert "happy" in app.text("#video-timeline") and "happy" in app.text("#video-summary")
+        # The summary table fits its column: no table wider than it, nothing inside scrolled sideways.
+        column = app.box("#video-summary")
+        rights = app.page.locator("#video-summary table").evaluate_all("ts => ts.map((t) => t.getBoundingClientRect().right)")
+        assert rights and max(rights) <= column["x"] + column["width"] + SLACK, "summary table wider than its column"
+        wide = app.page.locator("#video-summary").evaluate(
+            "e => Array.from(e.querySelectorAll('*')).filter((x) => x.scrollWidth > x.clientWidth + 1 &&"
+            " getComputedStyle(x).overflowX !== 'visible').map((x) => x.className)")
+        assert not wide, f"scrolled sideways inside the summary: {wide}"
+        assert not app.broken_words("#video-summary th"), app.broken_words("#video-summary th")
+        assert_no_sideways_scrolling(app)
+    assert frames["2"] < frames["5"] and not uploads
     assert_healthy(app)
+    if not shown.startswith("data:video/"):
+        raise KnownAppBug(f"#video-input shows no clip after the example (video src {shown[:40]!r})")
 
 
-def test_evaluate_zip_shows_accuracy_and_confusion_plot(app: AppPage, tmp_path: Path) -> None:
-    before = app.server.files()
-    run_evaluation(app, make_eval_zip(tmp_path / "faces.zip"))
-    assert "Accuracy 100.0%" in app.text("#eval-accuracy") and "n=1" in app.text("#eval-accuracy")
-    assert "1 skipped" in app.text("#eval-status")
-    plot = app.pixels("#eval-plot img")
-    assert plot.shape[0] > 100 and plot.std() > 20
-    table = app.text("#eval-table")
-    assert "happy" in table and "sad" in table
-    assert app.src("#eval-plot img").startswith("data:image/png;base64,")
-    # The archive was deleted once evaluated: its widget is emptied rather than left showing it.
-    app.wait_until(lambda: "faces.zip" not in app.text("#eval-zip"), "the archive's widget emptied")
-    assert_nothing_left(app, before)
-    assert_healthy(app)
+def test_api_page_opens(app: AppPage) -> None:
+    app.page.get_by_text("Use via API").click()
+    app.wait_text("body", r"/predict")
+    assert_healthy(app, allowed=API_PAGE_PROBES)
