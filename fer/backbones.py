@@ -3,20 +3,21 @@
 `BUILTIN` maps an architecture name to an `Architecture`: how to build the network for
 any number of classes and input channels, and which layer Grad-CAM hooks. `fer.models` registers
 every entry (`fer.models.ARCHITECTURES`). To add a family, write its ``build``/``cam_layer`` functions here
-and add one entry to `BUILTIN`.
+and add one entry to `BUILTIN`. Importing this module imports no torch (the builders do), so the
+command line can list the families in its help.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from fer.errors import WeightsError
-from fer.face_expression_net import FaceExpressionNet
-from fer.mini_xception import MiniXception
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ class Architecture:
     linear_head: Callable[[nn.Module], Callable[[Tensor], Tensor]] | None = None
 
 
-def _from_scratch(cls: Callable[..., nn.Module], family: str, checkpoint: str, what: str) -> Callable[[int, int, bool], nn.Module]:
-    """``build`` for a family that exists only as trained expression weights (no ImageNet start)."""
+def _from_scratch(cls: str, family: str, checkpoint: str, what: str) -> Callable[[int, int, bool], nn.Module]:
+    """``build`` for a family that exists only as trained expression weights (no ImageNet start);
+    ``cls`` is the network class as ``"module:Class"``, imported by the first build."""
 
     def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
         if pretrained:
@@ -53,29 +55,28 @@ def _from_scratch(cls: Callable[..., nn.Module], family: str, checkpoint: str, w
                 f"{family} has no ImageNet weights: build it with pretrained=False, or load {what} with "
                 f"fer.models.load_model({checkpoint!r})"
             )
-        return cls(num_classes=num_classes, in_channels=in_channels)
+        module_name, class_name = cls.split(":")
+        return getattr(importlib.import_module(module_name), class_name)(num_classes=num_classes, in_channels=in_channels)
 
     return build
 
 
-def _features_out(model: nn.Module) -> nn.Module:
-    assert isinstance(model, MiniXception | FaceExpressionNet)
-    return model.features_out
+def _features_out(model: Any) -> nn.Module:
+    return model.features_out  # MiniXception, FaceExpressionNet
 
 
-def _mini_xception_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
-    assert isinstance(model, MiniXception)
+def _mini_xception_head(model: Any) -> Callable[[Tensor], Tensor]:
     return lambda features: model.classifier(features).mean(dim=(2, 3))
 
 
-def _face_expression_net_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
-    assert isinstance(model, FaceExpressionNet)
+def _face_expression_net_head(model: Any) -> Callable[[Tensor], Tensor]:
     return model.head
 
 
 BUILTIN: dict[str, Architecture] = {
     "mini_xception": Architecture(
-        build=_from_scratch(MiniXception, "mini_xception", "mini_xception_fer2013", "the FER2013 model"),
+        build=_from_scratch("fer.mini_xception:MiniXception", "mini_xception", "mini_xception_fer2013",
+                            "the FER2013 model"),
         cam_layer=_features_out,
         linear_head=_mini_xception_head,
         input_size=64,
@@ -87,8 +88,8 @@ BUILTIN: dict[str, Architecture] = {
         description="Mini-Xception (Arriaga et al. 2017), 57 k parameters, 64x64 grey, trained from scratch",
     ),
     "face_expression_net": Architecture(
-        build=_from_scratch(FaceExpressionNet, "face_expression_net", "face_api_expression",
-                            "face-api's expression model"),
+        build=_from_scratch("fer.face_expression_net:FaceExpressionNet", "face_expression_net",
+                            "face_api_expression", "face-api's expression model"),
         cam_layer=_features_out,
         linear_head=_face_expression_net_head,
         input_size=112,
@@ -149,6 +150,7 @@ def _torchvision_state_dict(name: str, weights: object) -> dict:
 
 def _build_torchvision(name: str, num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
     import torchvision
+    from torch import nn
 
     factory, weights_enum = {
         "alexnet": (torchvision.models.alexnet, torchvision.models.AlexNet_Weights),
