@@ -20,13 +20,13 @@ TINY = "tiny_cnn_test"
 def register_tiny() -> None:
     """Register `TINY` in fer.models.ARCHITECTURES (a 2-conv grey network, 32 px input)."""
     from fer.backbones import Architecture
-    from fer.models import register_architecture
+    from fer.models import ARCHITECTURES
 
     def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
         return nn.Sequential(nn.Conv2d(in_channels, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
 
-    register_architecture(TINY, Architecture(build, lambda m: m[2], 32, "grey", (0.5,), (0.5,), "test network"))
+    ARCHITECTURES[TINY] = Architecture(build, lambda m: m[2], 32, "grey", (0.5,), (0.5,), "test network")
 
 
 def run_rank(rank: int, config: dict[str, Any], log_dir: str, port: int) -> None:
