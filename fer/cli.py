@@ -28,14 +28,15 @@ from pathlib import Path
 
 from fer.errors import FerError, InputError
 
-#: Subcommands: name → (module exposing ``add_arguments(parser)`` and ``run(args) -> int``, help).
+#: Subcommands: name → (module exposing ``add_arguments(parser)`` and ``run(args) -> int``, help). The
+#: module imports no torch (its ``run`` imports what it needs), so every ``--help`` stays light.
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("fer.cli", "expressions of every face in images"),
-    "train": ("fer.research.train", "fine-tune an expression CNN on a dataset"),
+    "train": ("fer.research.train_cli", "fine-tune an expression CNN on a dataset"),
     "evaluate": ("fer.research.evaluate", "accuracy, F1 and confusion matrix of a model on a dataset"),
     "protocol": ("fer.research.protocol", "the paper's within- and cross-dataset protocol"),
     "card": ("fer.research.card", "print a model card (spec and measured metrics) as markdown"),
-    "train-saliency": ("fer.research.saliency_train", "train ML-Net on a saliency dataset"),
+    "train-saliency": ("fer.research.saliency_train_cli", "train ML-Net on a saliency dataset"),
     "evaluate-saliency": ("fer.research.saliency_metrics", "CC, KLD, NSS, SIM, AUC-Judd of a saliency predictor"),
     "bench": ("fer.bench", "per-stage speed benchmark"),
 }

@@ -13,7 +13,8 @@ import torch
 from fer.errors import InputError, WeightsError
 from fer.mlnet import MLNet, SaliencySpec, letterbox, load_mlnet, mlnet_loss, prior_size, save_mlnet
 from fer.research.saliency_metrics import cc
-from fer.research.saliency_train import add_arguments, run, train_mlnet
+from fer.research.saliency_train import train_mlnet
+from fer.research.saliency_train_cli import add_arguments, run
 from fer.saliency import load_saliency, saliency_status
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fer.models import ModelSpec
 from fer.texts import ERRORS, EU_AI_ACT, EXPRESSION_NOT_EMOTION
+
+if TYPE_CHECKING:
+    from fer.models import ModelSpec
 
 _LIMITATIONS = f"{EXPRESSION_NOT_EMOTION} {ERRORS} {EU_AI_ACT}"
 
@@ -110,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the model card; needs only the spec JSON, not the weights."""
-    from fer.models import spec_path_for
+    from fer.models import ModelSpec, spec_path_for
 
     print(model_card(ModelSpec.load(spec_path_for(args.model))))
     return 0

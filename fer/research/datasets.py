@@ -2,7 +2,9 @@
 
 Each loader turns files on disk into a `Dataset` of `Sample` records (label, subject, source) without
 decoding images; `fer.research.face_cache.prepare_crops` then turns samples into face crops and
-`fer.research.splits.split_dataset` into subject-independent train/validation/test parts.
+`fer.research.splits.split_dataset` into subject-independent train/validation/test parts. The label
+vocabulary (`fer.models.CANONICAL_LABELS`) is imported where it is used: fer.models imports torch,
+which the command line's ``--help`` must not.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from fer.errors import InputError
-from fer.models import CANONICAL_LABELS, canonical_label
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
 
@@ -90,7 +91,7 @@ class Skipped:
 class Dataset:
     """Samples of one dataset (no pixels decoded yet, except CSV datasets).
 
-    ``labels`` are the classes present, canonical ones first in `CANONICAL_LABELS` order.
+    ``labels`` are the classes present, canonical ones first in `fer.models.CANONICAL_LABELS` order.
     ``label_set`` are the classes the dataset defines (RaFD's 8 even where a selection lacks some;
     a folder dataset's class folders); evaluation scores a model over the labels it shares with them.
     ``assume_cropped``: the images are face crops already (no detection).
@@ -156,7 +157,10 @@ def restrict_labels(dataset: Dataset, classes: Sequence[str]) -> Dataset:
 
 
 def ordered_labels(labels: Iterable[str]) -> tuple[str, ...]:
-    """Unique labels, canonical ones in `CANONICAL_LABELS` order, then CFEE compounds, then the rest sorted."""
+    """Unique labels, canonical ones in `fer.models.CANONICAL_LABELS` order, then CFEE compounds, then the
+    rest sorted."""
+    from fer.models import CANONICAL_LABELS
+
     present = set(labels)
     known = [name for name in (*CANONICAL_LABELS, *CFEE_COMPOUND) if name in present]
     return (*known, *sorted(present - set(known)))
@@ -165,6 +169,8 @@ def ordered_labels(labels: Iterable[str]) -> tuple[str, ...]:
 def normalise_label(name: str) -> str:
     """Canonical label for a dataset's spelling; names outside the canonical set become
     ``lower_snake_case`` (``"HappilySurprised"``, ``"happily surprised"`` → ``"happily_surprised"``)."""
+    from fer.models import canonical_label
+
     canonical = canonical_label(name)
     if canonical is not None:
         return canonical
@@ -217,6 +223,8 @@ def load_rafd(
         A `Dataset` named "rafd"; labels canonical (contemptuous → contempt, …), subject = model number.
         Image files whose name does not parse are in ``skipped``.
     """
+    from fer.models import CANONICAL_LABELS, canonical_label
+
     root = _existing_dir(root, "rafd")
     if angles is not None and (bad_angles := [a for a in angles if int(a) not in RAFD_ANGLES]):
         raise InputError(f"rafd: unknown camera angle(s) {bad_angles}; RaFD has {', '.join(map(str, RAFD_ANGLES))}")

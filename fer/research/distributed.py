@@ -6,7 +6,8 @@ alone logs and writes files; collectives (`all_reduce_sum`, `gather`) make every
 same decisions (best epoch, scores) from the same numbers.
 
 Also here: what only makes sense on a GPU (mixed precision, channels-last, pinned memory), so the
-training loop stays device-agnostic.
+training loop stays device-agnostic. Importing it imports no torch (the helpers do), so the
+command line's help stays light.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from fer.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 #: Mixed-precision modes of ``train --amp``: "auto" is bf16 on GPUs that have it, else fp16, and
 #: off on the CPU (CPU autocast is slower than float32 for these convolutions).
@@ -51,6 +54,7 @@ def _env_int(name: str, default: int) -> int:
 
 def context() -> Context:
     """The current job's layout: torch.distributed's when a process group is up, else one process."""
+    import torch
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return Context(torch.distributed.get_rank(), torch.distributed.get_world_size(),
                        _env_int("LOCAL_RANK", torch.distributed.get_rank()))
@@ -61,6 +65,7 @@ def context() -> Context:
 def process_group(device: torch.device) -> Iterator[Context]:
     """Join the job torchrun described in the environment (``WORLD_SIZE`` > 1) for the duration of
     the block, on gloo (CPU) or NCCL (CUDA); a single process, or one already in a group, is left as is."""
+    import torch
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
         yield context()
@@ -76,6 +81,8 @@ def process_group(device: torch.device) -> Iterator[Context]:
 def device_for(device: torch.device, ctx: Context) -> torch.device:
     """The device this rank uses: its own GPU (``cuda:LOCAL_RANK``) on CUDA, else ``device``."""
     if device.type == "cuda" and ctx.world_size > 1:
+        import torch
+
         torch.cuda.set_device(ctx.local_rank)
         return torch.device("cuda", ctx.local_rank)
     return device
@@ -92,6 +99,8 @@ def all_reduce_sum(values: np.ndarray, ctx: Context) -> np.ndarray:
     """Element-wise sum of ``values`` over all ranks (the same array comes back on every rank)."""
     if ctx.world_size == 1:
         return values
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(values, np.float64))
     torch.distributed.all_reduce(t)
     return t.numpy().astype(values.dtype)
@@ -101,6 +110,8 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
     """Every rank's ``obj`` (picklable), in rank order, on every rank."""
     if ctx.world_size == 1:
         return [obj]
+    import torch
+
     out: list[Any] = [None] * ctx.world_size
     torch.distributed.all_gather_object(out, obj)
     return out
@@ -109,6 +120,8 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
 def barrier(ctx: Context) -> None:
     """Wait until every rank gets here (e.g. until rank 0 has written a file the others read)."""
     if ctx.world_size > 1:
+        import torch
+
         torch.distributed.barrier()
 
 
@@ -118,6 +131,8 @@ def wrap(module: nn.Module, device: torch.device, ctx: Context) -> nn.Module:
     SyncBatchNorm: on gloo, BatchNorm layers see each rank's share of the batch."""
     if ctx.world_size == 1:
         return module
+    from torch import nn
+
     if device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         return nn.parallel.DistributedDataParallel(module, device_ids=[device.index])
@@ -133,6 +148,8 @@ def resolve_amp(amp: str, device: torch.device) -> str:
             raise InputError(f"--amp {amp} needs a CUDA device; this run is on {device}")
         return "off"
     if amp == "auto":
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return amp
 
@@ -141,11 +158,15 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     """The forward-pass context for a resolved ``amp`` mode (a no-op when "off")."""
     if amp == "off":
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     """Loss scaling for fp16 (whose small gradients would underflow); disabled for bf16 and float32."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 

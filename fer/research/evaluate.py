@@ -17,17 +17,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fer import metrics
-from fer.ensemble import Ensemble
 from fer.errors import InputError
-from fer.models import LoadedModel, load_model, predict_probabilities
 from fer.research import distributed as dist
 from fer.research.datasets import Dataset, Sample, Skipped
 from fer.research.face_cache import Crops, crop_size_for, prepare_crops, weighted_crops
+
+if TYPE_CHECKING:
+    from fer.ensemble import Ensemble
+    from fer.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,9 @@ def evaluate(
         `EvaluationResult`. The data's labels are the dataset's defined set when a `Dataset` is
         given (`Dataset.defined_labels`), else the labels present.
     """
+    from fer.ensemble import Ensemble
+    from fer.models import load_model, predict_probabilities
+
     if isinstance(model, (str, Path)):
         from fer.pipeline import resolve_device
 
@@ -386,6 +391,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
     import sys
 
+    from fer.models import load_model
     from fer.pipeline import resolve_device
     from fer.research.datasets import dataset_from_args
 

@@ -18,7 +18,6 @@ import numpy as np
 
 from fer import metrics
 from fer.errors import InputError
-from fer.models import ModelSpec
 from fer.research import distributed as dist
 from fer.research.evaluate import EvaluationResult
 from fer.research.recipes import TrainConfig
@@ -91,6 +90,8 @@ def fold_dir(out: str | Path, fold: int) -> Path:
 
 def summarise_specs(specs: Sequence[Path]) -> FoldSummary:
     """The test-fold results recorded in the specs of trained folds."""
+    from fer.models import ModelSpec
+
     results = []
     for path in specs:
         spec = ModelSpec.load(path)

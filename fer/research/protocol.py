@@ -247,15 +247,15 @@ def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``protocol``."""
-    from fer.models import ARCHITECTURES, available_architectures
+    from fer.backbones import BUILTIN  # the registered architectures, without importing torch
     from fer.research.recipes import RECIPES
-    from fer.research.train import saliency_choices
+    from fer.research.train_cli import saliency_choices
 
     parser.add_argument("--rafd", type=Path, required=True, metavar="DIR", help="RaFD images (its file names)")
     parser.add_argument("--cfee", type=Path, required=True, metavar="DIR",
                         help="CFEE: category folders, or a path,label[,subject] CSV")
-    parser.add_argument("--backbone", choices=available_architectures(), default="alexnet", metavar="NAME",
-                        help="; ".join(f"{n}: {ARCHITECTURES[n].description}" for n in available_architectures())
+    parser.add_argument("--backbone", choices=sorted(BUILTIN), default="alexnet", metavar="NAME",
+                        help="; ".join(f"{n}: {BUILTIN[n].description}" for n in sorted(BUILTIN))
                         + " (default: %(default)s)")
     saliency = {k: v for k, v in saliency_choices().items() if k != "none"}
     parser.add_argument("--saliency", choices=list(saliency), default="face-prior", metavar="NAME",

@@ -12,14 +12,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from fer.errors import InputError
-from fer.models import ARCHITECTURES, available_architectures
 from fer.research.distributed import AMP_MODES
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 #: Per-optimiser defaults: learning rate of freshly initialised layers, weight decay, epochs.
 #: Pretrained layers train at `PRETRAINED_LR_SCALE` times the learning rate.
@@ -82,6 +82,8 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every recipe default filled in, paths made absolute, and values checked."""
+        from fer.models import ARCHITECTURES, available_architectures
+
         if self.backbone not in ARCHITECTURES:
             raise InputError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(available_architectures())}")
         optimizer = self.optimizer or ("sgd" if self.backbone == "alexnet" else "adamw")
@@ -133,6 +135,8 @@ class TrainConfig:
 def head_parameters(model: nn.Module, num_classes: int) -> set[int]:
     """Ids of the parameters of the classifier layer (the last Linear/Conv2d with ``num_classes`` outputs),
     which the builders create fresh and which therefore train at the full learning rate."""
+    from torch import nn
+
     heads = [m for m in model.modules()
              if (isinstance(m, nn.Linear) and m.out_features == num_classes)
              or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)]
@@ -152,6 +156,8 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
 def make_optimizer(model: nn.Module, config: TrainConfig, num_classes: int) -> torch.optim.Optimizer:
     """The recipe's optimiser: the new classifier at ``lr``, pretrained layers at `PRETRAINED_LR_SCALE`
     times it; each group keeps its ``base_lr`` for the schedule."""
+    import torch
+
     head = head_parameters(model, num_classes)
     lr = float(config.lr or RECIPES[config.optimizer or "adamw"]["lr"])
     weight_decay = float(config.weight_decay or 0.0)

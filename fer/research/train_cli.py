@@ -1,0 +1,130 @@
+"""The ``train`` command: its options, the `fer.research.recipes.TrainConfig` they make, and the
+summary printed after a run. Kept apart from `fer.research.train`, which imports torch and is
+imported only when the command runs, so that ``python -m fer train --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fer.backbones import BUILTIN
+from fer.research import distributed as dist
+from fer.research.evaluate import EvaluationResult
+from fer.research.recipes import PRETRAINED_LR_SCALE, RECIPES, TrainConfig
+
+
+def saliency_choices() -> dict[str, str]:
+    """Saliency input modes: "none" plus every registered predictor, with its status."""
+    from fer.saliency import saliency_status
+
+    return {"none": "plain face crops", **saliency_status()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``train``."""
+    from fer.research.datasets import add_dataset_arguments
+
+    add_dataset_arguments(parser)
+    backbones = sorted(BUILTIN)  # what fer.models.ARCHITECTURES holds, read without importing torch
+    parser.add_argument("--backbone", choices=backbones, default="alexnet", metavar="NAME",
+                        help="network: " + "; ".join(f"{n} ({BUILTIN[n].description})" for n in backbones)
+                        + " (default: %(default)s, the paper's)")
+    saliency = saliency_choices()
+    parser.add_argument("--saliency", choices=list(saliency), default="none", metavar="NAME",
+                        help="feed the CNN face x saliency map (the paper's method): "
+                        + "; ".join(f"{n} ({status})" for n, status in saliency.items()) + " (default: %(default)s)")
+    parser.add_argument("--saliency-floor", type=float, default=0.0,
+                        help="brightness kept where saliency is 0, in [0, 1] (default: %(default)s, the paper's product)")
+    parser.add_argument("--saliency-weights", metavar="FILE", help="weights for a predictor that needs them (mlnet)")
+    parser.add_argument("--classes", metavar="LIST",
+                        help="train on these labels only, comma-separated (e.g. the classes two datasets share)")
+    parser.add_argument("--epochs", type=int, help="default: 30 (sgd) / 20 (adamw)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="global batch: with N processes (torchrun) each takes 1/N (default: %(default)s)")
+    parser.add_argument("--optimizer", choices=list(RECIPES), help="default: sgd for alexnet (the paper's), adamw otherwise")
+    parser.add_argument("--lr", type=float, help="learning rate of the new classifier; pretrained layers get "
+                        f"{PRETRAINED_LR_SCALE}x (default: 0.01 sgd / 0.001 adamw)")
+    parser.add_argument("--weight-decay", type=float, help="default: 5e-4 sgd / 0.05 adamw")
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                        help="start from random weights instead of ImageNet ones")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", help="no flips or crops")
+    parser.add_argument("--input-size", type=int, help="network input side in pixels (default: the backbone's)")
+    parser.add_argument("--folds", type=int, default=5, help="subject-independent folds (default: %(default)s)")
+    parser.add_argument("--fold", type=int, default=0,
+                        help="test fold; the next one validates (default: %(default)s)")
+    parser.add_argument("--all-folds", action="store_true",
+                        help="train every fold in turn (OUT/fold-K) and report mean ± std over folds")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda (default: %(default)s)")
+    parser.add_argument("--amp", choices=list(dist.AMP_MODES), default="auto",
+                        help="mixed precision on CUDA: auto is bf16 where supported, else fp16; always off on the "
+                        "CPU (default: %(default)s)")
+    parser.add_argument("--workers", type=int, help="DataLoader processes preparing batches (default: 4 on CUDA, 0 on CPU)")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/DATASET-BACKBONE[-SALIENCY])")
+    parser.add_argument("--name", help="model name written in the spec (default: the output folder's name pattern)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last epoch (only if every setting is the same)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """`TrainConfig` from parsed ``train`` options."""
+    from fer.research.datasets import RAFD_ANGLES, dataset_options, list_option
+
+    options = dataset_options(args)
+    if args.dataset == "rafd" and options["angles"] is None:
+        options["angles"] = list(RAFD_ANGLES)
+    tuple_or_none = lambda v: tuple(v) if v is not None else None  # noqa: E731
+    return TrainConfig(
+        dataset=args.dataset, root=str(args.root), backbone=args.backbone, saliency=args.saliency,
+        saliency_floor=args.saliency_floor, saliency_weights=args.saliency_weights, epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        pretrained=args.pretrained, augment=args.augment, input_size=args.input_size, folds=args.folds,
+        fold=args.fold, seed=args.seed, assume_cropped=options["assume_cropped"], margin=args.margin,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, angles=tuple_or_none(options["angles"]),
+        gazes=tuple_or_none(options["gazes"]), cfee_subset=args.cfee_subset, subject_pattern=args.subject_pattern,
+        usages=tuple_or_none(options["usages"]), classes=tuple_or_none(list_option(args.classes, "classes")),
+        amp=args.amp, workers=args.workers, device=args.device, out=str(args.out) if args.out else None,
+        name=args.name, resume=args.resume, progress=not args.quiet,
+    )
+
+
+def summary(spec_path: Path) -> str:
+    """One paragraph about a finished run: where the model is and how it scored."""
+    from fer.models import ModelSpec
+    from fer.research.human import confusion_lines
+
+    spec = ModelSpec.load(spec_path)
+    lines = [f"saved {spec_path} ({spec.architecture}, labels: {', '.join(spec.labels)})"]
+    training: Mapping[str, Any] = spec.training or {}
+    if training.get("best_val_accuracy") is not None:
+        lines.append(f"best validation accuracy {training['best_val_accuracy']:.2%} at epoch {training['best_epoch']}")
+    if spec.evaluation:
+        result = EvaluationResult.from_dict(spec.evaluation)
+        lines.append(f"test accuracy {result.accuracy:.2%}, macro F1 {result.macro_f1:.4f} (n={result.n})")
+        lines += ["most frequent confusions (test split):"] + [f"  {line}" for line in confusion_lines(result.confusions())]
+    if training.get("skipped_count"):
+        lines.append(f"{training['skipped_count']} image(s) skipped (see 'training.skipped' in the spec)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``train`` (every fold with ``--all-folds``); rank 0 alone prints."""
+    from fer.pipeline import resolve_device
+
+    config = config_from_args(args)
+    with dist.process_group(resolve_device(config.device)) as ctx:
+        if args.all_folds:
+            from fer.research.folds import format_summary, train_all_folds
+
+            text = format_summary(train_all_folds(config))
+        else:
+            from fer.research.train import train
+
+            text = summary(train(config))
+    if ctx.main:
+        print(text)
+    return 0
