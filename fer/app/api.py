@@ -55,24 +55,36 @@ def run_evaluation(value: Any, current: Settings) -> list[Any]:
     return evaluate.report_outputs(report)
 
 
-def bind(image_tab: image.ImageTab, video_tab: video.VideoTab, evaluate_tab: evaluate.EvaluateTab,
-         settings: Any, guarded: Any) -> None:
-    """Register the three endpoints on hidden triggers, with the tabs' widgets as their schema."""
+def bind(settings: Any, guarded: Any) -> None:
+    """Register the three endpoints on hidden triggers, with hidden widgets of their own as their
+    schema (the UI's widgets are never their inputs or outputs).
+
+    Call it before any other event: Gradio's JavaScript client takes dependency 0 for ``/predict``
+    when an app has a ``/predict`` endpoint, so ``/predict`` must be dependency 0.
+    """
     with gr.Group(visible=False):
-        triggers = [gr.Button(visible=False, elem_id=f"api-{name}") for name in ("predict", "video", "evaluate")]
-    triggers[0].click(guarded(predict), [image_tab.input, settings], [image_tab.top_k, image_tab.json],
-                      api_name="predict", preprocess=False, show_progress="hidden")
+        picture = gr.Image(type="filepath", image_mode=None, label="Picture", elem_id="api-picture")
+        top_k, faces = gr.Label(label="Top expressions"), gr.JSON(label="Faces")
+        clip = gr.Video(label="Clip", elem_id="api-clip")
+        rate = gr.Radio(video.fps_choices(), value="5", label="Frames sampled per second")
+        video_out = [gr.Markdown(), gr.HTML(), gr.Dataframe(headers=video.SUMMARY_HEADERS), gr.File(label="Per-frame CSV")]
+        archive = gr.File(file_types=[".zip"], label="Labelled faces (.zip)", elem_id="api-archive")
+        evaluate_out = [gr.Markdown(), gr.Markdown(), gr.Dataframe(headers=evaluate.TABLE_HEADERS),
+                        gr.Image(format="png", label="Confusion matrix"), gr.JSON(label="Result")]
+        triggers = [gr.Button(visible=False) for _ in range(3)]
+    triggers[0].click(guarded(predict), [picture, settings], [top_k, faces], api_name="predict", preprocess=False,
+                      show_progress="hidden")
 
     def video_endpoint(value: Any, fps: Any, current: Settings, progress: gr.Progress = gr.Progress()) -> list[Any]:
         return analyse_video(value, fps, current, progress)
 
-    triggers[1].click(guarded(inline_outputs(video_tab.outputs)(video_endpoint)), [video_tab.input, video_tab.fps, settings],
-                      video_tab.outputs, api_name="analyse_video", concurrency_limit=1, concurrency_id="long-jobs",
+    triggers[1].click(guarded(inline_outputs(video_out)(video_endpoint)), [clip, rate, settings], video_out,
+                      api_name="analyse_video", concurrency_limit=1, concurrency_id="long-jobs",
                       preprocess=False, postprocess=False)
 
     def evaluate_endpoint(value: Any, current: Settings, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> list[Any]:
         return run_evaluation(value, current)
 
-    triggers[2].click(guarded(inline_outputs(evaluate_tab.outputs)(evaluate_endpoint)), [evaluate_tab.input, settings],
-                      evaluate_tab.outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="long-jobs",
+    triggers[2].click(guarded(inline_outputs(evaluate_out)(evaluate_endpoint)), [archive, settings], evaluate_out,
+                      api_name="evaluate", concurrency_limit=1, concurrency_id="long-jobs",
                       preprocess=False, postprocess=False)

@@ -115,15 +115,19 @@ def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]
     """Send a handler's values as Gradio's postprocessing would, except pictures and files, which
     travel inline instead of as files Gradio writes into its cache (for ``postprocess=False`` events).
 
-    Per output: updates (``gr.update``, ``gr.skip``) and None pass as they are; a ``gr.Image`` takes
-    an ``(H, W, 3)`` uint8 picture, a ``gr.Gallery`` ``(picture, caption)`` pairs, both encoded in
-    the widget's ``format``; a ``gr.File`` takes an `inline_file` record; anything else goes through
-    the widget's own ``postprocess`` (which writes no file for the labels, tables and text used).
+    Per output: None and ``gr.skip()`` pass as they are, a ``gr.update`` with its ``value`` wired
+    like a plain value; a ``gr.Image`` takes an ``(H, W, 3)`` uint8 picture, a ``gr.Gallery``
+    ``(picture, caption)`` pairs, both encoded in the widget's ``format``; a ``gr.File`` takes an
+    `inline_file` record; anything else goes through the widget's own ``postprocess`` (which writes
+    no file for the labels, tables and text used).
     """
     import gradio as gr
 
     def wire(component: Any, value: Any) -> Any:
-        if value is None or (isinstance(value, dict) and value.get("__type__") == "update"):
+        if isinstance(value, dict) and value.get("__type__") == "update":
+            # An update may carry a new value too: it travels like a plain value.
+            return {**value, "value": wire(component, value["value"])} if "value" in value else value
+        if value is None:
             return value
         if isinstance(component, gr.Gallery):
             return [{"image": inline_image(picture, f"{component.elem_id}-{i + 1}.{component.format}"),

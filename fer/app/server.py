@@ -80,6 +80,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
         settings = gr.State(defaults)
         evaluation = gr.State(None)
         live_state = gr.State(None)
+        api.bind(settings, guarded)  # first: /predict must be dependency 0 (see fer.app.api.bind)
         gr.Markdown(HEADER, elem_id="header")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Live", id="live", elem_id="tab-live"):
@@ -87,14 +88,13 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             with gr.Tab("Image", id="image", elem_id="tab-image"):
                 image_tab = image.build(settings, evaluation, live_state, guarded)
             with gr.Tab("Video", id="video", elem_id="tab-video"):
-                video_tab = video.build(settings, guarded)
+                video.build(settings, guarded)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
-                evaluate_tab = evaluate.build(settings, evaluation, guarded)
+                evaluate.build(settings, evaluation, guarded)
             with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
                 options = settings_tab.build(settings, model, extra_models)
             with gr.Tab("About", id="about", elem_id="tab-about"):
                 about_md = about.build(settings)
-        api.bind(image_tab, video_tab, evaluate_tab, settings, guarded)
         _bind_settings(options, settings, evaluation, live_state, about_md, live_tab, image_tab)
         app.unload(_forget_session)
     return app

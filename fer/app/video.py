@@ -178,8 +178,8 @@ def build(settings: Any, guarded: Any) -> VideoTab:
     def on_example(request: gr.Request) -> list[Any]:
         data = EXAMPLE.read_bytes()
         MEMORY.put(getattr(request, "session_hash", None), KIND, Kept(data, EXAMPLE.name))
-        shown = {"video": inline_file(data, EXAMPLE.name, "video/mp4"), "subtitles": None}
-        return [shown, f"**{EXAMPLE.name}** loaded. Press **Analyse clip**."]
+        # Gradio 6's video value is a plain file record; this one carries the clip inline.
+        return [inline_file(data, EXAMPLE.name, "video/mp4"), f"**{EXAMPLE.name}** loaded. Press **Analyse clip**."]
 
     example.click(on_example, None, [clip, status], api_visibility="undocumented", postprocess=False)
 
