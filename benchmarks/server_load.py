@@ -59,14 +59,16 @@ def server_pid(port: int) -> int:
     raise SystemExit(f"no process of this machine listens on port {port}")
 
 
-def predict_loop(url: str, count: threading.Semaphore, failures: list[str], picture: Path) -> int:
-    """One client: call /predict until ``count`` runs out; returns the calls made."""
+def predict_loop(url: str, count: threading.Semaphore, failures: list[str], picture: Path,
+                 deadline: float = float("inf")) -> int:
+    """One client: call /predict with ``picture`` until ``count`` runs out or ``deadline``
+    (`time.perf_counter`) passes; returns the calls made."""
     from gradio_client import Client, handle_file
 
     done = 0
     client = Client(url, verbose=False, download_files=False)
     try:
-        while count.acquire(blocking=False):
+        while time.perf_counter() < deadline and count.acquire(blocking=False):
             try:
                 label, data = client.predict(handle_file(str(picture)), api_name="/predict")
                 if label.get("label") != "happy" or len(data["faces"]) != 1:
@@ -132,27 +134,8 @@ def identical_run(url: str, clients: int, seconds: float, folder: Path) -> dict[
     failures: list[str] = []
     deadline = time.perf_counter() + seconds
     budget = threading.Semaphore(10**9)
-
-    def loop(_: int) -> int:
-        from gradio_client import Client, handle_file
-
-        done = 0
-        client = Client(url, verbose=False, download_files=False)
-        try:
-            while time.perf_counter() < deadline and budget.acquire(blocking=False):
-                try:
-                    label, data = client.predict(handle_file(str(picture)), api_name="/predict")
-                    if label.get("label") != "happy" or len(data["faces"]) != 1:
-                        failures.append(str(data)[:200])
-                except Exception as exc:  # noqa: BLE001 - counted and reported
-                    failures.append(f"{type(exc).__name__}: {exc}"[:200])
-                done += 1
-        finally:
-            client.close()
-        return done
-
     with ThreadPoolExecutor(clients) as pool:
-        done = sum(pool.map(loop, range(clients)))
+        done = sum(pool.map(lambda _: predict_loop(url, budget, failures, picture, deadline), range(clients)))
     return {"clients": clients, "seconds": seconds, "calls": done, "failures": len(failures),
             "failure_examples": failures[:3]}
 

@@ -159,26 +159,24 @@ def check_smoothing(value: float) -> float:
     return value
 
 
-class SessionConfusion:
-    """Posed-versus-predicted counts gathered while a user poses expressions in front of the camera.
-
-    Rows are the expression the user says they are posing, columns what the model predicted, in the
-    order of ``labels``. This measures the model on one person in one room; it is no benchmark.
+class LabelPairs:
+    """Counts of ``(row label, column label)`` pairs over one label set: a confusion matrix as it
+    fills up, frame by frame. Rates and the most frequent off-diagonal pairs come from `fer.metrics`.
     """
 
     def __init__(self, labels: Sequence[str]) -> None:
         if not labels:
-            raise InputError("SessionConfusion needs at least one label")
+            raise InputError(f"{type(self).__name__} needs at least one label")
         self.labels: tuple[str, ...] = tuple(labels)
         self.counts = np.zeros((len(self.labels), len(self.labels)), np.int64)
 
-    def add(self, posed: str, predicted: str, count: int = 1) -> None:
-        """Count ``count`` frames in which ``predicted`` was the answer while ``posed`` was posed."""
+    def add(self, row: str, column: str, count: int = 1) -> None:
+        """Count ``count`` times the pair ``(row, column)``."""
         try:
-            self.counts[self.labels.index(posed), self.labels.index(predicted)] += count
+            self.counts[self.labels.index(row), self.labels.index(column)] += count
         except ValueError:
             raise InputError(
-                f"unknown expression {posed if posed not in self.labels else predicted!r}; "
+                f"unknown expression {row if row not in self.labels else column!r}; "
                 f"the model knows {', '.join(self.labels)}"
             ) from None
 
@@ -188,13 +186,25 @@ class SessionConfusion:
 
     @property
     def total(self) -> int:
-        """Frames counted."""
+        """Pairs counted."""
         return int(self.counts.sum())
 
     @property
     def accuracy(self) -> float | None:
-        """Fraction of frames where the prediction was the posed expression; None before any frame."""
+        """Fraction of pairs on the diagonal (the two labels equal), in [0, 1]; None before any."""
         return metrics.accuracy(self.counts) if self.total else None
+
+    def top_pairs(self, k: int = 3) -> list[tuple[str, str, int]]:
+        """The ``k`` most frequent ``(row label, column label, count)`` off the diagonal."""
+        return [(c.true, c.predicted, c.count) for c in metrics.top_confusions(self.counts, self.labels, k)]
+
+
+class SessionConfusion(LabelPairs):
+    """Posed-versus-predicted counts gathered while a user poses expressions in front of the camera.
+
+    Rows are the expression the user says they are posing, columns what the model predicted, in the
+    order of ``labels``. This measures the model on one person in one room; it is no benchmark.
+    """
 
     def per_class(self) -> dict[str, tuple[int, float]]:
         """Posed label → ``(frames, fraction predicted right)`` for labels posed at least once,
@@ -204,7 +214,7 @@ class SessionConfusion:
 
     def top_confusions(self, k: int = 3) -> list[tuple[str, str, int]]:
         """The ``k`` most frequent mistakes as ``(posed, predicted, frames)``, most frequent first."""
-        return [(c.true, c.predicted, c.count) for c in metrics.top_confusions(self.counts, self.labels, k)]
+        return self.top_pairs(k)
 
     def to_csv(self) -> str:
         """The matrix as CSV: header ``posed \\ predicted, <labels…>``, one row per posed label."""
@@ -322,40 +332,22 @@ class LiveSession:
         return tracks
 
 
-@dataclass
-class Agreement:
-    """How often two networks gave the same top-1 on the same faces.
+class Agreement(LabelPairs):
+    """How often two networks gave the same top-1 on the same faces: rows are ``first``'s label,
+    columns ``second``'s, over the labels they share; the agreement rate is the diagonal's share."""
 
-    ``counts[i, j]`` counts faces where ``first`` said label i and ``second`` said label j (over the
-    shared ``labels``), so the agreement rate is `fer.metrics.accuracy` of it and the pairs they
-    disagree on most are its `fer.metrics.top_confusions`.
-    """
-
-    first: str
-    second: str
-    labels: tuple[str, ...]
-    counts: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.counts = np.zeros((len(self.labels), len(self.labels)), np.int64)
-
-    def add(self, first_label: str, second_label: str) -> None:
-        """Count one face: ``first_label`` from `first`, ``second_label`` from `second`."""
-        self.counts[self.labels.index(first_label), self.labels.index(second_label)] += 1
-
-    @property
-    def total(self) -> int:
-        """Faces counted."""
-        return int(self.counts.sum())
+    def __init__(self, first: str, second: str, labels: Sequence[str]) -> None:
+        super().__init__(labels)
+        self.first, self.second = first, second
 
     @property
     def rate(self) -> float | None:
         """Fraction of faces where the two agreed, in [0, 1]; None before any."""
-        return metrics.accuracy(self.counts) if self.total else None
+        return self.accuracy
 
     def disagreements(self, k: int = 3) -> list[tuple[str, str, int]]:
         """The ``k`` most frequent ``(first's label, second's label, faces)`` where they differed."""
-        return [(c.true, c.predicted, c.count) for c in metrics.top_confusions(self.counts, self.labels, k)]
+        return self.top_pairs(k)
 
 
 def opinion_pair(networks: Sequence[str], main: str) -> tuple[str, str] | None:
