@@ -66,6 +66,7 @@ def shoot(app: AppPage, path: Path, *last: str) -> Path:
     for warning in problems:
         print(f"{path.name}: {warning}", file=sys.stderr)
     app.page.evaluate("scrollTo(0, 0)")
+    app.page.mouse.move(0, 0)  # no button drawn in its hover colour
     width, height = app.viewport()
     bottom = height
     if last:

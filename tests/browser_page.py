@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,6 +151,7 @@ class AppPage:
         page_errors: uncaught exceptions of the page's scripts.
         failed_requests: requests to the app that failed or were answered with an HTTP error, and
             every attempt to reach another host.
+        uploads: the URL of every file upload the page sent (``POST /gradio_api/upload``).
         log_start: where the server log stood when the page was opened (see `problems`).
     """
 
@@ -159,6 +160,7 @@ class AppPage:
     console: list[tuple[str, str]] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)
     log_start: int = 0
 
     # ----------------------------------------------------------------- navigation
@@ -184,8 +186,9 @@ class AppPage:
         options = self.page.get_by_role("option")
         options.first.wait_for()
         offered = [options.nth(i).get_attribute("aria-label") or "" for i in range(options.count())]
+        # The list closes on the click; a key press in the box would keep it focused, and Gradio's
+        # dropdown sends its value again when it loses focus (racing whatever the next click does).
         self.page.get_by_role("option", name=option, exact=isinstance(option, str)).click()
-        self.page.locator(f"#{elem_id} input").press("Escape")
         return offered
 
     def check(self, elem_id: str, choice: str) -> None:
@@ -330,10 +333,6 @@ class AppPage:
         }""", selector)
         return found
 
-    def boxes(self, selectors: Sequence[str]) -> dict[str, FloatRect]:
-        """`box` of each selector."""
-        return {selector: self.box(selector) for selector in selectors}
-
     def src(self, selector: str) -> str:
         """The ``src`` of the first ``<img>`` matching ``selector`` ("" when there is none)."""
         image = self.page.locator(selector)
@@ -357,7 +356,7 @@ class AppPage:
         return float(width), float(height)
 
     def scroll_width(self) -> float:
-        """``document.documentElement.scrollWidth``: wider than the viewport means sideways scrolling."""
+        """The page's ``scrollWidth``: wider than the viewport means sideways scrolling."""
         return float(self.page.evaluate("document.documentElement.scrollWidth"))
 
     # ----------------------------------------------------------------- health
@@ -366,6 +365,10 @@ class AppPage:
         """Every toast shown so far, as ``"error: text"`` (``kind``: only those of that kind)."""
         shown: list[str] = self.page.evaluate("window.__ferToasts || []")
         return [t for t in shown if kind is None or t.startswith(f"{kind}: ")]
+
+    def server_warnings(self) -> list[str]:
+        """Python warnings (``…: UserWarning: …``) the server logged since `open`."""
+        return [line for line in self.server.log(self.log_start).splitlines() if re.search(r"\w+Warning: ", line)]
 
     def problems(self, allowed: Iterable[str] = ()) -> list[str]:
         """Console errors and warnings (but `GRADIO_UNAVOIDABLE`), uncaught exceptions, failed
@@ -424,6 +427,7 @@ def app_page(browser: Browser, server: AppServer, viewport: ViewportSize = VIEWP
 
     page.on("requestfailed", on_failed)
     page.on("response", on_response)
+    page.on("request", lambda r: app.uploads.append(r.url) if r.method == "POST" and "/gradio_api/upload?" in r.url else None)
 
     def refuse_outside(route: Any) -> None:
         app.failed_requests.append(f"outside request {route.request.url}")
