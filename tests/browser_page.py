@@ -340,15 +340,8 @@ class AppPage:
 
     def wait_src_change(self, selector: str, old: str, timeout: float = STEP_TIMEOUT_S) -> str:
         """Wait until the ``<img>`` ``selector`` shows another picture than ``old``; returns the new src."""
-        found: list[str] = []
-
-        def changed() -> bool:
-            new = self.src(selector)
-            found[:] = [new]
-            return bool(new) and new != old
-
-        self.wait_until(changed, f"{selector}: another picture", timeout)
-        return found[0]
+        self.wait_until(lambda: self.src(selector) not in ("", old), f"{selector}: another picture", timeout)
+        return self.src(selector)
 
     def viewport(self) -> tuple[float, float]:
         """``(innerWidth, innerHeight)`` in CSS pixels."""
