@@ -189,7 +189,8 @@ class LiveStream:
 
     Each result is the live tab's outputs (`fer.app.live.LiveTab.outputs`): saliency, CNN input and
     Grad-CAM panels (HTML), top-k label, second opinion, confusion panel, status, timeline, session
-    table, then the session state; a panel not redrawn on a frame is ``{"__type__": "update"}``.
+    table, the tracked boxes, then the session state; a panel not redrawn on a frame is
+    ``{"__type__": "update"}``.
     """
 
     def __init__(self, url: str) -> None:
@@ -248,13 +249,14 @@ def live_stream_event(config: dict[str, Any]) -> tuple[int, int]:
 def test_live_stream_over_http(app_server: AppServer) -> None:
     frame = {"url": data_url(read_image(ASTRONAUT)), "path": None}
     stream = LiveStream(app_server.url)
-    saliency, cnn_input, gradcam, top_k, opinion, confusion, status, timeline, _session, _state = stream.send(frame)
+    saliency, cnn_input, gradcam, top_k, opinion, confusion, status, timeline, _session, boxes, _state = stream.send(frame)
     assert status == "1 face (#1 happy); following #1, the largest."
     assert top_k["label"] == "happy" and [c["label"] for c in top_k["confidences"]][0] == "happy"
     for html in (saliency, cnn_input, gradcam):
         assert 'src="data:image/jpeg;base64,' in html
     assert "predictor: face-prior" in saliency and "Grad-CAM for happy" in gradcam
     assert "Not measured yet" in confusion and "<svg" in timeline and "face-api" in opinion
+    assert "#1 happy" in boxes and "data:" not in boxes  # boxes as numbers for the page to draw
 
     # A broken frame, and a record naming a file, are one status line each; the stream goes on.
     out = stream.send({"url": "data:image/jpeg;base64,@@@", "path": None}, "happy")

@@ -84,3 +84,18 @@ def test_a_truncated_frame_then_a_good_one(settings: Settings, astronaut: np.nda
 def test_panels_before_any_frame() -> None:
     assert "Timeline: no face in view" in live.timeline_html(None)
     assert live.posing_choices(("a", "b")) == [live.NOT_POSING, "a", "b"]
+
+
+def test_boxes_are_numbers_for_the_page_to_draw() -> None:
+    import html
+    import json
+
+    from fer.tracking import Track
+
+    track = Track(2, (64, 48, 192, 240), np.array([0.1, 0.9], np.float32))
+    shown = live.boxes_html(640, 480, [track], ("sad", "happy"))
+    data = json.loads(html.unescape(shown.split("data-boxes='")[1].split("'")[0]))
+    assert data == [[0.1, 0.1, 0.3, 0.5, "#2 happy 90%", "#ffbe0b"]]
+    assert "data-boxes='[]'" in live.boxes_html(1, 1, [], ())
+    evil = live.boxes_html(10, 10, [Track(1, (0, 0, 5, 5), np.array([1.0], np.float32))], ("<b>'x'</b>",))
+    assert "<b>" not in evil and "'x'" not in evil.split("data-boxes=")[1][1:-8]

@@ -324,13 +324,12 @@ def test_examples_and_the_face_picker(app: AppPage) -> None:
     assert_healthy(app)
 
 
-@pytest.mark.xfail(strict=True, reason="fer.app.media.inline_outputs passes a gr.update's value through "
-                   "gr.Dropdown.postprocess, which warns: the face dropdown's choices are per session")
 def test_a_group_photo_and_a_face_pick_log_no_warning(app: AppPage) -> None:
     click_example(app, 1)
     shown = app.src("#image-gradcam img")
     app.choose("image-faces", re.compile(r"^#2 "))
     app.wait_src_change("#image-gradcam img", shown)
+    app.wait_text("#image-status", r"^5 faces; showing #2 ")  # the status follows the face picked
     assert not app.server_warnings(), app.server_warnings()
 
 
@@ -375,6 +374,19 @@ def test_webcam_updates_the_panels_counts_poses_and_stops(app: AppPage) -> None:
     assert app.label("live-top-k") == "happy"
     for panel in PANELS:  # new frames keep arriving
         app.wait_src_change(f"#live-{panel} img", app.src(f"#live-{panel} img"), timeout=30)
+    # The tracked face is boxed on the preview itself, over the face: inside the video's picture.
+    app.page.locator("#fer-box-layer .fer-box").first.wait_for(timeout=30_000)
+    # One script reads the box and the video together: the boxes are redrawn as frames arrive.
+    text, drawn, video = app.page.evaluate("""() => {
+        const box = document.querySelector('#fer-box-layer .fer-box');
+        const rect = (e) => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+        return [box.textContent, rect(box), rect(document.querySelector('#live-input video'))];
+    }""")
+    assert text.startswith("#1 happy") and drawn["width"] > 20 and drawn["height"] > 20
+    assert video["x"] <= drawn["x"] and drawn["x"] + drawn["width"] <= video["x"] + video["width"] + SLACK
+    assert video["y"] <= drawn["y"] and drawn["y"] + drawn["height"] <= video["y"] + video["height"] + SLACK
+    # The fake camera shows the astronaut (face in the upper middle of the picture).
+    assert video["y"] < drawn["y"] < video["y"] + video["height"] / 2
     assert session_frames(app) == 0
     app.choose("live-posing", "happy")
     app.wait_text("#live-session", r"[1-9]\d* frames counted", timeout=30)
@@ -383,6 +395,7 @@ def test_webcam_updates_the_panels_counts_poses_and_stops(app: AppPage) -> None:
     assert "happy 100% of" in app.text("#live-session")
     stop_webcam(app)
     assert not app.page.locator("#live-status").is_visible()  # the note replaces the last frame's status
+    assert app.page.locator("#fer-box-layer .fer-box").count() == 0  # no box on a stopped camera
 
     def settled() -> bool:  # frames already sent may still come back, then nothing changes
         shown = app.src("#live-saliency img")

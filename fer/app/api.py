@@ -21,7 +21,7 @@ from fer.limits import MAX_VIDEO_BYTES
 
 
 def predict(value: Any, current: Settings) -> list[Any]:
-    """``/predict``: a picture → ``[{label: probability} of the largest face, per-face JSON]``."""
+    """A picture in; out: the largest face's top expressions (label and confidences) and every face as JSON."""
     _, _, analysis = image.from_widget(value, current)
     if analysis is None:
         analysis = image.ImageAnalysis(False, "Upload, paste or snap a picture.", settings=current)
@@ -31,7 +31,7 @@ def predict(value: Any, current: Settings) -> list[Any]:
 
 
 def analyse_video(value: Any, fps: Any, current: Settings, progress: Any = None) -> list[Any]:
-    """``/analyse_video``: a clip and a sampling rate → ``[status, timelines HTML, summary rows, CSV]``."""
+    """A clip and a sampling rate (1, 2, 5 or 10 frames per second) in; out: a status line, the timelines (HTML), the per-face summary table and the per-frame CSV."""
     try:
         upload = read_upload(value, MAX_VIDEO_BYTES)
     except InputError as exc:
@@ -48,7 +48,7 @@ def analyse_video(value: Any, fps: Any, current: Settings, progress: Any = None)
 
 
 def run_evaluation(value: Any, current: Settings) -> list[Any]:
-    """``/evaluate``: a zip of labelled faces → ``[status, headline, table, confusion plot, JSON]``."""
+    """A zip of labelled faces in; out: a status line, the accuracy headline, the per-class table, the confusion plot and the full result as JSON."""
     report = evaluate.from_widget(value, current, progress=True)
     if not report.ok:
         gr.Warning(report.message)

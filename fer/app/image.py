@@ -104,13 +104,17 @@ def analyse(data: bytes | np.ndarray, settings: Settings, name: str = "the pictu
     if not predictions:
         return ImageAnalysis(True, NO_FACE_MESSAGE, fit_image(rgb, DISPLAY_MAX_SIDE), [], settings)
     shown = fit_image(annotate(rgb, predictions, [f"#{i + 1}" for i in range(len(predictions))]), DISPLAY_MAX_SIDE)
-    first = predictions[0]
+    return ImageAnalysis(True, status_line(predictions, 0), shown, predictions, settings)
+
+
+def status_line(predictions: list[Any], index: int) -> str:
+    """The status for the face shown: ``"1 face: **happy** 99%."`` or, with several faces, which one
+    the views show and how to pick another."""
+    shown = predictions[index]
     if len(predictions) == 1:
-        message = f"1 face: **{first.label}** {first.top_k(1)[0][1]:.0%}."
-    else:
-        message = (f"{len(predictions)} faces; showing #1 (**{first.label}**). "
-                   "Pick another face below to see its views.")
-    return ImageAnalysis(True, message, shown, predictions, settings)
+        return f"1 face: **{shown.label}** {shown.top_k(1)[0][1]:.0%}."
+    return (f"{len(predictions)} faces; showing #{index + 1} (**{shown.label}**). "
+            "Pick another face below to see its views.")
 
 
 def _named(exc: Exception, data: Any, name: str) -> str:
@@ -122,7 +126,8 @@ def _named(exc: Exception, data: Any, name: str) -> str:
 
 def face_outputs(analysis: ImageAnalysis | None, index: int, evaluation: Mapping[str, Any] | None,
                  live: Any) -> list[Any]:
-    """Values of the per-face widgets (three picture panels, top-k, confusion) for face ``index``."""
+    """Values of the per-face widgets (three picture panels, top-k, second opinion, confusion) for
+    face ``index``."""
     if analysis is None or not analysis.predictions:
         empty = views.FaceView()
         note = "no face" if analysis is not None and analysis.ok else None
@@ -256,31 +261,34 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
         button.click(guarded(inline_outputs(tab.outputs)(_example_handler(EXAMPLES[text]))), [settings, evaluation, live],
                      tab.outputs, api_visibility="undocumented", postprocess=False, show_progress="minimal")
 
-    @guarded
-    @inline_outputs(tab.face_widgets)
-    def on_face(index: Any, current: Settings, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
+    picked = [status, *tab.face_widgets]
+
+    def pick(index: Any, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
         kept = MEMORY.get(getattr(request, "session_hash", None), KIND)
-        if kept is None:
+        if kept is None or not kept.extra.predictions:
             raise gr.Error("This picture is no longer in memory; upload it again.", print_exception=False)
         try:
-            chosen = int(index)
+            chosen = min(max(int(index), 0), len(kept.extra.predictions) - 1)
         except (TypeError, ValueError):
             chosen = 0
-        return face_outputs(kept.extra, chosen, measured, live_session)
-
-    faces.input(on_face, [faces, settings, evaluation, live], tab.face_widgets, api_visibility="undocumented",
-                preprocess=False, postprocess=False, show_progress="hidden")
+        return [status_line(kept.extra.predictions, chosen), *face_outputs(kept.extra, chosen, measured, live_session)]
 
     @guarded
-    @inline_outputs([faces, *tab.face_widgets])
-    def on_gallery(measured: Any, live_session: Any, evt: gr.SelectData, request: gr.Request) -> list[Any]:
-        kept = MEMORY.get(getattr(request, "session_hash", None), KIND)
-        if kept is None:
-            raise gr.Error("This picture is no longer in memory; upload it again.", print_exception=False)
-        return [gr.update(value=evt.index), *face_outputs(kept.extra, int(evt.index), measured, live_session)]
+    @inline_outputs(picked)
+    def on_face(index: Any, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
+        return pick(index, measured, live_session, request)
 
-    gallery.select(on_gallery, [evaluation, live], [faces, *tab.face_widgets], api_visibility="undocumented",
-                   postprocess=False, show_progress="hidden")
+    @guarded
+    @inline_outputs([faces, *picked])
+    def on_gallery(measured: Any, live_session: Any, evt: gr.SelectData, request: gr.Request) -> list[Any]:
+        return [gr.update(value=evt.index), *pick(evt.index, measured, live_session, request)]
+
+    # One at a time per app: the dropdown re-sends its value when it loses focus, which must not
+    # overtake a thumbnail's click that came after it.
+    faces.input(on_face, [faces, evaluation, live], picked, api_visibility="undocumented", preprocess=False,
+                postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
+    gallery.select(on_gallery, [evaluation, live], [faces, *picked], api_visibility="undocumented",
+                   postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
     return tab
 
 

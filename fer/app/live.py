@@ -8,10 +8,12 @@ a status line, never the end of the stream.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import gradio as gr
@@ -71,6 +73,7 @@ class FrameResult:
     faces: int = 0
     focus: int | None = None
     opinion: str = ""
+    boxes: str = ""
 
 
 def step(frame: Any, settings: Settings, posing: str | None, session: LiveSession | None,
@@ -133,7 +136,8 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
     else:
         status = "No face in view: face the camera, with light on your face."
         opinion = views.second_opinion_html(None, "")
-    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus, opinion=opinion)
+    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus, opinion=opinion,
+                         boxes=boxes_html(rgb.shape[1], rgb.shape[0], tracks, pipe.labels))
     if _due(session, "timeline", now):
         result.timeline = timeline_html(session)
     if session.confusion.total != session.drawn_total and _due(session, "session", now):
@@ -149,6 +153,22 @@ def _due(session: LiveSession, panel: str, now: float) -> bool:
         return False
     session.drawn[panel] = (now, session.frames)
     return True
+
+
+def boxes_html(width: int, height: int, tracks: Sequence[Any], labels: Sequence[str]) -> str:
+    """The tracked faces of a frame for the page script to draw over the webcam preview
+    (`fer/app/static/app.js`): boxes as fractions of the frame, with their track id, smoothed
+    top-1 and colour. Only numbers and labels: no pixels."""
+    from fer.viz import LABEL_COLOURS
+
+    boxes = []
+    for track in tracks:
+        best = int(np.argmax(track.probabilities))
+        x0, y0, x1, y1 = track.box
+        colour = "#" + bytes(LABEL_COLOURS.get(labels[best], (0, 200, 255))).hex()
+        boxes.append([round(x0 / width, 4), round(y0 / height, 4), round(x1 / width, 4), round(y1 / height, 4),
+                      f"#{track.id} {labels[best]} {float(track.probabilities[best]):.0%}", colour])
+    return f"<div id=\"fer-live-boxes\" data-boxes='{escape(json.dumps(boxes), quote=True)}'></div>"
 
 
 def timeline_html(session: LiveSession | None) -> str:
@@ -201,10 +221,12 @@ class LiveTab:
     timeline: Any
     session: Any
     posing: Any
+    boxes: Any
 
     @property
     def outputs(self) -> list[Any]:
-        return [*self.panels, self.top_k, self.opinion, self.confusion, self.status, self.timeline, self.session]
+        return [*self.panels, self.top_k, self.opinion, self.confusion, self.status, self.timeline, self.session,
+                self.boxes]
 
 
 def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
@@ -220,6 +242,8 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
             status = gr.Markdown(CAMERA_OFF, elem_id="live-status")
             # Filled by the page script (fer/app/static/app.js) when the camera is refused or stopped.
             gr.HTML('<div id="fer-camera-note" role="status" aria-live="polite"></div>', padding=False)
+            # The tracked faces of the last frame, drawn over the preview by the page script.
+            boxes = gr.HTML(boxes_html(1, 1, [], ()), padding=False, elem_classes="fer-hidden", elem_id="live-boxes")
         with gr.Column(scale=7, min_width=300, elem_classes="fer-result"):
             with gr.Row(equal_height=True, elem_classes="fer-panels"):
                 panels = [gr.HTML(html, min_width=240, elem_id=f"live-{suffix}", padding=False)
@@ -241,7 +265,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
                 reset = gr.Button("Reset counts", size="sm", elem_id="live-reset")
                 export = gr.Button("Export counts (CSV)", size="sm", elem_id="live-export")
             csv_file = gr.File(label="Session counts (CSV)", interactive=False, visible=False, elem_id="live-csv")
-    tab = LiveTab(webcam, status, panels, top_k, opinion, confusion, timeline, session_panel, posing)
+    tab = LiveTab(webcam, status, panels, top_k, opinion, confusion, timeline, session_panel, posing, boxes)
 
     @guarded
     def on_frame(frame: Any, posing_value: Any, current: Settings, measured: Any, session: Any) -> list[Any]:
@@ -249,7 +273,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
         return [*views.panels_html(out.view, "no face in view"), out.view.top_k, out.opinion,
                 confusion_for(session, current, measured, out.label), out.status,
                 gr.skip() if out.timeline is None else out.timeline,
-                gr.skip() if out.session is None else out.session, session]
+                gr.skip() if out.session is None else out.session, out.boxes or boxes_html(1, 1, [], ()), session]
 
     # preprocess=False: the frame arrives as the browser sent it and fer decodes it with its own limits.
     webcam.stream(on_frame, [webcam, posing, settings, evaluation, live], [*tab.outputs, live],

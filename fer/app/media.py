@@ -115,8 +115,8 @@ def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]
     """Send a handler's values as Gradio's postprocessing would, except pictures and files, which
     travel inline instead of as files Gradio writes into its cache (for ``postprocess=False`` events).
 
-    Per output: None and ``gr.skip()`` pass as they are, a ``gr.update`` with its ``value`` wired
-    like a plain value; a ``gr.Image`` takes an ``(H, W, 3)`` uint8 picture, a ``gr.Gallery``
+    Per output: None and ``gr.skip()`` pass as they are, a ``gr.update`` too (with its ``value``
+    wired like a plain value for a picture widget); a ``gr.Image`` takes an ``(H, W, 3)`` uint8 picture, a ``gr.Gallery``
     ``(picture, caption)`` pairs, both encoded in the widget's ``format``; a ``gr.File`` takes an
     `inline_file` record; anything else goes through the widget's own ``postprocess`` (which writes
     no file for the labels, tables and text used).
@@ -125,8 +125,12 @@ def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]
 
     def wire(component: Any, value: Any) -> Any:
         if isinstance(value, dict) and value.get("__type__") == "update":
-            # An update may carry a new value too: it travels like a plain value.
-            return {**value, "value": wire(component, value["value"])} if "value" in value else value
+            # An update of a picture widget may carry new pictures: they travel inline like a value.
+            # Other widgets' updates pass as they are (their postprocess would check the value
+            # against the choices Gradio knows, not the session's).
+            if "value" in value and isinstance(component, (gr.Gallery, gr.Image)):
+                return {**value, "value": wire(component, value["value"])}
+            return value
         if value is None:
             return value
         if isinstance(component, gr.Gallery):

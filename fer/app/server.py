@@ -44,6 +44,7 @@ HEADER = """\
 # Facial expressions and visual saliency
 Each face is cropped and classified by a CNN (the plain crop, by default); beside the answer: a saliency map of
 where people look at faces, the CNN's input, its Grad-CAM and how often it errs (after Mavani et al., ICCV-W 2017).
+
 **A facial expression is not a feeling**: do not use this to judge anyone (*About*).
 """
 

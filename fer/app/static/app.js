@@ -1,5 +1,6 @@
 // The app's own page script: tells the visitor when the browser refused the camera and when the
-// webcam was stopped (Gradio's webcam widget says neither).
+// webcam was stopped (Gradio's webcam widget says neither), and draws the tracked faces' boxes over
+// the webcam preview (the server sends them as numbers in #fer-live-boxes).
 (() => {
   const note = (text) => {
     const el = document.getElementById("fer-camera-note");
@@ -31,7 +32,55 @@
     const button = event.target.closest && event.target.closest("#live-input button");
     if (!button) return;
     const text = (button.textContent || "").trim().toLowerCase();
-    if (text.startsWith("stop")) note("Camera stopped: nothing is being analysed. Press Record to start again.");
-    else if (text.startsWith("record")) note("");
+    if (text.startsWith("stop")) {
+      note("Camera stopped: nothing is being analysed. Press Record to start again.");
+      drawBoxes([]);
+    } else if (text.startsWith("record")) note("");
   }, true);
+
+  // Boxes over the preview. Gradio's webcam sends the frame as its preview shows it (mirrored
+  // too), so a box only needs the preview's letterboxing.
+  const drawBoxes = (boxes) => {
+    const video = document.querySelector("#live-input video");
+    let layer = document.getElementById("fer-box-layer");
+    if (!video || !video.parentElement) return;
+    if (!layer || layer.parentElement !== video.parentElement) {
+      if (layer) layer.remove();
+      layer = document.createElement("div");
+      layer.id = "fer-box-layer";
+      if (getComputedStyle(video.parentElement).position === "static") video.parentElement.style.position = "relative";
+      video.parentElement.appendChild(layer);
+    }
+    layer.replaceChildren();
+    if (!boxes.length || !video.videoWidth) return;
+    const frame = video.getBoundingClientRect();
+    const parent = video.parentElement.getBoundingClientRect();
+    const scale = Math.min(frame.width / video.videoWidth, frame.height / video.videoHeight);
+    const shownW = video.videoWidth * scale, shownH = video.videoHeight * scale;
+    const left = frame.left - parent.left + (frame.width - shownW) / 2;
+    const top = frame.top - parent.top + (frame.height - shownH) / 2;
+    for (const [x0, y0, x1, y1, text, colour] of boxes) {
+      const box = document.createElement("div");
+      box.className = "fer-box";
+      Object.assign(box.style, {
+        left: `${left + x0 * shownW}px`, top: `${top + y0 * shownH}px`,
+        width: `${(x1 - x0) * shownW}px`, height: `${(y1 - y0) * shownH}px`, borderColor: colour,
+      });
+      const label = document.createElement("span");
+      label.textContent = text;
+      label.style.background = colour;
+      box.appendChild(label);
+      layer.appendChild(box);
+    }
+  };
+  let shown = null;  // the boxes last drawn: redraw only when the server sent others
+  const watchBoxes = () => {
+    const source = document.getElementById("fer-live-boxes");
+    const data = source ? source.dataset.boxes || "[]" : "[]";
+    if (data === shown) return;
+    shown = data;
+    try { drawBoxes(JSON.parse(data)); } catch (error) { drawBoxes([]); }
+  };
+  new MutationObserver(watchBoxes).observe(document.documentElement, { childList: true, subtree: true,
+                                                                       attributes: true, attributeFilter: ["data-boxes"] });
 })();
