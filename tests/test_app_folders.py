@@ -39,19 +39,25 @@ def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeyp
     assert list(work.iterdir()) == [] and outside.read_bytes() == b"kept"
 
 
-def test_torn_uploads_are_removed_once_old(tmp_path: Path) -> None:
+def test_uploads_and_torn_uploads_are_removed_once_old(tmp_path: Path) -> None:
     torn = tmp_path / "tmpq9w8e7"
     torn.write_bytes(b"half")
     upload = tmp_path / ("cd" * 32) / "me.png"
     upload.parent.mkdir()
     upload.write_bytes(b"whole")
+    example = tmp_path / ("ab" * 32) / "example.png"
+    example.parent.mkdir()
+    example.write_bytes(b"shared by every session")
     empty = tmp_path / ("ef" * 32)
     empty.mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not Gradio's")
     now = time.time()
-    assert folders.sweep_orphans(tmp_path, max_age_s=60, now=now) == 0 and torn.exists()
-    assert not empty.exists()  # an empty upload folder goes at once
-    assert folders.sweep_orphans(tmp_path, max_age_s=60, now=now + 120) == 1
-    assert not torn.exists() and upload.exists()  # a whole upload is Gradio's to delete
+    assert folders.sweep_uploads(tmp_path, max_age_s=60, keep={str(example)}, now=now) == 0
+    assert torn.exists() and upload.exists() and not empty.exists()  # an empty upload folder goes at once
+    assert folders.sweep_uploads(tmp_path, max_age_s=60, keep={str(example)}, now=now + 120) == 2
+    assert not torn.exists() and not upload.exists() and not upload.parent.exists()
+    assert example.exists() and notes.exists()
 
 
 def test_scratch_folders_go_when_the_request_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -353,6 +353,27 @@ def test_settings_redraw_the_image_and_warn_about_saliency_input(app: AppPage, t
     assert_healthy(app)
 
 
+def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
+    """The other network (trained on other data) answers beside the top-k, says whether it agrees,
+    and follows the model chosen in Settings; the video's status counts their agreement."""
+    assert click_example(app, 0).startswith("1 face")
+    opinion = app.text("#image-second-opinion")
+    assert "Second opinion" in opinion and "face-api (trained on other data): happy" in opinion and "agrees" in opinion
+    app.tab("Settings")
+    app.choose("settings-model", "face_api_expression")
+    app.wait_text("#settings-status", r"Model \*?\*?face_api_expression")
+    app.tab("Image")
+    app.wait_text("#image-second-opinion", r"mini-Xception \(trained on other data\): happy")
+    app.tab("Settings")
+    app.choose("settings-model", "ensemble")
+    app.wait_text("#settings-status", r"Model \*?\*?ensemble")
+    app.tab("Image")
+    app.wait_text("#image-second-opinion", r"face-api \(trained on other data\): happy .*agrees")
+    load_video_example(app)
+    assert re.search(r"agreed on \d+% of \d+ faces", analyse_video(app, "2"))
+    assert_healthy(app)
+
+
 def test_evaluate_is_quoted_beside_the_image_tabs_answer(app: AppPage, tmp_path: Path) -> None:
     run_evaluation(app, make_eval_zip(tmp_path / "faces.zip"))
     accuracy = app.text("#evaluate-accuracy")

@@ -133,6 +133,7 @@ def torn_upload(server: AppServer, field: str = "files", complete: bool = False)
 
 def test_torn_and_misnamed_uploads_are_removed(app_server: AppServer) -> None:
     before = entries(app_server)
+    log_start = app_server.log_size()
     torn_upload(app_server)
     torn_upload(app_server, field="not-files", complete=True)
     time.sleep(1)
@@ -141,6 +142,8 @@ def test_torn_and_misnamed_uploads_are_removed(app_server: AppServer) -> None:
     left = new_files(app_server, before)
     assert left and all(p.parent == app_server.gradio_dir and p.name.startswith("tmp") for p in left), left
     wait_gone(app_server, before, GONE_WITHIN_S + TEST_UPLOAD_SWEEP_EVERY_S)
+    log = app_server.log(log_start)
+    assert "Traceback" not in log and "client went away during POST /gradio_api/upload" in log
 
 
 def test_routes_that_would_keep_pictures_are_refused(client: Client, app_server: AppServer, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ Layout (``FER_APP_DIR``, default ``<system temp>/fer-app``)::
     work/      the app's temporary files while a request runs (an unpacked zip, a clip being
                decoded); each is deleted when its request ends.
 
-Nothing else removes a file another request may still be reading. Two sweeps catch what those
-rules miss: at start-up, everything a killed server left (`sweep_at_start`); while running, the
-half-received files of torn uploads, which Gradio writes as ``uploads/tmp*`` and never tracks
-(`sweep_orphans`). Importing this module does not import Gradio.
+Nothing removes a file a request may still be reading: an upload is read at once, and removed only
+once older than `fer.limits.UPLOAD_MAX_AGE_S`. Two sweeps back Gradio's cleaning: at start-up,
+everything a killed server left (`sweep_at_start`); while running, every upload older than the age,
+and the half-received files of torn uploads, which Gradio writes as ``uploads/tmp*`` and never
+tracks (`sweep_uploads`). Importing this module does not import Gradio.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,32 @@ def sweep_at_start(uploads: Path, work: Path) -> int:
     return removed
 
 
-def sweep_orphans(uploads: Path, max_age_s: float, now: float | None = None) -> int:
-    """Remove torn-upload files (``uploads/tmp*``) older than ``max_age_s`` and hash folders
-    left empty. Returns the number of files removed."""
+def sweep_uploads(uploads: Path, max_age_s: float, keep: Collection[str] = (), now: float | None = None) -> int:
+    """Remove what has been in the upload folder longer than ``max_age_s``: uploads
+    (``<hash>/<name>``, except the files in ``keep``, Gradio's shared copies of examples) and the
+    ``tmp*`` files of torn uploads; then the hash folders left empty. Returns the files removed.
+
+    Gradio's own cache cleaning (``delete_cache``) removes uploads too, but it walks a set that the
+    upload route adds to from another thread, and the first upload that lands mid-walk stops it for
+    the rest of the server's life; this sweep reads the folder itself, so it cannot be stopped so.
+    """
     now = time.time() if now is None else now
+
+    def old(entry: Path) -> bool:
+        st = entry.lstat()
+        return now - max(st.st_mtime, st.st_ctime) > max_age_s
+
     removed = 0
     for entry in _entries(uploads):
         try:
-            if _is_torn_upload(entry) and now - entry.lstat().st_mtime > max_age_s:
+            if _is_torn_upload(entry) and old(entry):
                 removed += _remove(entry)
             elif entry.is_dir() and not entry.is_symlink() and _HASH_FOLDER.fullmatch(entry.name):
+                for file in _entries(entry):
+                    if str(file) not in keep and (file.is_symlink() or file.is_file()) and old(file):
+                        removed += _remove(file)
                 with contextlib.suppress(OSError):
-                    entry.rmdir()  # only when empty: a file there is Gradio's to delete
+                    entry.rmdir()  # only when empty
         except OSError:
             continue  # gone meanwhile
     return removed

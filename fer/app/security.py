@@ -1,5 +1,6 @@
-"""HTTP hardening of the app server: security headers on every response, and Gradio routes the app
-does not use answered 404 (with one log line each).
+"""HTTP hardening of the app server: security headers on every response, Gradio routes the app
+does not use answered 404 (with one log line each), and a client that goes away mid-request logged
+as one line.
 
 Framing is allowed for the app's own pages and for the Hugging Face Hub, which shows a Space inside
 a frame on its pages (``FER_FRAME_ANCESTORS`` replaces that list); every other site is refused by
@@ -12,6 +13,8 @@ import logging
 import os
 import re
 from typing import Any
+
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("fer.app")
 
@@ -64,7 +67,12 @@ class Hardening:
                                       *[(k, v) for k, v in self.headers if k not in names]]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # A client that went away mid-request (a torn upload): nothing to answer, one log line
+            # instead of the server's traceback. What it sent is swept (`fer.app.folders`).
+            log.info("client went away during %s %s", scope.get("method", "?"), path[:120])
 
     async def _not_found(self, send: Any) -> None:
         body = b"Not Found"

@@ -159,7 +159,8 @@ def launch_options(share: bool = False) -> dict[str, Any]:
 async def upkeep(server: Any) -> AsyncIterator[None]:
     """While the server runs: every `FORGET_SHOWN_EVERY_S` seconds, drop Gradio's per-session
     copies of shown pictures and expire session memory; every `UPLOAD_SWEEP_EVERY_S` seconds,
-    remove torn-upload files (in worker threads: the event loop keeps serving the live streams)."""
+    remove uploads and torn-upload files older than `UPLOAD_MAX_AGE_S` (`fer.app.folders.sweep_uploads`;
+    in worker threads: the event loop keeps serving the live streams)."""
     import anyio
 
     uploads = folders.upload_dir()
@@ -177,7 +178,8 @@ async def upkeep(server: Any) -> AsyncIterator[None]:
                     MEMORY.expire()
                 if now - last_sweep >= UPLOAD_SWEEP_EVERY_S - 1e-3:
                     last_sweep = now
-                    await anyio.to_thread.run_sync(folders.sweep_orphans, uploads, UPLOAD_MAX_AGE_S)
+                    keep = internals.kept_in_cache(server.get_blocks())
+                    await anyio.to_thread.run_sync(folders.sweep_uploads, uploads, UPLOAD_MAX_AGE_S, keep)
             except Exception as exc:  # noqa: BLE001 - say so once, keep serving
                 log.warning("background upkeep stopped: %s: %s", type(exc).__name__, exc)
                 return
