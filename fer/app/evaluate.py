@@ -23,8 +23,8 @@ from fer.limits import MAX_ZIP_BYTES
 
 TABLE_HEADERS = ["expression", "precision", "recall", "F1", "n"]
 HOW_TO = ("Upload a **.zip of labelled face images** — one folder per expression (`happy/001.jpg`, "
-          "`surprised/…`; usual spellings are understood) or RaFD file names "
-          "(`Rafd090_01_Caucasian_female_angry_frontal.jpg`) — to measure the selected model on them. "
+          "`surprised/…`; usual spellings are understood) or RaFD file names such as "
+          "`Rafd090_01_Caucasian_female_angry_frontal.jpg` — to measure the selected model on them. "
           "The Image and Live tabs then quote this measurement beside each answer.")
 
 
