@@ -398,9 +398,18 @@ def array_cases() -> list[tuple[str, object, str | None]]:
         ("grey-2d", np.asarray(astronaut().convert("L")), None),
         ("grey-hw1", np.asarray(astronaut().convert("L"))[..., None], None),
         # Array subclasses are read as their plain data (np.matrix once crashed the process).
-        ("np-matrix", np.matrix(np.asarray(astronaut().convert("L"))), None),
+        ("np-matrix", _matrix(np.asarray(astronaut().convert("L"))), None),
         ("masked-array", np.ma.masked_array(face, mask=np.zeros(face.shape, bool)), None),
     ]
+
+
+def _matrix(array: np.ndarray) -> np.ndarray:
+    """``array`` as an ``np.matrix`` (NumPy warns that the subclass is not recommended: we know)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(array)
 
 
 def pil_cases() -> list[tuple[str, object, str]]:
