@@ -28,6 +28,11 @@ LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
 _DEFAULT_COLOUR = (0, 200, 255)
 
 
+def label_colour_hex(label: str) -> str:
+    """A label's colour (`LABEL_COLOURS`, else the default) as ``"#rrggbb"``, for HTML and SVG."""
+    return "#" + bytes(LABEL_COLOURS.get(label, _DEFAULT_COLOUR)).hex()
+
+
 def colorize(heat: np.ndarray) -> np.ndarray:
     """Map ``(h, w)`` float values in [0, 1] to ``(h, w, 3)`` uint8 RGB with the Turbo colour map."""
     index = (np.clip(heat, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -11,9 +11,8 @@ from html import escape
 
 import numpy as np
 
-from fer.viz import LABEL_COLOURS
+from fer.viz import label_colour_hex
 
-_FALLBACK_COLOUR = (0, 150, 200)
 #: Drawing area of a timeline, in SVG units (the picture scales to its container's width).
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 600, 170, 34, 22, 8
 
@@ -38,10 +37,6 @@ def shown_labels(values: np.ndarray, k: int = 3) -> list[int]:
         if int(index) not in chosen:
             chosen.append(int(index))
     return chosen
-
-
-def _hex(label: str) -> str:
-    return "#" + bytes(LABEL_COLOURS.get(label, _FALLBACK_COLOUR)).hex()
 
 
 def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], title: str, k: int = 3) -> str:
@@ -71,10 +66,10 @@ def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], t
         xs = LEFT + plot_w * (times - start) / span if len(times) > 1 else np.full(len(times), LEFT + plot_w / 2)
         ys = TOP + plot_h * (1 - np.clip(values[:, index], 0, 1))
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{_hex(labels[index])}" stroke-width="2.2" '
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{label_colour_hex(labels[index])}" stroke-width="2.2" '
                      f'vector-effect="non-scaling-stroke"/>')
     parts.append("</svg>")
-    legend = "".join(f'<span class="fer-legend-item"><span class="fer-swatch" style="background:{_hex(labels[i])}">'
+    legend = "".join(f'<span class="fer-legend-item"><span class="fer-swatch" style="background:{label_colour_hex(labels[i])}">'
                      f'</span>{escape(labels[i])}</span>' for i in keep)
     empty = "" if len(times) else '<p class="fer-note">nothing yet</p>'
     return (f'<div class="fer-timeline"><p class="fer-chart-title">{escape(title)}</p>{"".join(parts)}'

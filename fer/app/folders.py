@@ -30,7 +30,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: Gradio's layout of an upload: a folder named by the hex digest of the file's bytes.
-_HASH_FOLDER = re.compile(r"[0-9a-f]{40,128}")
+HASH_FOLDER = re.compile(r"[0-9a-f]{40,128}")
 
 
 def app_dir() -> Path:
@@ -69,7 +69,7 @@ def sweep_at_start(uploads: Path, work: Path) -> int:
     for entry in _entries(work):
         removed += _remove(entry)
     for entry in _entries(uploads):
-        if entry.is_dir() and not entry.is_symlink() and (_HASH_FOLDER.fullmatch(entry.name) or entry.name == "deep_links"):
+        if entry.is_dir() and not entry.is_symlink() and (HASH_FOLDER.fullmatch(entry.name) or entry.name == "deep_links"):
             removed += _remove(entry)
         elif _is_torn_upload(entry):
             removed += _remove(entry)
@@ -96,7 +96,7 @@ def sweep_uploads(uploads: Path, max_age_s: float, keep: Collection[str] = (), n
         try:
             if _is_torn_upload(entry) and old(entry):
                 removed += _remove(entry)
-            elif entry.is_dir() and not entry.is_symlink() and _HASH_FOLDER.fullmatch(entry.name):
+            elif entry.is_dir() and not entry.is_symlink() and HASH_FOLDER.fullmatch(entry.name):
                 for file in _entries(entry):
                     if str(file) not in keep and (file.is_symlink() or file.is_file()) and old(file):
                         removed += _remove(file)

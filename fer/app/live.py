@@ -70,8 +70,6 @@ class FrameResult:
     timeline: str | None = None
     session: str | None = None
     label: str | None = None
-    faces: int = 0
-    focus: int | None = None
     opinion: str = ""
     boxes: str = ""
 
@@ -136,7 +134,7 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
     else:
         status = "No face in view: face the camera, with light on your face."
         opinion = views.second_opinion_html(None, "")
-    result = FrameResult(view, status, label=label, faces=len(tracks), focus=session.focus, opinion=opinion,
+    result = FrameResult(view, status, label=label, opinion=opinion,
                          boxes=boxes_html(rgb.shape[1], rgb.shape[0], tracks, pipe.labels))
     if _due(session, "timeline", now):
         result.timeline = timeline_html(session)
@@ -149,9 +147,9 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
 def _due(session: LiveSession, panel: str, now: float) -> bool:
     """Whether ``panel`` may be redrawn now (at most every `REDRAW_EVERY_S`); marks it drawn."""
     when = session.drawn.get(panel)
-    if when is not None and now - when[0] < REDRAW_EVERY_S:
+    if when is not None and now - when < REDRAW_EVERY_S:
         return False
-    session.drawn[panel] = (now, session.frames)
+    session.drawn[panel] = now
     return True
 
 
@@ -159,15 +157,15 @@ def boxes_html(width: int, height: int, tracks: Sequence[Any], labels: Sequence[
     """The tracked faces of a frame for the page script to draw over the webcam preview
     (`fer/app/static/app.js`): boxes as fractions of the frame, with their track id, smoothed
     top-1 and colour. Only numbers and labels: no pixels."""
-    from fer.viz import LABEL_COLOURS
+    from fer.viz import label_colour_hex
 
     boxes = []
     for track in tracks:
         best = int(np.argmax(track.probabilities))
         x0, y0, x1, y1 = track.box
-        colour = "#" + bytes(LABEL_COLOURS.get(labels[best], (0, 200, 255))).hex()
         boxes.append([round(x0 / width, 4), round(y0 / height, 4), round(x1 / width, 4), round(y1 / height, 4),
-                      f"#{track.id} {labels[best]} {float(track.probabilities[best]):.0%}", colour])
+                      f"#{track.id} {labels[best]} {float(track.probabilities[best]):.0%}",
+                      label_colour_hex(labels[best])])
     return f"<div id=\"fer-live-boxes\" data-boxes='{escape(json.dumps(boxes), quote=True)}'></div>"
 
 

@@ -18,10 +18,14 @@ from fer.errors import InputError
 from fer.io import IMAGE_FORMATS, encode_image, read_image
 
 
+def bytes_url(data: bytes, mime: str) -> str:
+    """``data:<mime>;base64,…`` carrying ``data``."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
 def data_url(image: np.ndarray, quality: int = 80, fmt: str = "jpeg") -> str:
     """``(H, W, 3)`` uint8 RGB → ``data:image/…;base64,…`` (encoded in memory, never on disk)."""
-    mime = IMAGE_FORMATS[fmt][1]
-    return f"data:{mime};base64," + base64.b64encode(encode_image(image, fmt, quality)).decode("ascii")
+    return bytes_url(encode_image(image, fmt, quality), IMAGE_FORMATS[fmt][1])
 
 
 def data_url_bytes(url: str) -> bytes:
@@ -51,7 +55,7 @@ def inline_file(data: bytes, name: str, mime: str) -> dict[str, Any]:
         "is_stream": False, "meta": {"_type": "gradio.FileData"}}``.
     """
     return {
-        "path": None, "url": f"data:{mime};base64," + base64.b64encode(data).decode("ascii"), "orig_name": name,
+        "path": None, "url": bytes_url(data, mime), "orig_name": name,
         "mime_type": mime, "size": len(data), "is_stream": False, "meta": {"_type": "gradio.FileData"},
     }
 

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer.app.folders import upload_dir
+from fer.app.folders import HASH_FOLDER, upload_dir
 from fer.errors import InputError
 
 #: The refusal for a record naming a file this server did not receive: the same for every path.
 REFUSED = "this file was not uploaded to this server; upload it again"
 
-#: Gradio's upload layout: the folder is the hex digest of the file's bytes.
-_HASH_FOLDER = re.compile(r"[0-9a-f]{40,128}")
 #: Longest name shown back to the user.
 _MAX_NAME = 80
 
@@ -116,7 +114,7 @@ def _accepted(path: str) -> Path:
     file = Path(os.path.normpath(os.path.abspath(path)))
     uploads = Path(os.path.normpath(os.path.abspath(upload_dir())))
     folder = file.parent
-    if folder.parent != uploads or not _HASH_FOLDER.fullmatch(folder.name):
+    if folder.parent != uploads or not HASH_FOLDER.fullmatch(folder.name):
         raise InputError(REFUSED)
     # The folders on the way must be real folders of the upload tree, not links out of it.
     try:

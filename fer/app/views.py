@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fer import metrics
 from fer.app.media import image_html
 
 if TYPE_CHECKING:
@@ -149,10 +150,8 @@ def confusion_html(measured: Measured | None, label: str | None) -> str:
     if measured is None:
         return f'<div class="fer-confusion">{CONFUSION_TITLE}{markdown_html(NOT_MEASURED)}</div>'
     conf = measured.confusion
-    n = measured.n
-    accuracy = float(np.trace(conf) / n) if n else 0.0
-    head = (f'{CONFUSION_TITLE}<p class="fer-confusion-head">Accuracy <b>{accuracy:.0%}</b> on n={n}, '
-            f'{escape(measured.source)}.</p>')
+    head = (f'{CONFUSION_TITLE}<p class="fer-confusion-head">Accuracy <b>{metrics.accuracy(conf):.0%}</b> '
+            f'on n={measured.n}, {escape(measured.source)}.</p>')
     if label is None:
         return f'<div class="fer-confusion">{head}</div>'
     if label not in measured.labels:
