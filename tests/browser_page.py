@@ -466,6 +466,7 @@ def click_example(app: AppPage, index: int) -> str:
 def start_webcam(app: AppPage) -> None:
     """Live tab: allow the (fake) webcam, press Record and wait for the first analysed frame."""
     app.tab("Live")
+    app.page.evaluate(TRACK_RECORDER)
     app.page.locator("#live-input").get_by_text(re.compile("Access Webcam", re.I)).click()
     app.page.locator("#live-input button", has_text="Record").click()
     app.wait_until(lambda: app.src("#live-saliency img").startswith("data:") and app.label("live-top-k") != "",
@@ -475,7 +476,27 @@ def start_webcam(app: AppPage) -> None:
 def stop_webcam(app: AppPage) -> None:
     """Live tab: press Stop and wait for the page script's note."""
     app.page.locator("#live-input button", has_text="Stop").click()
-    app.wait_text("#fer-camera-note", r"Camera stopped")
+    app.wait_text("#fer-camera-note", r"Camera off: released")
+
+
+#: Records every media track the browser hands the page (``window.__ferTracks``): wraps
+#: ``getUserMedia`` over the app's own wrapper, so Gradio's calls and the app script's both pass
+#: through it; what the page was given, not what the app says.
+TRACK_RECORDER = """() => {
+  if (window.__ferTracks) return;
+  const tracks = window.__ferTracks = [];
+  const devices = navigator.mediaDevices, inner = devices.getUserMedia;
+  devices.getUserMedia = (constraints) => inner.call(devices, constraints).then((stream) => {
+    tracks.push(...stream.getTracks());
+    return stream;
+  });
+}"""
+
+
+def camera_tracks(app: AppPage) -> list[str]:
+    """``readyState`` ("live" or "ended") of every media track the page was given so far."""
+    states: list[str] = app.page.evaluate("() => (window.__ferTracks || []).map((t) => t.readyState)")
+    return states
 
 
 def session_frames(app: AppPage) -> int:

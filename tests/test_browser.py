@@ -43,6 +43,7 @@ from .browser_page import (
     AppPage,
     analyse_video,
     app_page,
+    camera_tracks,
     click_example,
     launch_chromium,
     load_video_example,
@@ -424,6 +425,22 @@ def test_webcam_updates_the_panels_counts_poses_and_stops(app: AppPage) -> None:
         return app.src("#live-saliency img") == shown
 
     app.wait_until(settled, "the panels standing still after Stop", timeout=15)
+    assert_healthy(app)
+
+
+def test_stop_releases_the_camera_and_record_reopens_it(app: AppPage) -> None:
+    start_webcam(app)
+    assert "live" in camera_tracks(app)
+    for _ in range(2):  # twice Stop then Record: each Stop ends every track the page was ever given
+        stop_webcam(app)
+        app.wait_until(lambda: set(camera_tracks(app)) == {"ended"}, "every camera track ended", timeout=10)
+        assert app.page.evaluate("() => document.querySelector('#live-input video').srcObject") is None
+        assert "Press Record" in app.text("#fer-camera-note")
+        shown = app.src("#live-saliency img")
+        app.page.locator("#live-input button", has_text="Record").click()
+        app.wait_until(lambda: camera_tracks(app).count("live") == 1, "the camera open again", timeout=30)
+        app.wait_src_change("#live-saliency img", shown, timeout=30)  # frames analysed again
+        assert app.text("#fer-camera-note") == ""
     assert_healthy(app)
 
 

@@ -43,7 +43,7 @@ TIMELINE_FRAMES = 100
 NOT_POSING = "(not posing)"
 
 HOW_TO = ("**Click to Access Webcam**, allow the camera, then press **Record** to start: frames are analysed "
-          "as they arrive and nothing is recorded or stored. **Stop** ends it. No camera? Use the **Image** tab.")
+          "as they arrive and nothing is recorded or stored. **Stop** ends it and releases the camera. No camera? Use the **Image** tab.")
 CAMERA_OFF = "Camera off."
 SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
                 "posed versus said. Nothing is counted while *(not posing)*.")

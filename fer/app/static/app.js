@@ -1,6 +1,8 @@
-// The app's own page script: tells the visitor when the browser refused the camera and when the
-// webcam was stopped (Gradio's webcam widget says neither), and draws the tracked faces' boxes over
-// the webcam preview (the server sends them as numbers in #fer-live-boxes).
+// The app's own page script: tells the visitor when the browser refused the camera; releases the
+// camera on Stop (Gradio's streaming webcam 6.31 only stops sending frames and leaves every track
+// live, the preview playing and the browser's camera light on) and reopens it on Record; draws
+// the tracked faces' boxes over the webcam preview (the server sends them as numbers in
+// #fer-live-boxes).
 (() => {
   const note = (text) => {
     const el = document.getElementById("fer-camera-note");
@@ -12,11 +14,29 @@
   // camera without awaiting it, so its own handler never sees a refusal and the rejection reaches
   // the page as an uncaught error: once explained in the note, it is handled.
   const explained = new WeakSet();
+  // Every camera stream this page was given, and how the last one was asked for (to reopen it
+  // alike). One camera at a time: a stream opened anew (Record, another device in Gradio's
+  // source menu, which opens one without closing the old) ends the earlier ones.
+  const cameras = new Set();
+  let asked = { video: true };
+  const liveTracks = () => [...cameras].flatMap((s) => s.getTracks()).filter((t) => t.readyState !== "ended");
+  const release = () => {
+    for (const stream of cameras) stream.getTracks().forEach((track) => track.stop());
+    cameras.clear();
+  };
   const devices = navigator.mediaDevices;
   if (devices && devices.getUserMedia) {
     const original = devices.getUserMedia.bind(devices);
     devices.getUserMedia = (constraints) => original(constraints).then(
-      (stream) => { note(""); return stream; },
+      (stream) => {
+        if (stream.getVideoTracks().length) {
+          release();
+          cameras.add(stream);
+          asked = constraints || asked;
+        }
+        note("");
+        return stream;
+      },
       (error) => {
         note(error && error.name === "NotAllowedError"
           ? "The browser refused the camera. Allow it in the site settings (the icon left of the address), or use the Image tab to upload a picture."
@@ -28,14 +48,39 @@
   window.addEventListener("unhandledrejection", (event) => {
     if (event.reason && typeof event.reason === "object" && explained.has(event.reason)) event.preventDefault();
   });
+  window.addEventListener("pagehide", release);
+  const preview = () => document.querySelector("#live-input video");
+  // Stop: every track ended and the preview emptied, so the browser's camera indicator goes off
+  // and Gradio's capture loop (which reads the preview) has no picture left to send.
+  const stopCamera = () => {
+    release();
+    const video = preview();
+    if (video) { video.pause(); video.srcObject = null; }
+    note(liveTracks().length
+      ? "⚠️ The camera could not be released: close this tab to turn it off."
+      : "Camera off: released (its light goes out) and nothing is analysed. Press Record to open it again.");
+  };
+  // Record after Stop: open the camera again into the same preview, which Gradio reads from.
+  const reopenCamera = () => {
+    const video = preview();
+    if (!video || liveTracks().length || !navigator.mediaDevices) return;
+    note("Opening the camera…");
+    navigator.mediaDevices.getUserMedia(asked).then((stream) => {
+      video.srcObject = stream;
+      video.muted = true;
+      return video.play();
+    }).catch(() => {});  // a refusal is already in the note
+  };
   document.addEventListener("click", (event) => {
     const button = event.target.closest && event.target.closest("#live-input button");
     if (!button) return;
     const text = (button.textContent || "").trim().toLowerCase();
     if (text.startsWith("stop")) {
-      note("Camera stopped: nothing is being analysed. Press Record to start again.");
+      stopCamera();
       drawBoxes([]);
-    } else if (text.startsWith("record")) note("");
+    } else if (text.startsWith("record")) {
+      if (liveTracks().length) note(""); else reopenCamera();
+    }
   }, true);
 
   // Boxes over the preview. Gradio's webcam sends the frame as its preview shows it (mirrored
