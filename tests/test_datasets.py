@@ -163,3 +163,37 @@ def test_fingerprint_follows_the_samples_not_the_folder(data: dict[str, Path], t
     assert D.load_folder(moved).fingerprint() == ds.fingerprint()
     assert D.load_folder(moved, subject_pattern=r"^(.*)$").fingerprint() != ds.fingerprint()
     assert ds.subset(range(len(ds) - 1)).fingerprint() != ds.fingerprint()
+
+
+def test_fingerprint_follows_the_pixels(data: dict[str, Path], tmp_path: Path) -> None:
+    """The issue's case: another image copied over one file under the same name changed nothing."""
+    from fer.research import fingerprint as F
+
+    copy = tmp_path / "copy"
+    shutil.copytree(data["folder"], copy)
+    before = D.load_folder(copy).fingerprint()
+    target, source = sorted(copy.rglob("*.png"))[:2]
+    shutil.copyfile(source, target)
+    changed = D.load_folder(copy).fingerprint()
+    assert changed != before
+    # The same bytes written back: the same fingerprint, whatever the file's mtime says.
+    shutil.copyfile(data["folder"] / target.relative_to(copy), target)
+    assert D.load_folder(copy).fingerprint() == before
+    # The on-disk index holds what the process knew: a new process finds the same.
+    F.forget()
+    assert D.load_folder(copy).fingerprint() == before
+
+
+def test_csv_fingerprints_are_relative_to_the_csv(data: dict[str, Path], tmp_path: Path) -> None:
+    """A CFEE CSV's fingerprint did not survive moving its folder (keys were absolute)."""
+    for where in ("a", "b"):
+        shutil.copytree(data["folder"], tmp_path / where / "images")
+        rows = ["path,label,subject"] + [f"images/{p.relative_to(tmp_path / where / 'images').as_posix()},happy,"
+                                         f"{p.stem.split('_')[0]}"
+                                         for p in sorted((tmp_path / where / "images").rglob("*.png"))]
+        (tmp_path / where / "labels.csv").write_text("\n".join(rows) + "\n")
+    a, b = (D.load_cfee(tmp_path / w / "labels.csv") for w in ("a", "b"))
+    assert len(a) == len(b) > 0 and a.fingerprint() == b.fingerprint()
+    fer_a = D.load_fer2013(data["fer2013"])
+    shutil.copyfile(data["fer2013"], tmp_path / "fer2013.csv")
+    assert D.load_fer2013(tmp_path / "fer2013.csv").fingerprint() == fer_a.fingerprint()

@@ -105,10 +105,14 @@ def test_a_rerun_with_other_settings_is_refused_with_the_differences(data: dict[
 
 def test_an_interrupted_run_continues_only_with_its_own_settings(data: dict[str, Path], tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
     import fer.research.train as T
 
     out = tmp_path / "rafd"
-    config = TrainConfig(dataset="rafd", root=str(data["rafd"]), gazes=("frontal", "left"), out=str(out),
+    root = tmp_path / "data"
+    shutil.copytree(data["rafd"], root)
+    config = TrainConfig(dataset="rafd", root=str(root), gazes=("frontal", "left"), out=str(out),
                          **{**SMALL, "epochs": 2})
     real_save = T.save_checkpoint
 
@@ -128,5 +132,15 @@ def test_an_interrupted_run_continues_only_with_its_own_settings(data: dict[str,
         train(dataclasses.replace(config, gazes=("frontal",), resume=True))
     with pytest.raises(InputError, match="interrupted run of these settings; pass --resume"):
         train(config)
+    # The case: another image copied over one file under the same name.
+    images = sorted(root.glob("*.png"))
+    original = images[0].read_bytes()
+    shutil.copyfile(images[1], images[0])
+    with pytest.raises(InputError, match="holds another run .*data: was"):
+        train(dataclasses.replace(config, resume=True))
+    images[0].write_bytes(original)
     spec = ModelSpec.load(train(dataclasses.replace(config, resume=True)))
     assert [h["epoch"] for h in spec.training["history"]] == [1, 2]
+    shutil.copyfile(images[1], images[0])  # a finished run is not returned stale either
+    with pytest.raises(InputError, match="holds another run .*data: was"):
+        train(dataclasses.replace(config, resume=True))

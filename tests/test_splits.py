@@ -23,8 +23,31 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _training(dataset: D.Dataset, **split_args: int) -> dict:
     """The ``training`` record `fer.research.train.train` writes, for the parts that matter here."""
-    return {"dataset": dataset.name, "dataset_summary": dataset.describe(),
-            "split": SP.split_dataset(dataset, **split_args).to_dict()}
+    split = SP.split_dataset(dataset, **split_args)
+    return {"dataset": dataset.name, "dataset_summary": dataset.describe(), "split": split.to_dict(),
+            "data_parts": SP.part_fingerprints(dataset, split), "identity": {"data_labels": list(dataset.labels)}}
+
+
+def test_another_folder_with_the_same_names_is_not_the_recorded_test_part(folder: Path, tmp_path: Path) -> None:
+    """The issue's case: ``evaluate --split test`` on a folder whose file names follow the same
+    pattern was scored as the held-out part. Its content fingerprint now tells them apart."""
+    ds = D.load_folder(folder)
+    training = _training(ds, folds=3, fold=0, seed=0)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    part, _ = SP.recorded_part(D.load_folder(copy), training, "test")  # the same images elsewhere: fine
+    assert len(part) == len(ds.subset(SP.split_dataset(ds, folds=3, fold=0, seed=0).test))
+    test_file = Path(part.samples[0].key)
+    other = next(p for p in copy.rglob("*.png") if p.read_bytes() != test_file.read_bytes())
+    shutil.copyfile(other, test_file)  # same name, other pixels
+    with pytest.raises(InputError, match="not the ones the model's run recorded"):
+        SP.recorded_part(D.load_folder(copy), training, "test")
+    SP.recorded_part(D.load_folder(copy), training, "train")  # the other parts are untouched
+    # Training restricted to some classes: the other classes' images here do not count.
+    happy_sad = D.restrict_labels(ds, ["happy", "sad"])
+    restricted = _training(happy_sad, folds=3, fold=0, seed=0)
+    part, _ = SP.recorded_part(D.load_folder(folder), restricted, "test")
+    assert {s.label for s in part.samples} > {"happy", "sad"}
 
 
 def test_split_is_by_subject_and_records_every_part(folder: Path) -> None:

@@ -120,6 +120,7 @@ def test_checkpoint_spec_records_the_run(trained: Path) -> None:
     assert training["backbone"] == "mini_xception" and training["optimizer"] == "adamw"
     assert len(training["history"]) == 10 and 1 <= training["best_epoch"] <= 10
     assert training["dataset_summary"]["per_label"] == {"angry": 30, "happy": 30, "sad": 30, "surprise": 30}
+    assert set(training["data_parts"]) == {"train", "val", "test"}  # content fingerprints evaluate checks
     assert (trained.parent / "best.safetensors").is_file() and (trained.parent / "confusion.png").is_file()
 
 
@@ -265,6 +266,19 @@ def test_seed_matched_ablation_whatever_the_saliency_predictor(tmp_path: Path) -
     assert other_seed.training["order_sha256"] != digests["none"][1]
     assert runs["mlnet"].saliency_input == "mlnet" and runs["mlnet"].training["identity"]["saliency_weights"]
     assert runs["none"].training["world_size"] == 1
+    # evaluate refuses ML-Net weights other than those the model was trained with (their SHA-256).
+    from fer.errors import InputError
+    from fer.research.evaluate import evaluate
+
+    torch.manual_seed(4)
+    other = tmp_path / "mlnet-other"
+    save_mlnet(MLNet((64, 64), width=0.125).eval(),
+               SaliencySpec(weights="", sha256="", input_size=(64, 64), width=0.125), other)
+    dataset = D.load_rafd(tmp_path / "rafd", assume_cropped=True)
+    model = load_model(tmp_path / "mlnet" / "best.json")
+    with pytest.raises(InputError, match="pass the --saliency-weights it was trained with"):
+        evaluate(model, dataset, saliency_weights=str(other))
+    assert evaluate(model, dataset, saliency_weights=str(mlnet)).n == len(dataset)
 
 
 def test_progress_bar_inside_each_epoch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -128,14 +128,25 @@ class Dataset:
                 "subjects": len({s.subject for s in self.samples if s.subject}), "per_label": counts}
 
     def fingerprint(self) -> str:
-        """SHA-256 of every sample's key (relative to the root), label and subject: equal for the same
-        selection of the same files wherever the folder lives. Image bytes are not read."""
+        """SHA-256 over every sample's key (relative to the dataset's folder: a CSV's own folder for
+        CSV datasets), label, subject and content (the SHA-256 of the image file, or of the pixels a
+        CSV holds; `fer.research.fingerprint.file_sha256`): equal for the same images wherever the
+        folder lives, different when any file's bytes change under the same name."""
+        from fer.research.fingerprint import file_hashes
+
         root = Path(self.root)
+        base = root.parent if root.suffix.lower() == ".csv" else root
+        ordered = sorted(self.samples, key=lambda s: s.key)
+        files = iter(file_hashes([s.path for s in ordered if s.pixels is None and s.path is not None]))
         digest = hashlib.sha256()
-        for sample in sorted(self.samples, key=lambda s: s.key):
+        for sample in ordered:
             key = Path(sample.key)
-            relative = key.relative_to(root).as_posix() if key.is_relative_to(root) else sample.key
-            digest.update(f"{relative}\t{sample.label}\t{sample.subject}\n".encode())
+            relative = key.relative_to(base).as_posix() if key.is_relative_to(base) else sample.key
+            if sample.pixels is not None:
+                content = hashlib.sha256(np.ascontiguousarray(sample.pixels).tobytes()).hexdigest()
+            else:
+                content = next(files) if sample.path is not None else ""
+            digest.update(f"{relative}\t{sample.label}\t{sample.subject}\t{content}\n".encode())
         return digest.hexdigest()
 
 
@@ -406,7 +417,9 @@ def load_fer2013(root: str | Path, *, usages: Sequence[str] | None = None) -> Da
                 skipped.append(Skipped(key, f"malformed row: {exc}"))
                 continue
             pixels = values.astype(np.uint8).reshape(side, side)
-            samples.append(Sample(key, label, key, None, pixels, {"usage": usage}))
+            # FER2013 names no one: each row is its own subject, named relative to the CSV so that
+            # fingerprints do not depend on where the file lives.
+            samples.append(Sample(key, label, f"{path.name}#{row_number}", None, pixels, {"usage": usage}))
     return _finish("fer2013", path, samples, skipped, True, {"usages": list(usages) if usages else None},
                    FER2013_LABELS)
 

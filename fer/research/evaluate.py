@@ -193,10 +193,12 @@ def model_inputs(loaded: LoadedModel, crops: Crops, *, saliency_weights: str | N
     name = loaded.spec.saliency_input
     if name is None or len(crops) == 0:
         return crops.images
+    from fer.research.runs import check_saliency_weights
     from fer.saliency import load_saliency
 
     device = str(next(loaded.module.parameters()).device)
     predictor = load_saliency(name, device=device, weights=saliency_weights)
+    check_saliency_weights(loaded.spec, predictor, saliency_weights)
     return weighted_crops(crops, predictor, loaded.spec.saliency_floor, batch_size=batch_size)
 
 

@@ -41,6 +41,26 @@ def saliency_digest(predictor: object | None, weights: str | None) -> str | None
     return weights
 
 
+def check_saliency_weights(spec: ModelSpec, predictor: object | None, weights: str | None) -> None:
+    """Refuse to feed a trained model saliency maps from other weights than those it was trained with.
+
+    The run's identity records the predictor's weights as `saliency_digest` (an ML-Net checkpoint's
+    SHA-256); other weights make other maps, so the model would be scored on inputs it never learned
+    from. Models whose spec records no identity (shipped ones, older runs) are not checked.
+
+    Raises:
+        InputError: the digests differ (both named, with the way out).
+    """
+    recorded = ((spec.training or {}).get("identity") or {}).get("saliency_weights")
+    if recorded is None:
+        return
+    current = saliency_digest(predictor, weights)
+    if current != recorded:
+        raise InputError(f"{spec.name} was trained on {spec.saliency_input} saliency maps from weights with SHA-256 "
+                         f"{str(recorded)[:16]}…, these weights have {str(current)[:16]}…: its inputs would not be "
+                         "those it learned from; pass the --saliency-weights it was trained with")
+
+
 def run_identity(config: TrainConfig, dataset: Dataset, *, amp: str, saliency_weights: str | None) -> dict[str, Any]:
     """Every setting that changes the run, JSON-ready.
 

@@ -144,7 +144,9 @@ def recorded_part(dataset: Dataset, training: Mapping[str, Any] | None, part: st
     split, subjects = _recorded(dataset, training)
     if not subjects:  # FER2013: its own Usage column says which rows are which part
         usage = {v: k for k, v in FER2013_USAGE.items()}[part]
-        return dataset.subset(i for i, s in enumerate(dataset.samples) if s.attributes.get("usage") == usage), []
+        selected = dataset.subset(i for i, s in enumerate(dataset.samples) if s.attributes.get("usage") == usage)
+        check_recorded_content(selected, training, part)
+        return selected, []
     wanted = subjects[part]
     others = set().union(*(subjects[p] for p in PARTS if p != part))
     if overlap := sorted(wanted & others):
@@ -158,8 +160,38 @@ def recorded_part(dataset: Dataset, training: Mapping[str, Any] | None, part: st
     if missing := sorted(wanted - present):
         warnings.append(f"WARNING: {len(missing)} of the {len(wanted)} recorded {part} subjects are missing from "
                         f"this data ({', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}): the score "
-                        f"covers the other {len(present)} only")
-    return dataset.subset(rows), warnings
+                        f"covers the other {len(present)} only, whose images cannot be checked against the record")
+        return dataset.subset(rows), warnings
+    selected = dataset.subset(rows)
+    check_recorded_content(selected, training, part)
+    return selected, warnings
+
+
+def part_fingerprints(dataset: Dataset, split: Split) -> dict[str, str]:
+    """Content fingerprint (`Dataset.fingerprint`) of each part of ``split``, for the spec's
+    ``training["data_parts"]``, so that evaluation can tell the recorded test images from others."""
+    return {name: dataset.subset(getattr(split, name)).fingerprint() for name in PARTS}
+
+
+def check_recorded_content(selected: Dataset, training: Mapping[str, Any] | None, part: str) -> None:
+    """Refuse to call ``selected`` the model's recorded ``part`` when its content fingerprint is not the
+    one training recorded (another folder with the same file names, other loader options, files
+    edited since). Specs from before the record was kept are not checked.
+
+    Raises:
+        InputError: the fingerprints differ.
+    """
+    recorded = ((training or {}).get("data_parts") or {}).get(part)
+    if not recorded:
+        return
+    labels = set(((training or {}).get("identity") or {}).get("data_labels") or selected.labels)
+    # Training may have kept some classes only (--classes): compare the images of those.
+    same_classes = selected.subset(i for i, s in enumerate(selected.samples) if s.label in labels)
+    if same_classes.fingerprint() != recorded:
+        raise InputError(f"these {part} images are not the ones the model's run recorded (their content "
+                         "fingerprint differs: another folder, other loader options, or files changed since "
+                         f"training), so the score would not be its held-out {part} score; use --split all to "
+                         "score them anyway")
 
 
 def training_overlap(dataset: Dataset, training: Mapping[str, Any] | None) -> str | None:

@@ -39,7 +39,7 @@ from fer.research.evaluate import EvaluationResult, score
 from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
 from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
 from fer.research.runs import STATE_FILE, resume_state, run_id, run_identity, saliency_digest
-from fer.research.splits import split_dataset
+from fer.research.splits import part_fingerprints, split_dataset
 
 #: Largest random zoom of the training augmentation ("small crops"): up to 15 % of the side cut away.
 MAX_ZOOM = 0.15
@@ -328,6 +328,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
         "dataset": dataset.name,
         "dataset_summary": dataset.describe(),
         "split": split.to_dict(),
+        "data_parts": part_fingerprints(dataset, split),
         "identity": identity,
         "run_id": run_id(identity),
         "skipped": [s.to_dict() for s in (*dataset.skipped, *crops.skipped)][:100],
