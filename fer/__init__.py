@@ -20,17 +20,18 @@ from fer.errors import FerError, InputError, WeightsError
 __version__ = "0.1.0"
 
 __all__ = [
-    "FerError", "InputError", "WeightsError", "Face", "ModelSpec", "Pipeline", "Prediction",
+    "FerError", "InputError", "WeightsError", "Face", "ModelSpec", "Pipeline", "PipelineConfig", "Prediction",
     "available_models", "available_saliency", "load", "read_image", "__version__",
 ]
 
 _LAZY = {
-    "load": "fer.pipeline", "Pipeline": "fer.pipeline", "Prediction": "fer.pipeline",
+    "load": "fer.pipeline", "Pipeline": "fer.pipeline", "PipelineConfig": "fer.config", "Prediction": "fer.pipeline",
     "Face": "fer.face", "ModelSpec": "fer.models", "available_models": "fer.models",
     "available_saliency": "fer.saliency", "read_image": "fer.io",
 }
 
 if TYPE_CHECKING:
+    from fer.config import PipelineConfig
     from fer.face import Face
     from fer.io import read_image
     from fer.models import ModelSpec, available_models

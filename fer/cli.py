@@ -101,26 +101,56 @@ def _run_reporting_errors(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- predict
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``predict``."""
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that make a `fer.PipelineConfig` (all its fields but ``attention``), the same for
+    every command that runs the pipeline (``predict``, ``evaluate``); `config_from_args` reads them."""
+    from fer.config import DETECTOR_ENGINES, DETECTORS, ENGINES
     from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
-    from fer.weights import DETECTORS
 
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
     parser.add_argument("--model", default="default", help="registered model name or checkpoint path (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="labels per face (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--saliency", metavar="NAME", default=None, help="saliency predictor (see fer.available_saliency())")
     parser.add_argument("--saliency-input", choices=["auto", "on", "off"], default="auto",
                         help="feed the CNN face x saliency (the paper's method); auto = as the model was trained")
-    parser.add_argument("--save-maps", metavar="DIR", type=Path, help="write overlays (saliency, CNN input, Grad-CAM) as PNGs")
-    parser.add_argument("--attention", action="store_true", help="compute Grad-CAM (implied by --save-maps)")
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default="short",
+    parser.add_argument("--saliency-floor", type=float, default=None, metavar="F",
+                        help="brightness kept where saliency is 0, in [0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--detector", choices=DETECTORS, default="short",
                         help="short: webcam/portraits; full: group photos, small faces")
-    parser.add_argument("--margin", type=float, default=None, help="crop margin per side, fraction of the face box")
+    parser.add_argument("--detector-engine", choices=DETECTOR_ENGINES, default="auto",
+                        help="what runs the face detector (default: %(default)s)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="crop margin per side, fraction of the face box (default: the model's, else 0.2)")
     parser.add_argument("--max-faces", type=int, default=DEFAULT_MAX_FACES, help=f"at most 1..{MAX_FACES} (default: %(default)s)")
     parser.add_argument("--min-score", type=float, default=0.5, help="detector threshold in [0, 1] (default: %(default)s)")
+    parser.add_argument("--crop-size", type=int, default=None, metavar="PX", help="side of the face crops (default: 224)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="what runs the CNN (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--second-opinion", metavar="NAME", default=None,
+                        help="a network run beside the model on every face, on its own crop")
+
+
+def config_from_args(args: argparse.Namespace, **fixed: object):  # noqa: ANN201 (PipelineConfig, imported lazily)
+    """The `fer.PipelineConfig` that `add_pipeline_arguments`' parsed options describe (``fixed``:
+    fields the command sets itself, e.g. ``attention``). Raises `fer.InputError` on a bad value."""
+    from fer.config import PipelineConfig
+
+    given = {"model": args.model, "saliency": args.saliency, "saliency_floor": args.saliency_floor,
+             "saliency_input": {"auto": None, "on": True, "off": False}[args.saliency_input],
+             "detector": args.detector, "detector_engine": args.detector_engine, "margin": args.margin,
+             "max_faces": args.max_faces, "min_score": args.min_score, "engine": args.engine, "device": args.device,
+             "second_opinion": args.second_opinion}
+    if args.crop_size is not None:
+        given["crop_size"] = args.crop_size
+    return PipelineConfig(**{**given, **fixed})  # type: ignore[arg-type]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``predict``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
+    add_pipeline_arguments(parser)
+    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="labels per face (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--save-maps", metavar="DIR", type=Path, help="write overlays (saliency, CNN input, Grad-CAM) as PNGs")
+    parser.add_argument("--attention", action="store_true", help="compute Grad-CAM (implied by --save-maps)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="torch CPU threads; the CNNs are small, one is enough (default: %(default)s)")
 
@@ -139,17 +169,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.save_maps is not None:
         _check_writable(args.save_maps)
-    pipe = load(
-        args.model,
-        saliency=args.saliency,
-        device=args.device,
-        detector=args.detector,
-        margin=args.margin,
-        max_faces=args.max_faces,
-        min_score=args.min_score,
-        saliency_input={"auto": None, "on": True, "off": False}[args.saliency_input],
-        attention=args.attention or args.save_maps is not None,
-    )
+    pipe = load(config_from_args(args, attention=args.attention or args.save_maps is not None))
     images = []
     with pipe:
         for path in args.paths:

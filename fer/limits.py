@@ -20,6 +20,10 @@ MAX_FACES = 30
 #: Default number of faces analysed per image.
 DEFAULT_MAX_FACES = 10
 
+#: Side of the square face crops (and saliency / Grad-CAM maps), in pixels.
+MIN_CROP_SIZE = 32
+MAX_CROP_SIZE = 1024
+
 #: Longest video accepted, in seconds, and largest video file, in bytes.
 MAX_VIDEO_SECONDS = 60.0
 MAX_VIDEO_BYTES = 50 * 1024 * 1024

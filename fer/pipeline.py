@@ -7,19 +7,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from fer.crops import DEFAULT_CROP_SIZE, DEFAULT_MARGIN, CropStyle
+from fer.config import FIELDS, PipelineConfig
+from fer.crops import DEFAULT_MARGIN, CropStyle
 from fer.ensemble import Ensemble, project
 from fer.errors import InputError
-from fer.face import DetectorEngine, Face, FaceDetector
+from fer.face import Face, FaceDetector
 from fer.io import ImageSource, read_image
-from fer.limits import DEFAULT_MAX_FACES
 from fer.models import Engine, LoadedModel, ModelSpec, load_model, load_network, preprocess_array
 from fer.saliency import DEFAULT_SALIENCY_FLOOR, load_saliency, weight_by_saliency
 
@@ -112,7 +113,7 @@ class Pipeline:
     "second opinion". Every network gets the crop its spec was trained on, cut from the same
     detected face (`fer.face.Face.crop_in`); `Prediction.members` holds each one's probabilities.
 
-    Build it with `fer.load`. Thread-safe for concurrent calls (the detector serialises itself;
+    Build it with `fer.load` (from a `fer.PipelineConfig`). Thread-safe for concurrent calls (the detector serialises itself;
     the CNN runs under ``torch.inference_mode``).
     """
 
@@ -146,6 +147,8 @@ class Pipeline:
             if self.networks[name] is not self.main and self.networks[name].spec.saliency_input is not None:
                 raise InputError(f"{name} was trained on face × saliency input: only the main network can be fed that")
         self.detector = detector
+        #: The settings it was built from (`fer.load`, `from_config`); None when assembled by hand.
+        self.config: PipelineConfig | None = None
         self.attention = attention
         self.saliency_name = saliency
         #: Whether the CNN is fed face × saliency (the paper's method). The spec says what the model
@@ -331,60 +334,56 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def load(
-    model: str = "default",
+    model: PipelineConfig | str | os.PathLike[str] = "default",
     saliency: str | None = None,
     device: str | torch.device = "cpu",
-    *,
-    detector: Literal["short", "full"] = "short",
-    margin: float | None = None,
-    max_faces: int = DEFAULT_MAX_FACES,
-    min_score: float = 0.5,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    saliency_input: bool | None = None,
-    saliency_floor: float | None = None,
-    attention: bool = False,
-    engine: Engine = "auto",
-    detector_engine: DetectorEngine = "auto",
-    second_opinion: str | None = None,
+    **settings: Any,
 ) -> Pipeline:
-    """Build a ready `Pipeline` (the one front door).
+    """Build a ready `Pipeline` (the one front door): ``load(config)`` from a `fer.PipelineConfig`,
+    or ``load(model, saliency, device, **settings)`` with any of its fields by keyword, e.g.
+    ``load("ensemble", detector="full", second_opinion=None)``.
 
     Args:
-        model: a name from `fer.available_models()` (a network or an ensemble) or a checkpoint path
+        model: a `PipelineConfig` (then nothing else may be given), or its ``model``: a name from
+            `fer.available_models()` (a network or an ensemble) or a checkpoint path
             (``.json``/``.safetensors``/folder).
-        saliency: a name from `fer.available_saliency()` to fill `Prediction.saliency`, or None.
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
-        detector: ``"short"`` (webcam, portraits) or ``"full"`` (group photos, small faces).
-        margin: crop margin per side as a fraction of the face box (default: the model's spec, else 0.2);
-            for an ensemble it sets the main member's crop, the others keep their own.
-        max_faces: most faces analysed per image (largest first).
-        min_score: detector confidence threshold in [0, 1].
-        crop_size: side of the face crops and of the maps, in pixels.
-        saliency_input: feed the CNN face × saliency (the paper's method); default: what the model
-            was trained with (its spec).
-        saliency_floor: brightness kept where saliency is 0 (default: the spec's, else 0.3).
-        attention: compute Grad-CAM for every face by default.
-        engine: what runs the CNN: ``"auto"`` (OpenCV DNN on the CPU when the network exports to it
-            with PyTorch's outputs, else PyTorch), ``"opencv"`` or ``"torch"``; see `fer.models.load_model`.
-        detector_engine: what runs the face detector: ``"auto"`` (LiteRT when installed, else
-            MediaPipe), ``"litert"`` or ``"mediapipe"``; both give the same faces (see `fer.blazeface`).
-        second_opinion: a registered network (or checkpoint) run beside the model on every face, on
-            its own crop; its probabilities land in `Prediction.members` (e.g. ``"face_api_expression"``
-            beside the default mini-Xception).
+        saliency, device, settings: the other `PipelineConfig` fields (see its attributes); a
+            ``margin`` sets an ensemble's main member's crop, the others keep their own.
+    Raises:
+        InputError: a setting out of range or unknown (one line naming it); WeightsError: missing weights.
     """
-    loaded = load_model(model, device=resolve_device(device), engine=engine)
-    second = None if second_opinion is None else load_network(second_opinion, device=resolve_device(device),
-                                                               engine=engine)
+    if isinstance(model, PipelineConfig):
+        if saliency is not None or str(device) != "cpu" or settings:
+            raise InputError("give fer.load a PipelineConfig or settings by keyword, not both")
+        return from_config(model)
+    unknown = sorted(set(settings) - set(FIELDS))
+    if unknown:
+        raise InputError(f"not a pipeline setting: {', '.join(unknown)}; the settings are {', '.join(FIELDS)}")
+    return from_config(PipelineConfig(model=model, saliency=saliency, device=device, **settings))  # type: ignore[arg-type]
+
+
+def from_config(config: PipelineConfig) -> Pipeline:
+    """The `Pipeline` ``config`` describes (what `load` builds); ``pipe.config`` is ``config``."""
+    device = resolve_device(config.device)
+    engine: Engine = config.engine  # type: ignore[assignment]  # checked by PipelineConfig
+    loaded = load_model(config.model, device=device, engine=engine)
+    second = None if config.second_opinion is None else load_network(config.second_opinion, device=device,
+                                                                      engine=engine)
     networks = [*(loaded.members if isinstance(loaded, Ensemble) else (loaded,)), *([second] if second else [])]
     main = networks[0].spec
+    margin = config.margin
     if margin is None:
         margin = main.margin if main.margin is not None else DEFAULT_MARGIN
     face_detector = FaceDetector(
-        detector, min_score=min_score, max_faces=max_faces, margin=margin, crop_size=crop_size,
-        engine=detector_engine, crop=main.crop, other_styles=[crop_style(n.spec) for n in networks[1:]],
+        config.detector, min_score=config.min_score, max_faces=config.max_faces,  # type: ignore[arg-type]
+        margin=margin, crop_size=config.crop_size, engine=config.detector_engine,  # type: ignore[arg-type]
+        crop=main.crop, other_styles=[crop_style(n.spec) for n in networks[1:]],
     )
     try:
-        return Pipeline(loaded, face_detector, saliency, saliency_input, saliency_floor, attention, second)
+        pipe = Pipeline(loaded, face_detector, config.saliency, config.saliency_input, config.saliency_floor,
+                        config.attention, second)
     except Exception:
         face_detector.close()
         raise
+    pipe.config = config
+    return pipe

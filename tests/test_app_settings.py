@@ -10,6 +10,7 @@ import pytest
 
 from fer.app import settings_tab
 from fer.app.settings import PipelineCache, Settings, default_settings, describe, make_settings, model_choices
+from fer.config import PipelineConfig
 from fer.errors import InputError
 
 MODELS = ("mini_xception_fer2013", "face_api_expression", "ensemble")
@@ -17,7 +18,11 @@ MODELS = ("mini_xception_fer2013", "face_api_expression", "ensemble")
 
 def test_offered_values_make_settings() -> None:
     full = make_settings("mini_xception_fer2013", "spectral-residual", "on", 0.3, 5, "full", 4, 0.2, models=MODELS)
-    assert full == Settings("mini_xception_fer2013", "spectral-residual", True, 0.3, 5, "full", 4, 0.2)
+    assert full == Settings(model="mini_xception_fer2013", saliency="spectral-residual", saliency_input=True,
+                            margin=0.3, max_faces=5, detector="full", top_k=4, smoothing=0.2,
+                            second_opinion="face_api_expression")
+    assert full.config == PipelineConfig("mini_xception_fer2013", "spectral-residual", True, margin=0.3, max_faces=5,
+                                         detector="full", second_opinion="face_api_expression")
     assert make_settings("ensemble", "face-prior", "model default", models=MODELS).saliency_input is None
     assert make_settings("mini_xception_fer2013", "face-prior", "off", "0.25", "3", models=MODELS).max_faces == 3
 
@@ -43,10 +48,10 @@ def test_values_not_offered_are_refused(values: tuple, reason: str) -> None:
 
 
 def test_pipelines_are_shared_and_evicted() -> None:
-    loads: list[tuple] = []
+    loads: list[PipelineConfig] = []
 
-    def loader(settings: Settings) -> object:
-        loads.append(settings.pipeline_key())
+    def loader(config: PipelineConfig) -> object:
+        loads.append(config)
         return object()
 
     cache = PipelineCache(size=1, loader=loader)
@@ -55,6 +60,8 @@ def test_pipelines_are_shared_and_evicted() -> None:
     assert cache.get(Settings(**{**plain.__dict__, "top_k": 5})) is first  # top-k does not change the pipeline
     other = cache.get(Settings(**{**plain.__dict__, "detector": "full"}))
     assert other is not first and cache.get(plain) is not first and len(loads) == 3
+    assert all(type(config) is PipelineConfig for config in loads)  # keyed and loaded by the config alone
+    assert cache.get(plain.config) is cache.get(plain)  # a bare config finds the same pipeline
 
 
 def test_describe_warns_when_the_cnn_gets_saliency_it_was_not_trained_on() -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fer.config import DETECTORS as CONFIG_DETECTORS
+from fer.config import FIELDS, PipelineConfig
 from fer.errors import FerError, InputError
 from fer.limits import DEFAULT_MAX_FACES, MAX_FACES
 from fer.tracking import DEFAULT_SMOOTHING, MAX_SMOOTHING
@@ -18,43 +20,38 @@ from fer.tracking import DEFAULT_SMOOTHING, MAX_SMOOTHING
 if TYPE_CHECKING:
     from fer.pipeline import Pipeline
 
-#: Pipelines kept loaded (one per distinct model/saliency/face settings).
+#: Pipelines kept loaded (one per distinct `fer.PipelineConfig`).
 PIPELINE_CACHE_SIZE = 3
 #: Widget ranges (the sliders' bounds; values outside are refused).
 MARGIN_RANGE = (0.0, 0.6)
 TOP_K_RANGE = (1, 8)
 SALIENCY_INPUT_CHOICES = ("model default", "on", "off")
-DETECTORS = ("short", "full")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """What the Settings tab chooses; one per user session.
+class Settings(PipelineConfig):
+    """What the Settings tab chooses, one per user session: a `fer.PipelineConfig` (its `config`,
+    which the pipeline is built from and keyed by) plus what is only displayed.
 
     Attributes:
-        model: registered model name or checkpoint path (one of the offered choices).
-        saliency: saliency predictor shown (and used as input unless the model names its own).
-        saliency_input: feed the CNN face × saliency; None = what the model was trained with.
-        margin: face crop margin per side (fraction of the box); None = the model's, else 0.2.
-        max_faces: most faces analysed per image, 1 … `fer.limits.MAX_FACES`.
-        detector: ``"short"`` (webcam, portraits) or ``"full"`` (group photos).
-        top_k: labels shown per face.
+        saliency: as in `fer.PipelineConfig`, but a predictor is always shown (default face-prior).
+        top_k: labels shown per face, `TOP_K_RANGE`.
         smoothing: weight of the past in the live/video probability smoothing, 0 … 0.95.
     """
 
-    model: str = "default"
-    saliency: str = "face-prior"
-    saliency_input: bool | None = None
-    margin: float | None = None
-    max_faces: int = DEFAULT_MAX_FACES
-    detector: str = "short"
+    saliency: str | None = "face-prior"
     top_k: int = 3
     smoothing: float = DEFAULT_SMOOTHING
 
-    def pipeline_key(self) -> tuple[Any, ...]:
-        """The fields that change the loaded pipeline (not ``top_k`` / ``smoothing``)."""
-        margin = None if self.margin is None else round(float(self.margin), 3)
-        return (self.model, self.saliency, self.saliency_input, margin, int(self.max_faces), self.detector)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "top_k", _integer(self.top_k, "top-k", *TOP_K_RANGE))
+        object.__setattr__(self, "smoothing", _number(self.smoothing, "smoothing", 0.0, MAX_SMOOTHING))
+
+    @property
+    def config(self) -> PipelineConfig:
+        """The pipeline's settings alone (what `PipelineCache` is keyed by, and evaluations record)."""
+        return PipelineConfig(**{name: getattr(self, name) for name in FIELDS})
 
 
 def _number(value: Any, what: str, low: float, high: float) -> float:
@@ -105,14 +102,16 @@ def make_settings(
         saliency_input = {"on": True, "off": False}.get(saliency_input)
     elif saliency_input is not None and not isinstance(saliency_input, bool):
         raise InputError(f"saliency input must be one of {', '.join(SALIENCY_INPUT_CHOICES)}")
-    if detector not in DETECTORS:
-        raise InputError(f"detector must be one of {', '.join(DETECTORS)}")
+    if detector not in CONFIG_DETECTORS:
+        raise InputError(f"detector must be one of {', '.join(CONFIG_DETECTORS)}")
     return Settings(
         model=model, saliency=saliency, saliency_input=saliency_input,
-        margin=None if margin is None else _number(margin, "margin", *MARGIN_RANGE),
+        # Rounded: a slider's 0.30000000000000004 is the same pipeline as 0.3.
+        margin=None if margin is None else round(_number(margin, "margin", *MARGIN_RANGE), 3),
         max_faces=_integer(max_faces, "most faces", 1, MAX_FACES), detector=detector,
         top_k=_integer(top_k, "top-k", *TOP_K_RANGE),
         smoothing=_number(smoothing, "smoothing", 0.0, MAX_SMOOTHING),
+        second_opinion=second_opinion_for(model),
     )
 
 
@@ -124,20 +123,22 @@ class PipelineCache:
     itself when the last reference goes.
     """
 
-    def __init__(self, size: int = PIPELINE_CACHE_SIZE, loader: Callable[[Settings], Pipeline] | None = None) -> None:
+    def __init__(self, size: int = PIPELINE_CACHE_SIZE,
+                 loader: Callable[[PipelineConfig], Pipeline] | None = None) -> None:
         self.size = size
         self._loader = loader or _load_pipeline
-        self._items: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
+        self._items: OrderedDict[PipelineConfig, Pipeline] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[tuple[Any, ...], threading.Lock] = {}
+        self._loading: dict[PipelineConfig, threading.Lock] = {}
 
-    def get(self, settings: Settings) -> Pipeline:
-        """The pipeline for ``settings``, loading it on first use.
+    def get(self, settings: PipelineConfig) -> Pipeline:
+        """The pipeline for ``settings`` (a `Settings`' display-only fields play no part), loading
+        it on first use.
 
         Raises:
             InputError / WeightsError: unknown model or predictor, broken checkpoint.
         """
-        key = settings.pipeline_key()
+        key = settings.config if isinstance(settings, Settings) else settings
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -150,7 +151,7 @@ class PipelineCache:
                 if key in self._items:
                     return self._items[key]
             try:
-                pipe = self._loader(settings)
+                pipe = self._loader(key)
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
@@ -177,14 +178,10 @@ def second_opinion_for(model: str) -> str | None:
     return SECOND_OPINION.get(model, "mini_xception_fer2013")
 
 
-def _load_pipeline(settings: Settings) -> Pipeline:
+def _load_pipeline(config: PipelineConfig) -> Pipeline:
     import fer
 
-    return fer.load(
-        settings.model, saliency=settings.saliency, margin=settings.margin, max_faces=settings.max_faces,
-        detector=settings.detector, saliency_input=settings.saliency_input,  # type: ignore[arg-type]
-        second_opinion=second_opinion_for(settings.model),
-    )
+    return fer.load(config)
 
 
 #: The pipelines every session shares (read-only models, not user data).
@@ -229,7 +226,7 @@ def default_settings(model: str = "default") -> Settings:
 
     usable = available_saliency()
     saliency = DEFAULT_SALIENCY if DEFAULT_SALIENCY in usable else usable[0]
-    return Settings(model=model, saliency=saliency, margin=model_margin(model))
+    return Settings(model=model, saliency=saliency, margin=model_margin(model), second_opinion=second_opinion_for(model))
 
 
 def model_margin(model: str) -> float:
