@@ -29,9 +29,11 @@ def register_tiny() -> None:
     ARCHITECTURES[TINY] = Architecture(build, lambda m: m[2], 32, "grey", (0.5,), (0.5,), "test network")
 
 
-def run_rank(rank: int, config: dict[str, Any], log_dir: str, port: int) -> None:
+def run_rank(rank: int, config: dict[str, Any], log_dir: str, port: int,
+             more: tuple[dict[str, Any], ...] = ()) -> None:
     """Train ``config`` as rank ``rank`` of 2, then evaluate the result sharded; writes
-    ``LOG/rank-R.json`` with the files this rank wrote and the evaluation's confusion matrix."""
+    ``LOG/rank-R.json`` with the files this rank wrote and the evaluation's confusion matrix.
+    The configurations in ``more`` are trained after it in the same job (other batch sizes)."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)  # two processes on a shared 2-core machine
@@ -73,5 +75,7 @@ def run_rank(rank: int, config: dict[str, Any], log_dir: str, port: int) -> None
         dataset = load_dataset("rafd", train_config.root, assume_cropped=True)
         result = E.evaluate(fer.models.load_network(spec_path, engine="torch"), dataset)
         world = ctx.world_size
+        for extra in more:
+            T.train(TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}))
     Path(log_dir, f"rank-{rank}.json").write_text(json.dumps(
         {"written": written, "world_size": world, "confusion": result.confusion.tolist(), "n": result.n}))

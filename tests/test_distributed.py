@@ -62,36 +62,61 @@ def test_gpu_only_settings_are_off_or_refused_on_the_cpu() -> None:
     assert dist.wrap(module, cpu, dist.Context()) is module
 
 
+def test_short_batches_go_to_ranks_that_can_train_them() -> None:
+    """Every global batch of 2 or more rows is trained, whatever the process count: ranks take at
+    least 2 rows each or none (BatchNorm cannot train on one)."""
+    for n in range(2, 12):
+        for world in (1, 2, 3, 4):
+            parts = [dist.batch_share(n, dist.Context(rank, world)) for rank in range(world)]
+            sizes = [p.stop - p.start for p in parts]
+            assert sum((list(range(n))[p] for p in parts), []) == list(range(n))
+            assert all(size == 0 or size >= 2 for size in sizes) and sizes[0] >= 2
+
+
+def _assert_same_run(single: Path, two: Path) -> None:
+    from safetensors.torch import load_file
+
+    a, b = ModelSpec.load(single), ModelSpec.load(two / "best.json")
+    assert b.training["world_size"] == 2 and a.training["world_size"] == 1
+    assert b.training["run_id"] == a.training["run_id"]  # the process count is not part of the run
+    one, other = load_file(str(single.with_suffix(".safetensors"))), load_file(str(two / "best.safetensors"))
+    assert one.keys() == other.keys()
+    for key in one:
+        torch.testing.assert_close(other[key], one[key], atol=WEIGHT_ATOL, rtol=1e-4)
+    for ha, hb in zip(a.training["history"], b.training["history"], strict=True):
+        assert (hb["train_samples"], hb["steps"]) == (ha["train_samples"], ha["steps"])
+        assert hb == pytest.approx(ha, abs=1e-5)
+    assert b.evaluation["confusion"] == a.evaluation["confusion"]
+
+
 def test_two_processes_match_one(tmp_path: Path) -> None:
+    """Same seed and global batch: 2 processes train what 1 trains. 12 training images: batch 8
+    (a last batch of 4), 5 and 9 (last batches of 2 and 3, which 2 processes used to drop) and 3
+    (every batch too small to share: the second process idles with zero gradients)."""
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=8, size=32, gazes=("frontal",))
     W.register_tiny()
     config = dict(dataset="rafd", root=str(tmp_path / "rafd"), backbone=W.TINY, pretrained=False, input_size=32,
                   batch_size=8, lr=3e-3, epochs=3, folds=5, assume_cropped=True, device="cpu", progress=False)
+    batches = (5, 9, 3)
+    more = tuple({**config, "batch_size": b, "epochs": 2, "out": str(tmp_path / f"two-{b}")} for b in batches)
     single = train(TrainConfig(out=str(tmp_path / "one"), **config))
     logs = tmp_path / "logs"
     logs.mkdir()
     torch.multiprocessing.start_processes(W.run_rank, args=({**config, "out": str(tmp_path / "two")}, str(logs),
-                                                            _free_port()), nprocs=2, start_method="spawn")
+                                                            _free_port(), more), nprocs=2, start_method="spawn")
     ranks = [json.loads((logs / f"rank-{r}.json").read_text()) for r in range(2)]
-
-    a, b = ModelSpec.load(single), ModelSpec.load(tmp_path / "two" / "best.json")
-    assert b.training["world_size"] == 2 and a.training["world_size"] == 1
-    assert b.training["run_id"] == a.training["run_id"]  # the process count is not part of the run
-    from safetensors.torch import load_file
-
-    one, two = load_file(str(single.with_suffix(".safetensors"))), load_file(str(tmp_path / "two" / "best.safetensors"))
-    assert one.keys() == two.keys()
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], atol=WEIGHT_ATOL, rtol=1e-4)
-    for ha, hb in zip(a.training["history"], b.training["history"], strict=True):
-        assert hb == pytest.approx(ha, abs=1e-5)
-    assert b.evaluation["confusion"] == a.evaluation["confusion"]
+    _assert_same_run(single, tmp_path / "two")
+    for b, extra in zip(batches, more, strict=True):
+        one = train(TrainConfig(**{**extra, "out": str(tmp_path / f"one-{b}")}))
+        _assert_same_run(one, tmp_path / f"two-{b}")
+        history = ModelSpec.load(one).training["history"]
+        assert [(h["train_samples"], h["steps"]) for h in history] == [(12, -(-12 // b))] * 2  # nothing dropped
     # Sharded evaluation sums the ranks' confusion: every rank holds the whole result.
     reference = evaluate(load_network(single, engine="torch"), load_dataset("rafd", config["root"], assume_cropped=True))
     for rank in ranks:
         assert rank["world_size"] == 2 and rank["n"] == reference.n == 20
         assert np.array_equal(rank["confusion"], reference.confusion)
-    # Rank 0 alone writes: checkpoints, state, spec, confusion plot.
+    # Rank 0 alone writes: checkpoints, state, spec, confusion plot (of every run).
     assert ranks[1]["written"] == []
     assert set(ranks[0]["written"]) == {"best.safetensors", "last.safetensors", "best.json", "last.json", "last_state.pt",
                                         "confusion.png"}

@@ -16,6 +16,9 @@ from fer.models import ARCHITECTURES, cam_layer, load_model, preprocess
 ROOT = Path(__file__).resolve().parent.parent
 # Written by scripts/keras_reference.py: an h5py + numpy forward pass of the original Keras file.
 FIXTURE = ROOT / "tests" / "fixtures" / "mini_xception_parity.npz"
+#: Largest |difference| from the Keras reference, as the model card (weights/mini_xception_fer2013.json)
+#: quotes it; measured 4.4e-6 on logits, 4.8e-7 on probabilities.
+PARITY = "1e-4"
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,10 @@ def test_matches_keras_reference(loaded) -> None:
     with torch.no_grad():
         logits = loaded.module(x).double()
     probs = torch.softmax(logits, dim=1).numpy()
-    assert np.abs(probs - ref["probs"]).max() <= 1e-4
+    assert np.abs(probs - ref["probs"]).max() <= float(PARITY)
     # Logits too: the face crops' probabilities saturate near 1, which would hide small errors.
-    assert np.abs(logits.numpy() - ref["logits"]).max() <= 1e-4
+    assert np.abs(logits.numpy() - ref["logits"]).max() <= float(PARITY)
+    assert f"within {PARITY} " in loaded.spec.notes  # the card quotes the tolerance tested here
 
 
 def test_astronaut_face_is_happy(loaded) -> None:

@@ -121,6 +121,11 @@ def test_checkpoint_spec_records_the_run(trained: Path) -> None:
     assert len(training["history"]) == 10 and 1 <= training["best_epoch"] <= 10
     assert training["dataset_summary"]["per_label"] == {"angry": 30, "happy": 30, "sad": 30, "surprise": 30}
     assert set(training["data_parts"]) == {"train", "val", "test"}  # content fingerprints evaluate checks
+    env = training["environment"]  # what else decides the exact weights
+    assert env["threads"] == torch.get_num_threads() and env["torch"] == torch.__version__
+    assert env["numpy"] == np.__version__ and {"cuda", "cudnn", "git_commit", "git_dirty"} <= set(env)
+    if (Path(__file__).resolve().parent.parent / ".git").exists():
+        assert len(env["git_commit"]) == 40
     assert (trained.parent / "best.safetensors").is_file() and (trained.parent / "confusion.png").is_file()
 
 

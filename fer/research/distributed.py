@@ -95,6 +95,20 @@ def shard(n: int, ctx: Context) -> slice:
     return slice(start, start + base + (ctx.rank < extra))
 
 
+def batch_share(n: int, ctx: Context) -> slice:
+    """This rank's rows of a global training batch of ``n`` rows.
+
+    The batch is split over ``min(world_size, n // 2)`` ranks, so that every rank that trains gets
+    at least 2 rows (BatchNorm cannot train on one); the others get none for that step and still
+    join its gradient all-reduce with zero gradients. Every batch one process trains is thus
+    trained by N processes too, with the same rows: the last short batch included.
+    """
+    active = max(1, min(ctx.world_size, n // 2))
+    if ctx.rank >= active:
+        return slice(n, n)
+    return shard(n, Context(ctx.rank, active, ctx.local_rank))
+
+
 def all_reduce_sum(values: np.ndarray, ctx: Context) -> np.ndarray:
     """Element-wise sum of ``values`` over all ranks (the same array comes back on every rank)."""
     if ctx.world_size == 1:

@@ -39,6 +39,7 @@ PAPER_ACCURACY: dict[tuple[str, str, bool], float] = {
 #: direction scored it, so it stands beside both cross-dataset rows with ML-Net saliency.
 PAPER_CROSS_WITH_SALIENCY = 65.39
 #: What the paper's numbers were measured with: CaffeNet fine-tuned from ImageNet, ML-Net saliency.
+#: CaffeNet is not built here; torchvision's AlexNet is the nearest backbone (`comparability` says so).
 PAPER_BACKBONE = "alexnet"
 PAPER_SALIENCY = "mlnet"
 
@@ -95,7 +96,11 @@ def comparability(config: TrainConfig, saliency: str) -> str:
         reasons.append("random init (paper: ImageNet)")
     if saliency not in ("none", PAPER_SALIENCY):
         reasons.append(f"saliency {saliency} (paper: ML-Net)")
-    return "no: " + "; ".join(reasons) if reasons else "settings as the paper's (its split and epochs unknown)"
+    if reasons:
+        return "no: " + "; ".join(reasons)
+    # torchvision's AlexNet is the one-tower 2014 variant, not Caffe's reference CaffeNet.
+    return ("nearest, not equal: torchvision AlexNet (64-192-384-256-256 filters, no LRN, its own ImageNet weights "
+            "and preprocessing) for the paper's CaffeNet (96-256-384-384-256, LRN); its split and epochs unknown")
 
 
 def _row(summary: FoldSummary, train: str, test: str, saliency: str, classes: str, split: str, n: int, plot: Path,

@@ -76,6 +76,41 @@ def run_identity(config: TrainConfig, dataset: Dataset, *, amp: str, saliency_we
     return identity
 
 
+def environment() -> dict[str, Any]:
+    """What else decides the exact weights of a run, for the spec (not part of its identity):
+    the intra-op thread count (other summation orders: ``OMP_NUM_THREADS`` 1 and 2 give weights a
+    float rounding apart), torch, NumPy, CUDA and cuDNN versions, Python, and the git commit of
+    this code (None outside a git checkout; ``git_dirty`` when tracked files were changed)."""
+    import os
+    import platform
+
+    import numpy
+    import torch
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    commit, dirty = _git_state()
+    return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__,
+            "numpy": numpy.__version__, "cuda": torch.version.cuda, "cudnn": cudnn,
+            "python": platform.python_version(), "git_commit": commit, "git_dirty": dirty}
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None, None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head or None, bool(changed)
+
+
 def run_id(identity: Mapping[str, Any]) -> str:
     """Short stable name of an identity: the first 16 hex digits of the SHA-256 of its sorted JSON."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -38,7 +38,7 @@ from fer.research.datasets import load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, score
 from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
 from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
-from fer.research.runs import STATE_FILE, resume_state, run_id, run_identity, saliency_digest
+from fer.research.runs import STATE_FILE, environment, resume_state, run_id, run_identity, saliency_digest
 from fer.research.splits import part_fingerprints, split_dataset
 
 #: Largest random zoom of the training augmentation ("small crops"): up to 15 % of the side cut away.
@@ -91,7 +91,7 @@ class Batches(torch.utils.data.Dataset):
         return len(self.steps)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.steps[k]
+        rows = self.steps[k]  # may be empty: a rank with no share of a short batch
         return torch.from_numpy(preprocess_array(self.inputs[rows], self.spec)), torch.from_numpy(self.targets[rows])
 
 
@@ -120,9 +120,14 @@ def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.n
 
 def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator: torch.Generator,
                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
-                device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch") -> tuple[float, float]:
+                device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch") -> dict[str, float]:
     """One pass over ``order`` in global batches (this rank's rows of each in ``batches``, see
-    `epoch_steps`); returns mean loss and accuracy over all ranks."""
+    `epoch_steps`).
+
+    Returns:
+        ``{"loss", "train_accuracy", "train_samples", "steps"}`` over all ranks: mean loss and
+        accuracy, images trained on, optimizer steps.
+    """
     from tqdm.auto import tqdm
 
     settings = dist.loader_settings(device, config.workers)
@@ -133,13 +138,17 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
     for k, (x, y) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False,
                                     disable=not (config.progress and ctx.main))):
         n_global = len(order[k * config.batch_size:(k + 1) * config.batch_size])
-        theta = augment_params(n_global, generator)[dist.shard(n_global, ctx)]
+        theta = augment_params(n_global, generator)[dist.batch_share(n_global, ctx)]
         x = x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         y = y.to(device, non_blocking=True)
-        if config.augment:
+        idle = len(y) == 0  # no share of this short batch: zero gradients, for the all-reduce
+        if config.augment and not idle:
             x = augment(x, theta)
+        if idle and device.type != "cuda":
+            model.eval()  # BatchNorm statistics of no images are none (SyncBatchNorm on CUDA takes empty shares)
         with dist.autocast(device, amp):
             logits = model(x)
+        model.train()
         # Summed over this rank's rows and scaled so that DDP's gradient average is the global
         # batch mean, whatever the share of each rank.
         loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / n_global)
@@ -149,17 +158,19 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
         scaler.update()
         totals += [loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)]
     totals = dist.all_reduce_sum(totals, ctx)
-    return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
+    return {"loss": totals[0] / max(totals[2], 1), "train_accuracy": totals[1] / max(totals[2], 1),
+            "train_samples": int(totals[2]), "steps": len(batches)}
 
 
 def epoch_steps(order: np.ndarray, batch_size: int, ctx: dist.Context) -> list[np.ndarray]:
-    """This rank's rows of each global batch; batches too small to give every rank 2 rows are left
-    out (BatchNorm cannot train on one sample)."""
+    """This rank's rows (`fer.research.distributed.batch_share`) of each global batch of ``order``.
+    A last batch of one image is left out whatever the number of processes (BatchNorm cannot train
+    on one sample); every other batch is trained, the same in 1 and in N processes."""
     steps = []
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        if len(rows) >= 2 * ctx.world_size:
-            steps.append(rows[dist.shard(len(rows), ctx)])
+        if len(rows) >= 2:
+            steps.append(rows[dist.batch_share(len(rows), ctx)])
     return steps
 
 
@@ -187,9 +198,6 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
     assert config.out and config.name and config.input_size and config.epochs  # resolved() filled them in
     started = time.perf_counter()
     out = Path(config.out)
-    if config.batch_size < 2 * ctx.world_size:
-        raise InputError(f"batch size {config.batch_size} gives some of the {ctx.world_size} processes fewer than 2 "
-                         "images a step; the batch size is global: raise it")
     seed_everything(config.seed)
     amp = dist.resolve_amp(config.amp, device)
     arch = ARCHITECTURES[config.backbone]
@@ -289,9 +297,8 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
         order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
         order_sha = hashlib.sha256(order_sha.encode() + order.tobytes()).hexdigest()
         batches = Batches(inputs, targets, epoch_steps(order, config.batch_size, ctx), spec)
-        loss, train_accuracy = train_epoch(model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
-                                      desc=f"epoch {epoch + 1}")
-        record = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_accuracy}
+        record = {"epoch": epoch + 1, **train_epoch(model, batches, order, generator, optimizer, scaler, config,
+                                                     device, amp, ctx, desc=f"epoch {epoch + 1}")}
         if len(val_rows):
             result, val_loss = _evaluate(module, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
             record.update(val_accuracy=result.accuracy, val_loss=val_loss)
@@ -343,6 +350,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
         "amp": amp,
         "device": str(device),
         "torch": torch.__version__,
+        "environment": environment(),
         "seconds": round(time.perf_counter() - started, 1),
     }
     if ctx.main:
