@@ -77,11 +77,54 @@ def test_paper_figures_only_beside_comparable_rows(protocol_run: tuple[Path, Pat
     # The paper's 65.39 % was ML-Net saliency: never beside face-prior rows.
     assert {r["paper"] for r in _rows(out) if r["train"] != r["test"]} == {None}
     assert "65.39 %" not in table.split("\n\n")[0]
-    lines = [line for line in table.splitlines() if line.startswith("| RaFD") or line.startswith("| CFEE")]
+    first = table.split("\n\n")[0]
+    lines = [line for line in first.splitlines() if line.startswith("| RaFD") or line.startswith("| CFEE")]
     assert len(lines) == 10
     assert all("no: backbone mini_xception (paper: CaffeNet); random init (paper: ImageNet)" in line for line in lines)
     assert "## Most frequent confusions" in table and "were not available here" in table
     assert "±" in lines[0]
+
+
+def test_saliency_effect_is_paired_by_fold_with_its_interval(protocol_run: tuple[Path, Path, int]) -> None:
+    """The paper's claim is a difference: each with/without pair has its paired test over folds."""
+    from fer.research.stats import t_quantile
+
+    _, out, _ = protocol_run
+    record = json.loads((out / "protocol.json").read_text())
+    by = {(r["train"], r["test"], r["saliency"], r["classes"]): r for r in record["rows"]}
+    assert len(record["paired"]) == 5  # every row without saliency has its partner
+    for pair in record["paired"]:
+        key = (pair["train"], pair["test"])
+        without, with_ = by[(*key, "none", pair["classes"])], by[(*key, "face-prior", pair["classes"])]
+        p = pair["paired"]
+        assert set(p) >= {"mean_difference", "ci95", "p_value", "test", "n_folds"}
+        d = np.subtract(with_["accuracy_per_fold"], without["accuracy_per_fold"])
+        assert p["n_folds"] == FOLDS and p["differences"] == pytest.approx(d, abs=1e-6)
+        assert p["mean_difference"] == pytest.approx(d.mean(), abs=1e-6)
+        if d.std(ddof=1) > 0:
+            half = t_quantile(0.975, FOLDS - 1) * d.std(ddof=1) / np.sqrt(FOLDS)
+            assert p["ci95"] == pytest.approx([d.mean() - half, d.mean() + half], abs=1e-6)
+            assert 0 < p["p_value"] <= 1
+        assert "paired t-test over 3 folds" in p["test"]
+    table = (out / "protocol.md").read_text()
+    assert "## Saliency effect (with minus without, paired by fold)" in table
+    effect = table.split("## Saliency effect")[1].split("##")[0]
+    assert effect.count("| RaFD") + effect.count("| CFEE") == 5 and "95 % CI" in effect
+
+
+def test_paired_statistics_over_seeds_average_each_fold_first() -> None:
+    from fer.research.protocol import ProtocolRow, paired_rows
+
+    def row(saliency: str, folds: tuple[float, ...]) -> ProtocolRow:
+        return ProtocolRow("rafd", "rafd", saliency, "all", "test folds", 3, 30, (0.0, 0.0), (0.0, 0.0), ("a",), "",
+                           accuracy_per_fold=folds)
+
+    seeds = [[row("none", (0.5, 0.6, 0.7)), row("face-prior", (0.6, 0.6, 0.9))],
+             [row("none", (0.5, 0.8, 0.7)), row("face-prior", (0.8, 0.8, 0.7))]]
+    (pair,) = paired_rows(seeds, "face-prior")
+    assert pair.paired.differences == pytest.approx((0.2, 0.0, 0.1)) and pair.paired.n_seeds == 2
+    assert pair.paired.n_folds == 3 and "mean of 2 seeds" in pair.paired.test
+    assert pair.without == pytest.approx(np.mean([0.5, 0.6, 0.7, 0.5, 0.8, 0.7]))
 
 
 def test_within_dataset_rows_match_evaluate_on_the_recorded_test_subjects(protocol_run: tuple[Path, Path, int],

@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fer.errors import InputError
 from fer.research import distributed as dist
 from fer.research.datasets import Dataset, load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, evaluate, plot_confusion
 from fer.research.folds import FoldRuns, FoldSummary, train_all_folds
 from fer.research.recipes import TrainConfig
+from fer.research.stats import Paired, paired_difference
 
 #: Top-1 test accuracies the paper reports (Mavani et al. 2017), in percent, keyed by
 #: (train dataset, test dataset, with saliency input). As reported, not measured here.
@@ -134,6 +137,7 @@ def run_protocol(
     saliency: str = "face-prior",
     out: str | Path = "runs/protocol",
     base: TrainConfig | None = None,
+    seeds: int = 1,
 ) -> list[ProtocolRow]:
     """Run the protocol over every fold and write ``OUT/protocol.md``, ``OUT/protocol.json`` and a
     confusion plot per row.
@@ -141,9 +145,12 @@ def run_protocol(
     Args:
         rafd, cfee: dataset folders (CFEE may be a ``path,label[,subject]`` CSV).
         saliency: the saliency predictor for the "with saliency" runs.
-        out: output folder; the folds of each training setting go to ``OUT/<dataset>-<saliency>[-common]/fold-K``.
+        out: output folder; the folds of each training setting go to ``OUT/<dataset>-<saliency>[-common]/fold-K``
+            (other seeds than the base one: ``…-seedS``).
         base: training settings shared by all runs (backbone, epochs, folds, …); its dataset, root,
             saliency, classes, fold and out are set per run.
+        seeds: train every setting with seeds ``base.seed … base.seed + seeds - 1``; the rows are the
+            base seed's, the paired statistics (`paired_rows`) use every seed.
     Returns:
         Per saliency mode (none, then ``saliency``): RaFD → RaFD, CFEE → CFEE, RaFD → CFEE and
         CFEE → RaFD on the common classes, then a renormalised row for each dataset with more classes
@@ -151,6 +158,8 @@ def run_protocol(
     """
     if saliency == "none":
         raise InputError("the protocol compares with and without saliency: name a saliency predictor")
+    if seeds < 1:
+        raise InputError(f"seeds must be at least 1, got {seeds}")
     out = Path(out)
     base = base or TrainConfig(dataset="rafd", root=str(rafd))
     roots = {"rafd": str(rafd), "cfee": str(cfee)}
@@ -160,49 +169,103 @@ def run_protocol(
     shared = tuple(label for label in data["rafd"].defined_labels if label in data["cfee"].defined_labels)
     if not shared:
         raise InputError("RaFD and CFEE share no class here; check --cfee-subset and the folder names")
-    rows: list[ProtocolRow] = []
-    for mode in ("none", saliency):
-        comparable = comparability(base, mode)
-
-        def folds(name: str, classes: tuple[str, ...] | None, suffix: str = "", mode: str = mode) -> FoldRuns:
-            config = dataclasses.replace(base, dataset=name, root=roots[name], saliency=mode, classes=classes,
-                                         out=str(out / f"{name}-{mode}{suffix}"), name=None, resume=True)
-            return train_all_folds(config)
-
-        full = {name: folds(name, None) for name in roots}
-        # A dataset whose images are all of shared classes trains the same model either way.
-        common = {name: full[name] if set(data[name].labels) <= set(shared) else folds(name, shared, "-common")
-                  for name in roots}
-        for name in roots:
-            summary = full[name].summary
-            rows.append(_row(summary, name, name, mode, "all", f"test folds ({base.folds})", sum(r.n for r in summary.results),
-                             out / f"{name}-on-{name}-{mode}.png", comparable))
-        for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
-            test_data = restrict_labels(data[test_name], shared)
-            summary = _cross(common[train_name], test_data, base)
-            rows.append(_row(summary, train_name, test_name, mode, "common", "all images", summary.results[0].n,
-                             out / f"{train_name}-on-{test_name}-{mode}-common.png", comparable))
-        for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
-            if common[train_name] is not full[train_name]:
-                summary = _cross(full[train_name], data[test_name], base)
-                rows.append(_row(summary, train_name, test_name, mode, "all, renormalised", "all images",
-                                 summary.results[0].n, out / f"{train_name}-on-{test_name}-{mode}-renormalised.png",
-                                 comparable))
+    every_seed: list[list[ProtocolRow]] = []
+    for k in range(seeds):
+        seeded = dataclasses.replace(base, seed=base.seed + k)
+        tag = f"-seed{seeded.seed}" if k else ""
+        every_seed.append([row for mode in ("none", saliency)
+                           for row in _mode_rows(seeded, mode, roots, data, shared, out, tag)])
+    rows = every_seed[0]
+    paired = paired_rows(every_seed, saliency)
     if dist.context().main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "protocol.md").write_text(protocol_table(rows, base) + "\n")
+        (out / "protocol.md").write_text(protocol_table(rows, base, paired) + "\n")
         (out / "protocol.json").write_text(json.dumps(
-            {"config": base.to_dict(), "saliency": saliency, "shared_labels": list(shared),
-             "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+            {"config": base.to_dict(), "saliency": saliency, "shared_labels": list(shared), "seeds": seeds,
+             "rows": [r.to_dict() for r in rows], "paired": [p.to_dict() for p in paired]}, indent=2) + "\n")
     return rows
+
+
+def _mode_rows(base: TrainConfig, mode: str, roots: dict[str, str], data: dict[str, Dataset], shared: tuple[str, ...],
+               out: Path, tag: str) -> list[ProtocolRow]:
+    """The protocol's rows for one saliency ``mode`` and one seed (``tag`` names other seeds' folders)."""
+    comparable = comparability(base, mode)
+
+    def folds(name: str, classes: tuple[str, ...] | None, suffix: str = "") -> FoldRuns:
+        config = dataclasses.replace(base, dataset=name, root=roots[name], saliency=mode, classes=classes,
+                                     out=str(out / f"{name}-{mode}{suffix}{tag}"), name=None, resume=True)
+        return train_all_folds(config)
+
+    rows = []
+    full = {name: folds(name, None) for name in roots}
+    # A dataset whose images are all of shared classes trains the same model either way.
+    common = {name: full[name] if set(data[name].labels) <= set(shared) else folds(name, shared, "-common")
+              for name in roots}
+    for name in roots:
+        summary = full[name].summary
+        rows.append(_row(summary, name, name, mode, "all", f"test folds ({base.folds})", sum(r.n for r in summary.results),
+                         out / f"{name}-on-{name}-{mode}{tag}.png", comparable))
+    for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
+        test_data = restrict_labels(data[test_name], shared)
+        summary = _cross(common[train_name], test_data, base)
+        rows.append(_row(summary, train_name, test_name, mode, "common", "all images", summary.results[0].n,
+                         out / f"{train_name}-on-{test_name}-{mode}-common{tag}.png", comparable))
+    for train_name, test_name in (("rafd", "cfee"), ("cfee", "rafd")):
+        if common[train_name] is not full[train_name]:
+            summary = _cross(full[train_name], data[test_name], base)
+            rows.append(_row(summary, train_name, test_name, mode, "all, renormalised", "all images",
+                             summary.results[0].n, out / f"{train_name}-on-{test_name}-{mode}-renormalised{tag}.png",
+                             comparable))
+    return rows
+
+
+@dataclass(frozen=True)
+class PairedRow:
+    """The saliency effect for one row of the protocol: accuracy with minus without saliency, paired
+    by fold (and seed), which share subjects, split, initial weights and data order."""
+
+    train: str
+    test: str
+    classes: str
+    saliency: str
+    without: float
+    with_saliency: float
+    paired: Paired
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the row's keys, the two mean accuracies and ``paired`` (`fer.research.stats.Paired.to_dict`)."""
+        return {"train": self.train, "test": self.test, "classes": self.classes, "saliency": self.saliency,
+                "accuracy_without": round(self.without, 6), "accuracy_with": round(self.with_saliency, 6),
+                "paired": self.paired.to_dict()}
+
+
+def paired_rows(every_seed: Sequence[Sequence[ProtocolRow]], saliency: str) -> list[PairedRow]:
+    """Pair each row without saliency with the row of the same train/test/classes with ``saliency``,
+    over the folds of every seed (``every_seed[k]``: the rows of seed k)."""
+    pairs = []
+    for row in every_seed[0]:
+        if row.saliency != "none":
+            continue
+        key = (row.train, row.test, row.classes)
+
+        def per_seed(mode: str, key: tuple[str, str, str] = key) -> list[tuple[float, ...]]:
+            return [next(r.accuracy_per_fold for r in rows if (r.train, r.test, r.classes, r.saliency) == (*key, mode))
+                    for rows in every_seed]
+
+        without, with_saliency = per_seed("none"), per_seed(saliency)
+        pairs.append(PairedRow(row.train, row.test, row.classes, saliency, float(np.mean(without)),
+                               float(np.mean(with_saliency)), paired_difference(with_saliency, without)))
+    return pairs
 
 
 def _pm(value: tuple[float, float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * value[0]:.{digits}f} ± {scale * value[1]:.{digits}f}"
 
 
-def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None) -> str:
-    """Markdown: the table beside the paper's numbers, each row's most frequent confusions, notes."""
+def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None,
+                   paired: Sequence[PairedRow] = ()) -> str:
+    """Markdown: the table beside the paper's numbers, the saliency effect with its 95 % interval,
+    each row's most frequent confusions, notes."""
     from fer.metrics import Confusion
     from fer.research.human import describe
     from fer.research.human import notes as human_notes
@@ -219,6 +282,19 @@ def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None)
             f"{r.classes} | {r.split} | {r.folds} | {r.n} | {_pm(r.accuracy)} | {_pm(r.macro_f1, 1.0, 3)} | "
             f"{paper} | {r.comparable} |"
         )
+    if paired:
+        lines += ["", "## Saliency effect (with minus without, paired by fold)", "",
+                  "| Train → test | Classes | Without % | With % | Difference, points (95 % CI) | p | Test |",
+                  "|---|---|---:|---:|---:|---:|---|"]
+        for p in paired:
+            d = p.paired
+            interval = "—" if np.isnan(d.ci95[0]) else f"[{100 * d.ci95[0]:+.2f}, {100 * d.ci95[1]:+.2f}]"
+            p_text = "—" if np.isnan(d.p_value) else f"{d.p_value:.3g}"
+            lines.append(f"| {DATASET_TITLES.get(p.train, p.train)} → {DATASET_TITLES.get(p.test, p.test)} | "
+                         f"{p.classes} | {100 * p.without:.2f} | {100 * p.with_saliency:.2f} | "
+                         f"{100 * d.mean_difference:+.2f} {interval} | {p_text} | {d.test} |")
+        lines += ["", f"Saliency input: {paired[0].saliency}. With few folds the interval is wide; an interval "
+                  "that holds 0 is no evidence of an effect either way."]
     lines += ["", "## Most frequent confusions", "",
               "Summed over the fold models of each row; rates are of the true class."]
     every: list[Confusion] = []
@@ -277,6 +353,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pretrained", dest="pretrained", action="store_false")
     parser.add_argument("--folds", type=int, default=5, help="subject folds, every one trained and tested (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="K",
+                        help="train every setting with K seeds (seed … seed+K-1); the saliency effect's paired "
+                        "test then averages each fold over them (default: %(default)s)")
     parser.add_argument("--cfee-subset", choices=["basic", "all"], default="basic",
                         help="CFEE classes (default: %(default)s; cross-dataset rows train on the shared ones)")
     parser.add_argument("--angles", default="90", help="RaFD camera angles, comma-separated (default: %(default)s)")
@@ -310,8 +389,8 @@ def run(args: argparse.Namespace) -> int:
 
     base = config_from_args(args)
     with dist.process_group(resolve_device(base.device)) as ctx:
-        rows = run_protocol(args.rafd, args.cfee, saliency=args.saliency, out=args.out, base=base)
+        run_protocol(args.rafd, args.cfee, saliency=args.saliency, out=args.out, base=base, seeds=args.seeds)
     if ctx.main:
-        print(protocol_table(rows, base))
+        print((args.out / "protocol.md").read_text().rstrip())
         print(f"\nwritten: {args.out / 'protocol.md'}, {args.out / 'protocol.json'} and confusion plots in {args.out}")
     return 0
