@@ -113,6 +113,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed the CNN face x saliency (the paper's method); auto = as the model was trained")
     parser.add_argument("--saliency-floor", type=float, default=None, metavar="F",
                         help="brightness kept where saliency is 0, in [0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--saliency-weights", metavar="FILE", default=None,
+                        help="weights for a saliency predictor that needs them (mlnet), e.g. the one a model was trained with")
     parser.add_argument("--detector", choices=DETECTORS, default="short",
                         help="short: webcam/portraits; full: group photos, small faces")
     parser.add_argument("--detector-engine", choices=DETECTOR_ENGINES, default="auto",
@@ -137,7 +139,7 @@ def config_from_args(args: argparse.Namespace, **fixed: object):  # noqa: ANN201
              "saliency_input": {"auto": None, "on": True, "off": False}[args.saliency_input],
              "detector": args.detector, "detector_engine": args.detector_engine, "margin": args.margin,
              "max_faces": args.max_faces, "min_score": args.min_score, "engine": args.engine, "device": args.device,
-             "second_opinion": args.second_opinion}
+             "second_opinion": args.second_opinion, "saliency_weights": args.saliency_weights}
     if args.crop_size is not None:
         given["crop_size"] = args.crop_size
     return PipelineConfig(**{**given, **fixed})  # type: ignore[arg-type]

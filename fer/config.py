@@ -56,6 +56,8 @@ class PipelineConfig:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"xpu"`` or ``"auto"``.
         attention: compute Grad-CAM for every face by default.
         second_opinion: a network run beside the model on every face, on its own crop, or None.
+        saliency_weights: weights file for a saliency predictor that needs one (ML-Net), or None
+            for its default (``$FER_MLNET_WEIGHTS``, the registry).
     """
 
     model: str = "default"
@@ -72,12 +74,14 @@ class PipelineConfig:
     device: str = "cpu"
     attention: bool = False
     second_opinion: str | None = None
+    saliency_weights: str | None = None
 
     def __post_init__(self) -> None:
         fix = object.__setattr__  # frozen: normalise once, here
         fix(self, "model", _name(self.model, "model"))
-        if self.second_opinion is not None:
-            fix(self, "second_opinion", _name(self.second_opinion, "second_opinion"))
+        for name in ("second_opinion", "saliency_weights"):
+            if getattr(self, name) is not None:
+                fix(self, name, _name(getattr(self, name), name))
         if self.saliency is not None:
             from fer.saliency import SALIENCY_REGISTRY
 
@@ -130,7 +134,7 @@ def _name(value: Any, what: str) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{what} must be a model name or checkpoint path, got {str(value)[:40]!r}")
+        raise InputError(f"{what} must be a name or a file path, got {str(value)[:40]!r}")
     return value
 
 

@@ -22,7 +22,7 @@ from fer.errors import InputError
 from fer.face import Face, FaceDetector
 from fer.io import ImageSource, read_image
 from fer.models import Engine, LoadedModel, ModelSpec, load_model, load_network, preprocess_array
-from fer.saliency import DEFAULT_SALIENCY_FLOOR, load_saliency, weight_by_saliency
+from fer.saliency import DEFAULT_SALIENCY_FLOOR, SaliencyPredictor, load_saliency, weight_by_saliency
 
 #: Saliency predictor used for the CNN input when the model's spec names none.
 DEFAULT_INPUT_SALIENCY = "face-prior"
@@ -126,6 +126,8 @@ class Pipeline:
         saliency_floor: float | None = None,
         attention: bool = False,
         second_opinion: LoadedModel | None = None,
+        *,
+        saliency_weights: str | None = None,
     ) -> None:
         spec = model.spec
         self.model = model
@@ -161,12 +163,28 @@ class Pipeline:
             raise InputError(f"saliency_floor must be in [0, 1], got {saliency_floor}")
         self.saliency_floor = saliency_floor
         needed = {n for n in (saliency, self.input_saliency_name if self.saliency_input else None) if n}
-        self._predictors = {name: load_saliency(name, device=str(self.device)) for name in sorted(needed)}
+        #: The weights file given for a predictor that needs one (None: its default).
+        self.saliency_weights = saliency_weights
+        self._predictors = {name: load_saliency(name, device=str(self.device), weights=saliency_weights)
+                            for name in sorted(needed)}
 
     @property
     def spec(self) -> ModelSpec:
         """The expression model's `fer.models.ModelSpec` (an ensemble's own, see `fer.ensemble.Ensemble.spec`)."""
         return self.model.spec
+
+    @property
+    def runs_as_trained(self) -> bool:
+        """Whether the main network is fed as it was trained: its spec's crop margin, and its saliency
+        input (and floor) or none (what a model card's evaluation measured; the detector's model and
+        threshold are not compared)."""
+        spec = self.main.spec
+        if self.detector.margin != (DEFAULT_MARGIN if spec.margin is None else spec.margin):
+            return False
+        if self.saliency_input != (spec.saliency_input is not None):
+            return False
+        return not self.saliency_input or (self.input_saliency_name == spec.saliency_input
+                                           and self.saliency_floor == spec.saliency_floor)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -195,6 +213,10 @@ class Pipeline:
     def detect(self, image: ImageSource) -> list[Face]:
         """Read the image and detect faces (no classification)."""
         return self.detector(read_image(image))
+
+    def predictor(self, name: str) -> SaliencyPredictor:
+        """The loaded saliency predictor ``name`` (the shown one, or `input_saliency_name`)."""
+        return self._predictors[name]
 
     def saliency_maps(self, name: str, crops: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """``(N, S, S)`` float32 maps in [0, 1] from the named (already loaded) predictor."""
@@ -369,7 +391,18 @@ def from_config(config: PipelineConfig) -> Pipeline:
     loaded = load_model(config.model, device=device, engine=engine)
     second = None if config.second_opinion is None else load_network(config.second_opinion, device=device,
                                                                       engine=engine)
-    networks = [*(loaded.members if isinstance(loaded, Ensemble) else (loaded,)), *([second] if second else [])]
+    pipe = assemble(loaded, config, second)
+    pipe.config = config
+    return pipe
+
+
+def assemble(model: LoadedModel | Ensemble, config: PipelineConfig,
+             second_opinion: LoadedModel | None = None) -> Pipeline:
+    """A `Pipeline` around networks already loaded (e.g. a fold model in training's evaluation),
+    with the detector, crops and saliency ``config`` asks for; its ``model``, ``engine``, ``device``
+    and ``second_opinion`` are not read (the networks are given), and ``pipe.config`` stays None."""
+    networks = [*(model.members if isinstance(model, Ensemble) else (model,)),
+                *([second_opinion] if second_opinion else [])]
     main = networks[0].spec
     margin = config.margin
     if margin is None:
@@ -380,10 +413,8 @@ def from_config(config: PipelineConfig) -> Pipeline:
         crop=main.crop, other_styles=[crop_style(n.spec) for n in networks[1:]],
     )
     try:
-        pipe = Pipeline(loaded, face_detector, config.saliency, config.saliency_input, config.saliency_floor,
-                        config.attention, second)
+        return Pipeline(model, face_detector, config.saliency, config.saliency_input, config.saliency_floor,
+                        config.attention, second_opinion, saliency_weights=config.saliency_weights)
     except Exception:
         face_detector.close()
         raise
-    pipe.config = config
-    return pipe

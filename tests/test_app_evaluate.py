@@ -37,8 +37,8 @@ def test_an_archive_is_scored_and_leaves_nothing(settings: Settings, astronaut: 
     assert "1 skipped" in report.message and "**Accuracy 100.0%** on n=2" in report.headline
     assert report.result["skipped"] == [{"file": "faces/sad/s3_c.png", "reason": "no face found"}]
     assert [row[0] for row in report.rows] == ["happy", "sad"] and report.figure.dtype == np.uint8
-    assert report.record == {"model": "mini_xception_fer2013", "labels": report.result["labels"],
-                             "confusion": report.result["confusion"], "images": 3}
+    assert report.record == {"config": settings.config.to_dict(), "model": "mini_xception_fer2013",
+                             "labels": report.result["labels"], "confusion": report.result["confusion"], "images": 3}
     assert list((tmp_path / "work").iterdir()) == []
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import fer
 from fer.app import charts, views
 from fer.app.settings import PIPELINES, default_settings
+from fer.config import PipelineConfig
 from fer.tracking import SessionConfusion
 
 EVALUATION = {
@@ -47,19 +49,34 @@ def test_panels_are_titled_outside_the_inline_picture(astronaut_view: views.Face
 
 def test_confusion_statistics_come_from_the_best_source() -> None:
     live = SessionConfusion(["fear", "happy", "surprise"])
-    assert views.measured_for("m", None) is None
-    assert views.measured_for("m", None, None, live) is None  # nothing counted yet
+    config = PipelineConfig("m", margin=0.3)
+    assert views.measured_for(config, None) is None
+    assert views.measured_for(config, None, None, live) is None  # nothing counted yet
     live.add("happy", "happy", 3)
-    assert "posed expressions" in views.measured_for("m", None, None, live).source
-    record = views.evaluation_record("m", EVALUATION, n_images=21)
-    assert views.measured_for("m", None, record, live).source == "measured in this session on your 21 images (Evaluate)"
-    assert "posed" in views.measured_for("other model", None, record, live).source  # another model's run
-    card = views.measured_for("m", EVALUATION, record, live)
+    assert "posed expressions" in views.measured_for(config, None, None, live).source
+    record = views.evaluation_record(config, EVALUATION, n_images=21)
+    assert views.measured_for(config, None, record, live).source == "measured in this session on your 21 images (Evaluate)"
+    assert "posed" in views.measured_for(config.replace(model="other"), None, record, live).source  # another model's run
+    # The same model with other settings: the run measured other answers, so it is not quoted.
+    for changed in ({"margin": 0.2}, {"detector": "full"}, {"saliency_input": True}, {"min_score": 0.6}):
+        assert "posed" in views.measured_for(config.replace(**changed), None, record, live).source
+    card = views.measured_for(config, EVALUATION, record, live)
     assert card.source == "from the model card: rafd (test)" and card.n == 20
 
 
+def test_the_model_card_is_quoted_only_while_the_model_runs_as_trained(pipeline) -> None:  # noqa: ANN001
+    spec_margin = pipeline.main.spec.margin
+    assert pipeline.runs_as_trained
+    with fer.load(pipeline.config.replace(saliency_input=True)) as fed, \
+            fer.load(pipeline.config.replace(margin=0.45 if spec_margin != 0.45 else 0.4)) as wider:
+        assert not fed.runs_as_trained and not wider.runs_as_trained
+        record = views.evaluation_record(fed.config, EVALUATION, n_images=21)
+        assert views.measured(fed, record).source.startswith("measured in this session")
+        assert views.measured(wider, record) is None
+
+
 def test_confusion_panel_reads_the_column_of_the_answer() -> None:
-    measured = views.measured_for("m", EVALUATION)
+    measured = views.measured_for(PipelineConfig(), EVALUATION)
     html = views.confusion_html(measured, "surprise")
     assert "Accuracy <b>80%</b> on n=20" in html and "When it says <b>surprise</b>, it was really (of 8)" in html
     assert html.index(">surprise<") < html.index(">fear<") and "75%" in html and "25%" in html

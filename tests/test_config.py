@@ -27,7 +27,7 @@ def test_defaults_are_what_fer_load_has_always_used() -> None:
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"model": ""}, "model must be"),
+    ({"model": ""}, "model must be a name or a file path"),
     ({"model": 3}, "model must be"),
     ({"saliency": "no-such"}, "unknown saliency predictor"),
     ({"saliency_input": "yes"}, "saliency_input must be True or False or None"),

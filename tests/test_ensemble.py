@@ -142,7 +142,12 @@ def test_evaluate_scores_the_ensemble_each_member_on_its_own_crop(tmp_path, astr
     result = evaluate("ensemble", load_folder(tmp_path / "data"), cache_dir=cache)
     assert result.model == "ensemble" and result.n == 2 and result.accuracy == 1.0
     assert [s.reason for s in result.skipped] == ["no face found"]
-    # Two crops of every image were cut and cached: mini-Xception's aligned one, face-api's box.
-    assert len(list(cache.rglob("*.npz"))) == 2 * 3
+    # One entry per image (the face-less one too) holds both members' crops of its largest face:
+    # mini-Xception's aligned one and face-api's box, as the pipeline cuts them.
+    entries = sorted(cache.rglob("*.npz"))
+    assert len(entries) == 3
+    with_face = [dict(np.load(e)) for e in entries if "reason" not in np.load(e).files]
+    assert len(with_face) == 2 and all(e["crop"].shape == e["other0"].shape for e in with_face)
+    assert all(not np.array_equal(e["crop"], e["other0"]) for e in with_face)
     alone = evaluate("face_api_expression", load_folder(tmp_path / "data"), cache_dir=cache)
-    assert alone.n == 2 and len(list(cache.rglob("*.npz"))) == 2 * 3  # its box crops were the ensemble's
+    assert alone.n == 2 and len(list(cache.rglob("*.npz"))) == 2 * 3  # another detector setting: own entries

@@ -148,3 +148,46 @@ def test_an_ensemble_is_scored_like_a_model(folder: Path) -> None:
     result = evaluate("ensemble", D.load_folder(folder, assume_cropped=True))
     assert result.model == "ensemble" and result.n == 24
     assert result.labels == ("angry", "happy", "sad", "surprise")  # the mini-Xception's order
+
+
+def test_evaluate_scores_what_predict_answers(tmp_path: Path, astronaut: np.ndarray,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """With the same non-default options, ``evaluate``'s confusion is the one built from ``predict
+    --json``'s answers (largest face, top-1) on the same files: both run one pipeline."""
+    import cv2
+
+    from fer.cli import main
+    from tests.badinputs import ASTRONAUT_BOX
+    from tests.conftest import compose_faces
+
+    def save(path: Path, image: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+    h, w = astronaut.shape[:2]
+    save(tmp_path / "happy" / "a.png", astronaut)
+    save(tmp_path / "happy" / "mirrored.png", astronaut[:, ::-1].copy())
+    save(tmp_path / "surprise" / "small.png", cv2.resize(astronaut, (w * 3 // 5, h * 3 // 5)))
+    save(tmp_path / "sad" / "darker.png", (astronaut * 0.6).astype(np.uint8))
+    save(tmp_path / "sad" / "three.png", compose_faces(astronaut, ASTRONAUT_BOX, 3, side=150))
+    shutil.copy(NO_FACE, tmp_path / "surprise" / "coffee.png")
+    options = ["--model", "ensemble", "--detector", "full", "--margin", "0.35", "--min-score", "0.4",
+               "--saliency-input", "on", "--saliency", "spectral-residual", "--saliency-floor", "0.5",
+               "--crop-size", "160"]
+    files = sorted(str(p) for p in tmp_path.rglob("*.png"))
+    assert main(["predict", *files, *options, "--json", "--top-k", "1"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--dataset", "folder", "--root", str(tmp_path), *options, "--all-labels",
+                 "--cache-dir", str(tmp_path / "cache"), "--json"]) == 1  # the coffee cup has no face
+    scored = json.loads(capsys.readouterr().out)
+
+    labels = answers["labels"]
+    assert scored["labels"] == labels
+    expected = np.zeros((len(labels), len(labels)), np.int64)
+    for image in answers["images"]:
+        if image["faces"]:
+            truth = Path(image["path"]).parent.name
+            expected[labels.index(truth), labels.index(image["faces"][0]["top_k"][0]["label"])] += 1
+    assert expected.sum() == 5 and len(next(i for i in answers["images"] if i["path"].endswith("three.png"))["faces"]) == 3
+    np.testing.assert_array_equal(np.array(scored["confusion"]), expected)
+    assert [Path(s["path"]).name for s in scored["skipped"]] == ["coffee.png"]

@@ -210,7 +210,8 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:
-    from fer.research.evaluate import evaluate, model_inputs
+    import fer
+    from fer.research.evaluate import evaluate
 
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=3, gazes=("frontal",))
     path = train(TrainConfig(dataset="rafd", root=str(tmp_path / "rafd"), epochs=2, folds=5, saliency="face-prior",
@@ -221,7 +222,8 @@ def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:
     loaded = load_model(path)
     dataset = D.load_rafd(tmp_path / "rafd", assume_cropped=True)
     crops = C.prepare_crops(dataset.samples, crop_size=spec.input_size, assume_cropped=True, progress=False)
-    seen = model_inputs(loaded, crops)
+    with fer.load(path) as pipe:  # the spec's saliency input is the pipeline's default
+        seen = np.stack([p.model_input for p in pipe.predict_crops(crops.images, crops.keypoints)])
     assert seen.shape == crops.images.shape
     # Face-prior weights are highest at the eyes: the corners are dimmed towards the floor.
     assert seen[:, :3, :3].mean() < 0.5 * crops.images[:, :3, :3].mean()

@@ -24,8 +24,10 @@ from fer.limits import MAX_ZIP_BYTES
 TABLE_HEADERS = ["expression", "precision", "recall", "F1", "n"]
 HOW_TO = ("Upload a **.zip of labelled face images** — one folder per expression (`happy/001.jpg`, "
           "`surprised/…`; usual spellings are understood) or RaFD file names such as "
-          "`Rafd090_01_Caucasian_female_angry_frontal.jpg` — to measure the selected model on them. "
-          "The Image and Live tabs then quote this measurement beside each answer.")
+          "`Rafd090_01_Caucasian_female_angry_frontal.jpg` — to measure the "
+          "pipeline your Settings describe (model, detector, margin, saliency input) on them: each image's "
+          "largest face, as Image would answer it. Image and Live then quote this measurement beside "
+          "answers made with those same settings.")
 
 
 @dataclass
@@ -69,7 +71,8 @@ def load_labelled(folder: Path) -> Any:
 
 def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bool = False) -> EvalReport:
     """Unpack a zip held in memory into a private folder (deleted at the end), evaluate the
-    settings' model on it (`fer.research.evaluate.evaluate`) and draw its confusion matrix.
+    settings' whole pipeline on it (`fer.research.evaluate.evaluate`: each image's largest face,
+    top-1, as the Image tab answers) and draw its confusion matrix.
 
     Args:
         name: the archive's name as the user gave it; only ``.zip`` is taken.
@@ -90,8 +93,9 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
             safe_extract(data, unpacked, name)
             dataset = load_labelled(unpacked)
             # The face-crop cache lives in the private folder too: nothing of the upload outlives it.
-            result = evaluate(pipe.model, dataset, margin=pipe.detector.margin, cache_dir=tmp / "cache",
-                              progress=progress)
+            # The session's whole pipeline (detector, margin, saliency input, ensemble): the score is
+            # that of the answers Image and Live give with these settings.
+            result = evaluate(pipe, dataset, cache_dir=tmp / "cache", progress=progress)
             figure = read_image(plot_confusion(result, tmp / "confusion.png",
                                                title=f"{pipe.spec.name} on the uploaded faces"))
         except FerError as exc:
@@ -109,13 +113,14 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
     excluded = sum(result.excluded.values())
     if excluded:
         message += f" {excluded} not scored: labels the model does not know ({', '.join(result.excluded)})."
-    fed = f"face × {pipe.spec.saliency_input}" if pipe.spec.saliency_input else "plain face crops"
+    fed = f"face × {pipe.input_saliency_name}" if pipe.saliency_input else "plain face crops"
+    as_trained = "as in its training" if pipe.runs_as_trained else "with this session's settings (not as trained)"
     headline = (f"**Accuracy {result.accuracy:.1%}** on n={result.n} · macro F1 {result.macro_f1:.3f} · "
-                f"model {pipe.spec.name}, fed {fed} as in its training")
+                f"model {pipe.spec.name}, fed {fed} {as_trained}")
     rows = [[label, round(v["precision"], 3), round(v["recall"], 3), round(v["f1"], 3), v["n"]]
             for label, v in data_out["per_class"].items()]
     return EvalReport(True, message, headline, rows, figure, data_out,
-                      evaluation_record(settings.model, data_out, len(dataset)))
+                      evaluation_record(settings.config, data_out, len(dataset)))
 
 
 def _in_archive(path: str, unpacked: Path) -> str:

@@ -137,8 +137,7 @@ def face_outputs(analysis: ImageAnalysis | None, index: int, evaluation: Mapping
     pipe = PIPELINES.get(analysis.settings)
     pred = analysis.predictions[index]
     view = views.face_view(pred, pipe, analysis.settings.top_k)
-    measured = views.measured_for(analysis.settings.model, pipe.spec.evaluation, evaluation,
-                                  getattr(live, "confusion", None))
+    measured = views.measured(pipe, evaluation, getattr(live, "confusion", None))
     return [*views.panels_html(view), view.top_k, views.second_opinion_html(pred, pipe.main.spec.name),
             views.confusion_html(measured, view.label)]
 

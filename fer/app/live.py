@@ -201,8 +201,7 @@ def confusion_for(session: LiveSession | None, settings: Settings, evaluation: M
         pipe = PIPELINES.get(settings)
     except FerError:
         return views.confusion_html(None, None)
-    measured = views.measured_for(settings.model, pipe.spec.evaluation, evaluation,
-                                  session.confusion if session else None)
+    measured = views.measured(pipe, evaluation, session.confusion if session else None)
     return views.confusion_html(measured, label)
 
 

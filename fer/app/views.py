@@ -19,6 +19,7 @@ from fer import metrics
 from fer.app.media import image_html
 
 if TYPE_CHECKING:
+    from fer.config import PipelineConfig
     from fer.pipeline import Pipeline, Prediction
     from fer.tracking import Agreement, SessionConfusion
 
@@ -111,32 +112,44 @@ class Measured:
         return int(self.confusion.sum())
 
 
-def evaluation_record(model: str, evaluation: Mapping[str, Any], n_images: int) -> dict[str, Any]:
-    """What the app keeps of an Evaluate run in the session: numbers only."""
-    return {"model": model, "labels": list(evaluation["labels"]), "confusion": evaluation["confusion"],
-            "images": int(n_images)}
+def evaluation_record(config: PipelineConfig, evaluation: Mapping[str, Any], n_images: int) -> dict[str, Any]:
+    """What the app keeps of an Evaluate run in the session: numbers only, and the configuration
+    (`fer.PipelineConfig.to_dict`) that made them, so they are quoted beside its answers alone."""
+    return {"config": config.to_dict(), "model": config.model, "labels": list(evaluation["labels"]),
+            "confusion": evaluation["confusion"], "images": int(n_images)}
 
 
 def measured_for(
-    model: str,
-    spec_evaluation: Mapping[str, Any] | None,
+    config: PipelineConfig,
+    card_evaluation: Mapping[str, Any] | None,
     session_evaluation: Mapping[str, Any] | None = None,
     live: SessionConfusion | None = None,
 ) -> Measured | None:
-    """The confusion statistics to show for a model, from the best source there is: the model
-    card's evaluation, else this session's Evaluate run of that model, else the live session's
-    posed-versus-said counts; None when nothing is measured."""
-    if spec_evaluation and spec_evaluation.get("confusion"):
-        where = spec_evaluation.get("dataset") or "its test data"
-        split = f" ({spec_evaluation['split']})" if spec_evaluation.get("split") else ""
-        return Measured(tuple(spec_evaluation["labels"]), np.asarray(spec_evaluation["confusion"], np.int64),
+    """The confusion statistics to show beside answers made with ``config``, from the best source
+    there is: the model card's evaluation (given only when the pipeline runs as the card measured
+    it, see `measured`), else this session's Evaluate run made with this very configuration, else
+    the live session's posed-versus-said counts; None when nothing is measured."""
+    if card_evaluation and card_evaluation.get("confusion"):
+        where = card_evaluation.get("dataset") or "its test data"
+        split = f" ({card_evaluation['split']})" if card_evaluation.get("split") else ""
+        return Measured(tuple(card_evaluation["labels"]), np.asarray(card_evaluation["confusion"], np.int64),
                         f"from the model card: {where}{split}")
-    if session_evaluation and session_evaluation.get("model") == model and session_evaluation.get("confusion"):
+    if (session_evaluation and session_evaluation.get("config") == config.to_dict()
+            and session_evaluation.get("confusion")):
         return Measured(tuple(session_evaluation["labels"]), np.asarray(session_evaluation["confusion"], np.int64),
                         f"measured in this session on your {session_evaluation.get('images', '?')} images (Evaluate)")
     if live is not None and live.total > 0:
         return Measured(live.labels, live.counts.copy(), "from your posed expressions in Live (one person, one camera)")
     return None
+
+
+def measured(pipe: Pipeline, session_evaluation: Mapping[str, Any] | None = None,
+             live: SessionConfusion | None = None) -> Measured | None:
+    """`measured_for` the pipeline's configuration; its model card's figure counts only while the
+    main network is fed as it was trained (`fer.Pipeline.runs_as_trained`)."""
+    if pipe.config is None:
+        raise ValueError("the app's pipelines are built from a PipelineConfig")
+    return measured_for(pipe.config, pipe.spec.evaluation if pipe.runs_as_trained else None, session_evaluation, live)
 
 
 CONFUSION_TITLE = '<p class="fer-title">How far to trust the answer</p>'

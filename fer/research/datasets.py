@@ -446,8 +446,9 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
 # --------------------------------------------------------------------------- command-line options
 
 
-def add_dataset_arguments(parser: Any, *, required: bool = True) -> None:
-    """The dataset options ``train`` and ``evaluate`` share (``--dataset``, ``--root``, …)."""
+def add_dataset_arguments(parser: Any, *, required: bool = True, margin: bool = True) -> None:
+    """The dataset options ``train`` and ``evaluate`` share (``--dataset``, ``--root``, …); ``margin``
+    False leaves ``--margin`` to the pipeline's options (`fer.cli.add_pipeline_arguments`)."""
     parser.add_argument("--dataset", choices=sorted(DATASETS), required=required,
                         help="layout of the data: rafd (RaFD file names), cfee (category folders or CSV), "
                         "fer2013 (emotion,pixels,Usage CSV), folder (ROOT/<label>/*)")
@@ -467,8 +468,9 @@ def add_dataset_arguments(parser: Any, *, required: bool = True) -> None:
                         f"(default: {DEFAULT_SUBJECT_PATTERN!r})")
     parser.add_argument("--usage", default="all", metavar="LIST",
                         help="fer2013: Usage values to keep (Training,PublicTest,PrivateTest) or 'all'")
-    parser.add_argument("--margin", type=float, default=None,
-                        help="face crop margin per side, as a fraction of the face box (default: the detector's)")
+    if margin:
+        parser.add_argument("--margin", type=float, default=None,
+                            help="face crop margin per side, as a fraction of the face box (default: the detector's)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="face crop cache folder (default: $FER_CACHE_DIR/crops, else ~/.cache/fer/crops; "
                         "FER_CACHE_DIR=off caches nothing)")

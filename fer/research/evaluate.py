@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fer import metrics
+from fer.config import PipelineConfig
 from fer.errors import InputError
 from fer.research import distributed as dist
 from fer.research.datasets import Dataset, Sample, Skipped
-from fer.research.face_cache import Crops, crop_size_for, prepare_crops, weighted_crops
+from fer.research.face_cache import Crops, crop_size_for, largest_faces, prepare_crops
 
 if TYPE_CHECKING:
     from fer.ensemble import Ensemble
     from fer.models import LoadedModel
+    from fer.pipeline import Pipeline, Prediction
 
 
 @dataclass(frozen=True)
@@ -183,27 +185,8 @@ def score(
                             excluded, model, dataset, tuple(model_labels))
 
 
-def model_inputs(loaded: LoadedModel, crops: Crops, *, saliency_weights: str | None = None,
-                 batch_size: int = 64) -> np.ndarray:
-    """What the model sees: the crops, multiplied by saliency maps when the model was trained that way.
-
-    Returns:
-        ``(N, S, S, 3)`` uint8 RGB.
-    """
-    name = loaded.spec.saliency_input
-    if name is None or len(crops) == 0:
-        return crops.images
-    from fer.research.runs import check_saliency_weights
-    from fer.saliency import load_saliency
-
-    device = str(next(loaded.module.parameters()).device)
-    predictor = load_saliency(name, device=device, weights=saliency_weights)
-    check_saliency_weights(loaded.spec, predictor, saliency_weights)
-    return weighted_crops(crops, predictor, loaded.spec.saliency_floor, batch_size=batch_size)
-
-
 def evaluate(
-    model: LoadedModel | Ensemble | str | Path,
+    model: Pipeline | PipelineConfig | LoadedModel | Ensemble | str | Path,
     samples: Dataset | Crops | Sequence[Sample],
     *,
     assume_cropped: bool | None = None,
@@ -215,21 +198,22 @@ def evaluate(
     restrict_labels: bool = True,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Evaluate ``model`` on labelled face images. Inside a distributed job (torchrun) every rank
-    scores its share of the samples and the counts are summed: every rank returns the whole result.
+    """Evaluate a pipeline on labelled face images: each image's largest face, top-1, scored by
+    the code that answers ``fer predict`` (`fer.Pipeline.predict_faces`; ready-made crops by
+    `fer.Pipeline.predict_crops`). Inside a distributed job (torchrun) every rank scores its share
+    of the samples and the counts are summed: every rank returns the whole result.
 
     Args:
-        model: a loaded network or ensemble, or a registered name / checkpoint path for
-            `fer.models.load_model`. Each network gets the crop its spec names; an ensemble is scored
-            on the mean of its members' probabilities (`fer.ensemble.Ensemble.combine`).
+        model: a `fer.Pipeline` (used as it is: its detector, crops, saliency input, ensemble), a
+            `fer.PipelineConfig` (loaded, then closed), or a loaded network / ensemble / registered
+            name / checkpoint path, put in a pipeline with the default settings and ``margin``,
+            ``device`` and ``saliency_weights``.
         samples: a `Dataset` (e.g. ``load_folder(dir)``), its samples, or ready `Crops`.
         assume_cropped: the images are face crops already (default: the dataset's setting, else False).
-        margin: face crop margin (default: the one the model was trained with, else the detector's;
-            for an ensemble it sets the main member's, the others keep their own).
-        cache_dir: face crop cache folder (default ``fer.cache.cache_dir("crops")``: none with
+        margin, device, saliency_weights: only for a ``model`` that is not a pipeline or config
+            (those carry their own).
+        cache_dir: face cache folder (default ``fer.cache.cache_dir("crops")``: none with
             ``FER_CACHE_DIR=off``).
-        device: "cpu", "cuda" or "auto" (used when ``model`` is a name or path).
-        saliency_weights: weights file for a saliency predictor that needs one (ML-Net).
         restrict_labels: score over the labels model and data share, probabilities renormalised
             over them (the default; right for cross-dataset work). False scores over all the
             model's labels: use it for data that holds only some classes (a folder of happy faces),
@@ -237,16 +221,43 @@ def evaluate(
     Returns:
         `EvaluationResult`. The data's labels are the dataset's defined set when a `Dataset` is
         given (`Dataset.defined_labels`), else the labels present.
+    Raises:
+        InputError: no samples, no face in any image, or ``margin``/``device``/``saliency_weights``
+            given with a pipeline or config.
     """
-    from fer.ensemble import Ensemble
-    from fer.models import load_model, predict_probabilities
+    from fer.pipeline import Pipeline
 
+    if isinstance(model, (Pipeline, PipelineConfig)) and (margin is not None or device != "cpu" or saliency_weights):
+        raise InputError("a pipeline or PipelineConfig carries its own margin, device and saliency weights")
+    if isinstance(model, Pipeline):
+        return _evaluate(model, samples, assume_cropped, cache_dir, batch_size, restrict_labels, progress)
+    with pipeline_for(model, margin=margin, device=device, saliency_weights=saliency_weights) as pipe:
+        return _evaluate(pipe, samples, assume_cropped, cache_dir, batch_size, restrict_labels, progress)
+
+
+def pipeline_for(model: PipelineConfig | LoadedModel | Ensemble | str | Path, *, margin: float | None = None,
+                 device: str = "cpu", saliency_weights: str | None = None) -> Pipeline:
+    """The pipeline `evaluate` scores ``model`` with (see there); close it after use."""
+    from fer.pipeline import assemble, from_config
+
+    if isinstance(model, PipelineConfig):
+        return from_config(model)
+    weights = None if saliency_weights is None else str(saliency_weights)
     if isinstance(model, (str, Path)):
-        from fer.pipeline import resolve_device
+        return from_config(PipelineConfig(str(model), margin=margin, device=device, saliency_weights=weights))
+    return assemble(model, PipelineConfig(margin=margin, saliency_weights=weights))
 
-        model = load_model(model, device=resolve_device(device))
-    networks = model.members if isinstance(model, Ensemble) else (model,)
-    spec = model.spec
+
+def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assume_cropped: bool | None,
+              cache_dir: str | Path | None, batch_size: int, restrict_labels: bool,
+              progress: bool) -> EvaluationResult:
+    from tqdm.auto import tqdm
+
+    from fer.research.runs import check_saliency_weights
+
+    if pipe.saliency_input:
+        check_saliency_weights(pipe.main.spec, pipe.predictor(pipe.input_saliency_name), pipe.saliency_weights)
+    spec = pipe.spec
     dataset_name = ""
     if isinstance(samples, Dataset):
         data_labels: Sequence[str] = samples.defined_labels
@@ -260,32 +271,33 @@ def evaluate(
         raise InputError("nothing to evaluate: no labelled samples")
     ctx = dist.context()
     part = dist.shard(len(samples), ctx)
-    per_network: list[np.ndarray] = []
-    first_keys: list[str] = []
-    for i, net in enumerate(networks):
-        if isinstance(samples, Crops):
-            crops = samples.subset(np.arange(len(samples))[part])
-        else:
-            crops = prepare_crops(
-                samples[part], crop_size=crop_size_for(samples, net.spec.input_size),
-                assume_cropped=bool(assume_cropped), margin=net.spec.margin if margin is None or i else margin,
-                cache_dir=cache_dir, progress=progress and ctx.main, crop_kind=net.spec.crop,
-            )
-        if i and [s.key for s in crops.samples] != first_keys:
-            raise InputError(f"{net.spec.name} found faces in other images than {networks[0].spec.name}")
-        first_keys = [s.key for s in crops.samples]
-        inputs = model_inputs(net, crops, saliency_weights=saliency_weights, batch_size=batch_size)
-        per_network.append(predict_probabilities(net, inputs, batch_size=batch_size, progress=progress and ctx.main))
-    probabilities = model.combine(per_network) if isinstance(model, Ensemble) else per_network[0]
-    local = score(probabilities, spec.labels, crops.labels, data_labels=spec.labels if not restrict_labels else
-                  data_labels, model=spec.name, dataset=dataset_name)
-    shares = dist.gather((crops.skipped, dict(local.excluded)), ctx)
+    show = progress and ctx.main
+    if isinstance(samples, Crops) or assume_cropped or any(s.pixels is not None for s in samples):
+        # Ready-made crops: every network gets them as they are (`Pipeline.predict_crops`).
+        crops = samples.subset(np.arange(len(samples))[part]) if isinstance(samples, Crops) else prepare_crops(
+            samples[part], crop_size=crop_size_for(samples, pipe.main.spec.input_size), assume_cropped=True,
+            cache_dir=cache_dir, progress=show)
+        kept, skipped = crops.samples, crops.skipped
+
+        def batch(i: int, j: int) -> list[Prediction]:
+            return pipe.predict_crops(crops.images[i:j], crops.keypoints[i:j], attention=False)
+    else:
+        faces, kept, skipped = largest_faces(samples[part], pipe.detector, cache_dir=cache_dir, progress=show)
+
+        def batch(i: int, j: int) -> list[Prediction]:
+            return pipe.predict_faces(faces[i:j], attention=False)
+    rows = [p.probabilities for i in tqdm(range(0, len(kept), batch_size), desc="scoring", unit="batch",
+                                          disable=not show, leave=False) for p in batch(i, i + batch_size)]
+    probabilities = np.stack(rows) if rows else np.zeros((0, len(spec.labels)), np.float32)
+    local = score(probabilities, spec.labels, [s.label for s in kept], data_labels=spec.labels
+                  if not restrict_labels else data_labels, model=spec.name, dataset=dataset_name)
+    shares = dist.gather((skipped, dict(local.excluded)), ctx)
     excluded: dict[str, int] = {}
     for _, counts in shares:
         for label, count in counts.items():
             excluded[label] = excluded.get(label, 0) + count
     result = dataclasses.replace(local, confusion=dist.all_reduce_sum(local.confusion, ctx),
-                                 skipped=tuple(s for skipped, _ in shares for s in skipped), excluded=excluded)
+                                 skipped=tuple(s for share, _ in shares for s in share), excluded=excluded)
     if result.n == 0:
         reasons = "; ".join(sorted({s.reason for s in result.skipped}))[:300]
         raise InputError(f"no face crop could be made from any of the {len(result.skipped)} images ({reasons})")
@@ -356,11 +368,12 @@ def format_result(result: EvaluationResult) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``evaluate``."""
+    from fer.cli import add_pipeline_arguments
     from fer.research.datasets import add_dataset_arguments
 
-    add_dataset_arguments(parser)
-    parser.add_argument("--model", default="default",
-                        help="registered model name or checkpoint (.json/.safetensors/folder) (default: %(default)s)")
+    add_dataset_arguments(parser, margin=False)
+    # The options `fer predict` takes, read the same way: the score is that of predict's answers.
+    add_pipeline_arguments(parser)
     parser.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                         help="part of the data to score: train/val/test take the subjects the model's spec "
                         "recorded for that part (same dataset and subject rule only) (default: %(default)s)")
@@ -371,9 +384,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="write the confusion matrix figure here")
     parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
-    parser.add_argument("--saliency-weights", metavar="FILE",
-                        help="weights for the saliency predictor the model was trained with, if it needs one")
     parser.epilog = ("Exit status: 0 every image was scored, 1 some were skipped (listed), 2 bad input. "
                      "Under torchrun every process scores its share; rank 0 prints.")
 
@@ -393,19 +403,19 @@ def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
     import sys
 
-    from fer.models import load_model
-    from fer.pipeline import resolve_device
+    from fer.cli import config_from_args
+    from fer.pipeline import from_config, resolve_device
     from fer.research.datasets import dataset_from_args
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    device = resolve_device(args.device)
-    with dist.process_group(device) as ctx:
-        loaded = load_model(args.model, device=dist.device_for(device, ctx))
-        dataset, warnings = select_split(dataset_from_args(args), loaded.spec.training, args.split)
-        result = evaluate(loaded, dataset, margin=args.margin, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                          saliency_weights=args.saliency_weights, restrict_labels=not args.all_labels,
-                          progress=not args.json)
+    config = config_from_args(args)
+    device = resolve_device(config.device)
+    with dist.process_group(device) as ctx, from_config(config.replace(
+            device=str(dist.device_for(device, ctx)))) as pipe:
+        dataset, warnings = select_split(dataset_from_args(args), pipe.spec.training, args.split)
+        result = evaluate(pipe, dataset, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                          restrict_labels=not args.all_labels, progress=not args.json)
     if not ctx.main:
         return 1 if result.skipped or dataset.skipped else 0
     result = dataclasses.replace(result, skipped=(*dataset.skipped, *result.skipped))

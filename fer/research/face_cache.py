@@ -23,7 +23,7 @@ from fer.errors import InputError
 from fer.research.datasets import Sample, Skipped
 
 if TYPE_CHECKING:
-    from fer.face import CropKind, FaceDetector
+    from fer.face import CropKind, Face, FaceDetector
     from fer.saliency import SaliencyPredictor
 
 #: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
@@ -152,16 +152,9 @@ class FaceCache:
         except OSError as exc:
             raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from None
         entry = self._entry(hashlib.sha256(data).hexdigest())
-        if entry is not None and entry.is_file():
-            try:
-                with np.load(entry, allow_pickle=False) as stored:
-                    cached = {key: stored[key] for key in stored.files}
-            except (OSError, ValueError, KeyError):
-                cached = {}  # a damaged entry is recomputed below
-            if "reason" in cached:
-                raise InputError(str(cached["reason"]))
-            if "crop" in cached and "keypoints" in cached:
-                return cached["crop"], cached["keypoints"]
+        cached = _read_entry(entry)
+        if "crop" in cached and "keypoints" in cached:
+            return cached["crop"], cached["keypoints"]
         image = read_image(data)  # raises InputError for unreadable files; not cached (cheap to retry)
         if self._detector is None:
             from fer.face import FaceDetector
@@ -187,6 +180,24 @@ class FaceCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_entry(entry: Path | None) -> dict[str, np.ndarray]:
+    """A cache entry's arrays ({} when there is none or it is damaged: recomputed then).
+
+    Raises:
+        InputError: the entry records that the image has no face (its reason).
+    """
+    if entry is None or not entry.is_file():
+        return {}
+    try:
+        with np.load(entry, allow_pickle=False) as stored:
+            cached = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, KeyError):
+        return {}
+    if "reason" in cached:
+        raise InputError(str(cached["reason"]))
+    return cached
 
 
 def _store(entry: Path | None, **arrays: np.ndarray) -> None:
@@ -251,6 +262,67 @@ def prepare_crops(
         image_array = np.zeros((0, crop_size, crop_size, 3), np.uint8)
         keypoint_array = np.zeros((0, 6, 2), np.float32)
     return Crops(image_array, keypoint_array, tuple(kept), tuple(skipped))
+
+
+def largest_faces(
+    samples: Sequence[Sample],
+    detector: FaceDetector,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    description: str = "faces",
+) -> tuple[list[Face], tuple[Sample, ...], tuple[Skipped, ...]]:
+    """The largest face of each sample's image as ``detector`` finds and cuts it (exactly what a
+    `fer.Pipeline` built with it would see first), cached like `FaceCache` under a key of the file's
+    SHA-256 and every detector setting that changes the face (model, engine, threshold, crop styles
+    and size).
+
+    Returns:
+        ``(faces, kept, skipped)``: one `fer.face.Face` per kept sample (all the detector's crop
+        styles, `Face.crop_in`), and the samples that were unreadable or had no face, with the reason.
+    """
+    from tqdm.auto import tqdm
+
+    from fer.cache import cache_dir as default_cache_dir
+    from fer.face import Face
+    from fer.io import read_image
+
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir("crops")
+    others = tuple(detector.other_styles)
+    settings = (f"face|{detector.model}|{detector.engine}|{float(detector.min_score)}|{detector.crop_size}|"
+                f"{detector.style}|{others}")
+    tag = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    faces: list[Face] = []
+    kept: list[Sample] = []
+    skipped: list[Skipped] = []
+    for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
+        try:
+            data = sample.pixels if sample.pixels is not None else Path(sample.path).read_bytes()
+            digest = hashlib.sha256(data.tobytes() if isinstance(data, np.ndarray) else data).hexdigest()
+            entry = None if folder is None else folder / digest[:2] / f"{digest}-{tag}.npz"
+            cached = _read_entry(entry)
+            if "crop" not in cached:
+                found = detector(read_image(data))
+                if not found:
+                    _store(entry, reason=np.array("no face found"))
+                    raise InputError("no face found")
+                face = found[0]
+                cached = {"box": np.array(face.box, np.int64), "score": np.array(face.score, np.float64),
+                          "keypoints": face.keypoints, "crop": face.crop, "crop_keypoints": face.crop_keypoints,
+                          "to_crop": face.to_crop, **{f"other{i}": face.crop_in(st) for i, st in enumerate(others)}}
+                _store(entry, **cached)
+        except OSError as exc:
+            skipped.append(Skipped(sample.key, f"cannot read file ({exc.strerror or exc})"))
+            continue
+        except InputError as exc:
+            skipped.append(Skipped(sample.key, re.sub(r"^(<[^>]*>|" + re.escape(str(sample.path)) + "): ", "", str(exc))))
+            continue
+        box = tuple(int(v) for v in cached["box"])
+        faces.append(Face(box, float(cached["score"]), cached["keypoints"], cached["crop"],  # type: ignore[arg-type]
+                          cached["crop_keypoints"], cached["to_crop"], detector.style,
+                          {st: cached[f"other{i}"] for i, st in enumerate(others)}))
+        kept.append(sample)
+    return faces, tuple(kept), tuple(skipped)
 
 
 def weighted_crops(crops: Crops, predictor: SaliencyPredictor | None, floor: float, *, batch_size: int = 64,
