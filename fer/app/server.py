@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from fer.app import about, api, evaluate, folders, image, internals, live, settings_tab, video
 from fer.app.about import FORGET_SHOWN_EVERY_S
 from fer.app.media import inline_outputs
+from fer.app.ondevice import OnDeviceFiles
 from fer.app.security import Hardening
 from fer.app.sessions import MEMORY
 from fer.app.settings import Settings, default_settings, describe
@@ -151,7 +152,8 @@ def launch_options(share: bool = False) -> dict[str, Any]:
         "footer_links": ["api", "gradio"],
         "state_session_capacity": STATE_SESSION_CAPACITY,
         "show_error": False,
-        "app_kwargs": {"middleware": [Middleware(Hardening)], "lifespan": upkeep},
+        # OnDeviceFiles: the in-browser engine's runtime and models under /ondevice/ (fer.app.ondevice).
+        "app_kwargs": {"middleware": [Middleware(Hardening), Middleware(OnDeviceFiles)], "lifespan": upkeep},
     }
 
 
