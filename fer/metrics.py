@@ -9,7 +9,7 @@ it without torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -92,17 +92,22 @@ class Confusion:
     """One kind of mistake: samples of ``true`` predicted as ``predicted``.
 
     ``count`` is how many; ``rate`` is their fraction of all samples of ``true`` (in [0, 1]), the
-    figure a human-observer confusion matrix reports.
+    figure a human-observer confusion matrix reports. ``base_rate`` is the chance baseline for it:
+    the fraction of samples of the *other* labels (neither ``true`` nor ``predicted``) that were
+    predicted as ``predicted`` (None when there are none): a model that answers one label whatever
+    it sees has ``rate == base_rate``, so its mistakes say nothing about ``true``.
     """
 
     true: str
     predicted: str
     count: int
     rate: float
+    base_rate: float | None = field(default=None, compare=False)
 
-    def to_dict(self) -> dict[str, str | int | float]:
-        """``{"true", "predicted", "count", "rate"}`` (rate rounded to 6 places), JSON-ready."""
-        return {"true": self.true, "predicted": self.predicted, "count": self.count, "rate": round(self.rate, 6)}
+    def to_dict(self) -> dict[str, str | int | float | None]:
+        """``{"true", "predicted", "count", "rate", "base_rate"}`` (rates rounded to 6 places), JSON-ready."""
+        return {"true": self.true, "predicted": self.predicted, "count": self.count, "rate": round(self.rate, 6),
+                "base_rate": None if self.base_rate is None else round(self.base_rate, 6)}
 
 
 def top_confusions(confusion: np.ndarray, labels: Sequence[str], k: int = 3) -> list[Confusion]:
@@ -120,7 +125,14 @@ def top_confusions(confusion: np.ndarray, labels: Sequence[str], k: int = 3) -> 
     cells = [(int(cm[t, p]), float(rates[t, p]), t, p) for t in range(len(cm)) for p in range(len(cm))
              if t != p and cm[t, p] > 0]
     cells.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
-    return [Confusion(labels[t], labels[p], count, rate) for count, rate, t, p in cells[:max(k, 0)]]
+    rows = cm.sum(axis=1)
+
+    def base_rate(t: int, p: int) -> float | None:
+        others = [u for u in range(len(cm)) if u not in (t, p)]
+        seen = int(rows[others].sum()) if others else 0
+        return float(cm[others, p].sum()) / seen if seen else None
+
+    return [Confusion(labels[t], labels[p], count, rate, base_rate(t, p)) for count, rate, t, p in cells[:max(k, 0)]]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -135,11 +135,29 @@ def test_most_frequent_confusions_are_reported_and_marked_human_like() -> None:
     result = score(_one_hot(predicted, 5), labels, truth, data_labels=labels)
     top = result.confusions()
     assert [(c.true, c.predicted, c.count) for c in top] == [("fear", "surprise", 3), ("disgust", "angry", 1)]
-    assert result.to_dict()["confusions"][0] == {"true": "fear", "predicted": "surprise", "count": 3, "rate": 0.75}
+    assert result.to_dict()["confusions"][0] == {"true": "fear", "predicted": "surprise", "count": 3, "rate": 0.75,
+                                                 "base_rate": 0.0}
     text = format_result(result)
-    assert "fear → surprise: 3 (75.0% of fear)  [human-like]" in text
-    assert "disgust → angry: 1 (50.0% of disgust)  [human-like]" in text
-    assert "Wingenbach, Ashwin & Brosnan 2016" in text and "were not available here, so none are shown" in text
+    # No other class is answered "surprise" or "angry": both are above their chance baseline.
+    assert "fear → surprise: 3 (75.0% of fear)  [human-like: above chance 0.0%" in text
+    assert "disgust → angry: 1 (50.0% of disgust)  [human-like: above chance 0.0%" in text
+
+
+def test_a_model_that_always_answers_one_class_is_not_human_like() -> None:
+    """The issue's case: answering "surprise" for everything made fear → surprise "[human-like]"."""
+    from fer.research.evaluate import format_result
+
+    labels = ("angry", "disgust", "fear", "happy", "surprise")
+    truth = [label for label in labels for _ in range(6)]
+    result = score(_one_hot([4] * len(truth), 5), labels, truth, data_labels=labels)
+    text = format_result(result)
+    assert "[human-like" not in text
+    assert "fear → surprise: 6 (100.0% of fear)  [human pair, not above chance 100.0%" in text
+    # A model that confuses fear with surprise far more than it answers surprise otherwise is marked.
+    predicted = [0] * 6 + [1] * 6 + [4] * 5 + [2] + [3] * 6 + [4] * 6
+    assert "[human-like: above chance 0.0%" in format_result(score(_one_hot(predicted, 5), labels, truth,
+                                                                    data_labels=labels))
+    assert "Wingenbach, Ashwin & Brosnan 2016" in text and "could not be read here" in text
 
 
 def test_an_ensemble_is_scored_like_a_model(folder: Path) -> None:

@@ -60,7 +60,9 @@ def test_top_confusions_with_counts_and_rates() -> None:
     # Two cells of 3: sad→happy (3 of 4 sad samples) outranks angry→happy (3 of 8) on rate.
     assert top == [Confusion("sad", "happy", 3, 0.75), Confusion("angry", "happy", 3, 3 / 8)]
     assert [c.to_dict() for c in top_confusions(cm, LABELS, k=5)][-1] == \
-        {"true": "happy", "predicted": "angry", "count": 1, "rate": round(1 / 9, 6)}
+        {"true": "happy", "predicted": "angry", "count": 1, "rate": round(1 / 9, 6), "base_rate": 0.0}
+    # The chance baseline: how often the other labels (here: sad) are predicted as "happy" too.
+    assert top[0].base_rate == pytest.approx(3 / 8) and top[1].base_rate == pytest.approx(3 / 4)
     assert len(top_confusions(cm, LABELS, k=10)) == 3  # empty cells are not mistakes
     assert top_confusions(np.eye(3, dtype=np.int64), LABELS) == []
 

@@ -81,7 +81,7 @@ def test_paper_figures_only_beside_comparable_rows(protocol_run: tuple[Path, Pat
     lines = [line for line in first.splitlines() if line.startswith("| RaFD") or line.startswith("| CFEE")]
     assert len(lines) == 10
     assert all("no: backbone mini_xception (paper: CaffeNet); random init (paper: ImageNet)" in line for line in lines)
-    assert "## Most frequent confusions" in table and "were not available here" in table
+    assert "## Most frequent confusions" in table and "could not be read here" in table
     assert "±" in lines[0]
 
 
@@ -188,7 +188,7 @@ def test_model_card_of_a_trained_model(protocol_run: tuple[Path, Path, int], cap
     assert len(confusion_rows) == 1
     counts = [int(v) for v in confusion_rows[0].strip("|").split("|")[1:]]
     assert counts == spec.evaluation["confusion"][0]
-    assert "Most frequent confusions" in card and "were not available here" in card
+    assert "Most frequent confusions" in card and "could not be read here" in card
     for c in EvaluationResult.from_dict(spec.evaluation).confusions():
         assert f"{c.true} → {c.predicted}: {c.count} ({c.rate:.1%} of {c.true})" in card
     assert main(["card", str(out / "cfee-none" / "fold-0")]) == 0

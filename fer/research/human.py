@@ -10,6 +10,7 @@ known to confuse.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,8 +37,8 @@ HUMAN_CONFUSIONS: tuple[HumanConfusion, ...] = (
 
 #: What every report says about the missing human rates.
 NO_HUMAN_RATES = ("Human confusion rates for these datasets (RaFD: Langner et al. 2010; CFEE: Du et al. 2014) "
-                  "were not available here, so none are shown; pairs marked 'human-like' are those the cited "
-                  "studies report humans confusing.")
+                  "could not be read here (no copy of their tables), so none are shown and no model is compared "
+                  "with them; pairs marked 'human-like' are those the cited studies report humans confusing.")
 
 
 def human_match(confusion: Confusion) -> HumanConfusion | None:
@@ -46,16 +47,57 @@ def human_match(confusion: Confusion) -> HumanConfusion | None:
     return next((h for h in HUMAN_CONFUSIONS if h.pair == pair), None)
 
 
+#: One-sided significance level at which a confusion counts as above its chance baseline.
+ALPHA = 0.05
+
+
+def binomial_tail(count: int, n: int, p: float) -> float:
+    """P(X >= count) for X ~ Binomial(n, p): how likely ``count`` such mistakes in ``n`` samples are
+    if each sample were mistaken that way at the chance rate ``p``."""
+    if count <= 0:
+        return 1.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    return float(min(1.0, sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(count, n + 1))))
+
+
+def above_chance(confusion: Confusion) -> tuple[bool, float | None]:
+    """Whether ``confusion`` is more frequent than its chance baseline (`fer.metrics.Confusion.base_rate`:
+    how often the model gives that answer to the other labels), by a one-sided binomial test at
+    `ALPHA`; returns ``(above, p_value)`` (``(False, None)`` without a baseline)."""
+    if confusion.base_rate is None or confusion.rate <= 0:
+        return False, None
+    n = max(confusion.count, round(confusion.count / confusion.rate))
+    p_value = binomial_tail(confusion.count, n, confusion.base_rate)
+    return confusion.rate > confusion.base_rate and p_value < ALPHA, p_value
+
+
 def describe(confusion: Confusion) -> str:
-    """``true → predicted: count (rate of true)``, marked "[human-like]" when humans are known to make it."""
-    mark = "  [human-like]" if human_match(confusion) else ""
-    return f"{confusion.true} → {confusion.predicted}: {confusion.count} ({confusion.rate:.1%} of {confusion.true}){mark}"
+    """``true → predicted: count (rate of true)``, with a mark for pairs humans are known to confuse:
+    "[human-like: …]" only when the confusion is above its chance baseline, else "[human pair, not
+    above chance: …]" (a model answering one label for everything makes every pair with it)."""
+    text = f"{confusion.true} → {confusion.predicted}: {confusion.count} ({confusion.rate:.1%} of {confusion.true})"
+    if not human_match(confusion):
+        return text
+    base = confusion.base_rate
+    if base is None:
+        return f"{text}  [human pair; no other class to set a chance baseline]"
+    above, p_value = above_chance(confusion)
+    chance = f"chance {base:.1%}: how often the model answers {confusion.predicted} for the other classes"
+    if above:
+        return f"{text}  [human-like: above {chance}; p {p_value:.2g}]"
+    return f"{text}  [human pair, not above {chance}; p {p_value:.2g}]"
 
 
 def notes(confusions: Sequence[Confusion]) -> list[str]:
     """The sources of the human-like marks among ``confusions``, then the note on missing human rates."""
     sources = list(dict.fromkeys(m.source for c in confusions if (m := human_match(c))))
-    return [f"human-like: {s}" for s in sources] + [NO_HUMAN_RATES]
+    baseline = ([f"A pair is human-like only above its chance baseline (one-sided binomial test, p < {ALPHA}): "
+                 "the rate at which the model gives the same answer to the images of the other classes."]
+                if sources else [])
+    return [f"human-like: {s}" for s in sources] + baseline + [NO_HUMAN_RATES]
 
 
 def confusion_lines(confusions: Sequence[Confusion]) -> list[str]:

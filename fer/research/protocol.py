@@ -299,7 +299,8 @@ def protocol_table(rows: Sequence[ProtocolRow], base: TrainConfig | None = None,
               "Summed over the fold models of each row; rates are of the true class."]
     every: list[Confusion] = []
     for r in rows:
-        confusions = [Confusion(str(c["true"]), str(c["predicted"]), int(c["count"]), float(c["rate"]))
+        confusions = [Confusion(str(c["true"]), str(c["predicted"]), int(c["count"]), float(c["rate"]),
+                                None if c.get("base_rate") is None else float(c["base_rate"]))
                       for c in r.confusions]
         every += confusions
         lines += ["", f"{DATASET_TITLES.get(r.train, r.train)} → {DATASET_TITLES.get(r.test, r.test)}, saliency "
