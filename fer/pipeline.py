@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,9 +223,16 @@ class Pipeline:
         return self._predictors[name](crops, keypoints)
 
     def predict_faces(
-        self, faces: list[Face], *, attention: bool | None = None, target: str | None = None
+        self, faces: list[Face], *, attention: bool | None = None,
+        target: str | Callable[[np.ndarray], Sequence[int]] | None = None,
     ) -> list[Prediction]:
-        """Classify already-detected faces in one batch (see `__call__`)."""
+        """Classify already-detected faces in one batch (see `__call__`).
+
+        ``target`` may also be a function of the faces' ``(N, C)`` probabilities (over `labels`)
+        that returns the class index each face's Grad-CAM explains: the caller picks the class
+        from this very forward pass (Live explains the smoothed label, which needs this frame's
+        probabilities), so one forward serves both. It is called once, when Grad-CAM is computed.
+        """
         if not faces:
             return []
         crops = np.stack([f.crop for f in faces])
@@ -237,7 +244,9 @@ class Pipeline:
             model_input = weight_by_saliency(crops, keypoints, self._predictors[name], self.saliency_floor,
                                              maps=shown if name == self.saliency_name else None)
         want_cams = self.attention if attention is None else attention
-        fixed = None if target is None else self._targets(len(faces), target)
+        fixed = None if target is None or callable(target) else self._targets(len(faces), target)
+        chooser = target if callable(target) else None
+        picked: list[int] = []
         # The other networks, each on the crop its spec asks for.
         own = {name: net.classify(preprocess_array(np.stack([f.crop_in(self.styles[name]) for f in faces]),
                                                    net.spec))[0]
@@ -250,8 +259,10 @@ class Pipeline:
             return self.model.combine([main_probs if m is self.main else own[m.spec.name] for m in self.model.members])
 
         def explained(main_probs: np.ndarray) -> list[int]:
-            """The main network's class index for each face's Grad-CAM: the model's top-1 or ``target``."""
-            chosen = fixed if fixed is not None else [int(i) for i in combined(main_probs).argmax(axis=1)]
+            """The main network's class index for each face's Grad-CAM: the model's top-1 or ``target``'s."""
+            probs = combined(main_probs)
+            chosen = fixed if fixed is not None else [int(i) for i in (chooser(probs) if chooser else probs.argmax(axis=1))]
+            picked[:] = chosen
             return self._main_indices(chosen)
 
         # One forward pass of the main network serves the classification and Grad-CAM.
@@ -259,7 +270,7 @@ class Pipeline:
                                               targets=explained, size=crops.shape[1])
         own[self.main.spec.name] = main_probs
         probs = combined(main_probs)
-        cam_targets = fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)]
+        cam_targets = picked or (fixed if fixed is not None else [int(i) for i in probs.argmax(axis=1)])
         members = {name: project(own[name], net.spec.labels, self.labels) for name, net in self.networks.items()}
         return [
             Prediction(

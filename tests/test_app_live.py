@@ -99,3 +99,40 @@ def test_boxes_are_numbers_for_the_page_to_draw() -> None:
     assert "data-boxes='[]'" in live.boxes_html(1, 1, [], ())
     evil = live.boxes_html(10, 10, [Track(1, (0, 0, 5, 5), np.array([1.0], np.float32))], ("<b>'x'</b>",))
     assert "<b>" not in evil and "'x'" not in evil.split("data-boxes=")[1][1:-8]
+
+
+def test_one_forward_per_frame_gives_probabilities_and_the_smoothed_labels_grad_cam(
+        settings: Settings, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main network runs once per frame (no second forward for Grad-CAM), and the map shown
+    is Grad-CAM for the smoothed label, as a separate Grad-CAM call would give it."""
+    pipe = PIPELINES.get(settings)
+    calls: list[int] = []
+    original = type(pipe.main).run
+
+    def counted(self: object, x: np.ndarray, features: bool = False) -> object:
+        if self is pipe.main:
+            calls.append(len(x))
+        return original(self, x, features)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(pipe.main), "run", counted)
+    session, out = live.step(data_url(astronaut, quality=95), settings, live.NOT_POSING, None, now=5.0)
+    # A second frame whose own top-1 differs from the smoothed label: a frame of a sad-looking
+    # face is not at hand, so the session's smoothed track is pushed towards another label.
+    assert session is not None
+    track = session.tracker.tracks[0]
+    other = next(i for i, lab in enumerate(pipe.labels) if lab != "happy")
+    track.probabilities = np.eye(len(pipe.labels), dtype=np.float32)[other]
+    session, out = live.step(data_url(astronaut, quality=95), settings, live.NOT_POSING, session, now=5.1)
+    assert calls == [1, 1]
+    assert session is not None
+    smoothed = session.tracker.tracks[0].probabilities
+    label = pipe.labels[int(np.argmax(smoothed))]
+    assert out.label == label and out.view.captions["attention"] == f"Grad-CAM for {label}"
+    monkeypatch.undo()
+    # The picture shown is the one a separate Grad-CAM call for that label gives.
+    from fer.viz import heatmap_overlay
+
+    face = pipe.predict_faces(pipe.detect(decode_frame(data_url(astronaut, quality=95))))[0]
+    want = pipe.grad_cam(face.model_input[None], [pipe.labels.index(label)], size=face.crop.shape[0])[0]
+    shown = out.view.pictures["attention"].astype(int)
+    assert np.abs(shown - heatmap_overlay(face.crop, want)).max() <= 1

@@ -7,7 +7,6 @@ a status line, never the end of the stream.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -107,21 +106,25 @@ def step(frame: Any, settings: Settings, posing: str | None, session: LiveSessio
 def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: LiveSession | None,
              now: float) -> tuple[LiveSession, FrameResult]:
     pipe = PIPELINES.get(settings)
-    predictions = pipe.predict_faces(pipe.detect(rgb), attention=False)
-    if session is None or session.labels != pipe.labels:
-        session = LiveSession(pipe.labels, timeline_frames=TIMELINE_FRAMES)
-    probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(pipe.labels)))
-    tracks = session.observe(now, [p.box for p in predictions], probs, settings.smoothing)
+    live = session if session is not None and session.labels == pipe.labels else LiveSession(
+        pipe.labels, timeline_frames=TIMELINE_FRAMES)
+    session = live
+    faces = pipe.detect(rgb)
+    tracked: list[Any] = []
+
+    def smoothed_top1(probs: np.ndarray) -> list[int]:
+        # Tracking needs this frame's probabilities, and Grad-CAM explains the smoothed label
+        # shown (which may differ from this frame's top-1): both from the one forward pass.
+        tracked[:] = live.observe(now, [f.box for f in faces], probs, settings.smoothing)
+        return [int(np.argmax(t.probabilities)) for t in tracked]
+
+    predictions = pipe.predict_faces(faces, attention=True, target=smoothed_top1)
+    tracks = tracked if predictions else session.observe(now, [], np.zeros((0, len(pipe.labels))), settings.smoothing)
     view = views.FaceView()
     label = None
     if predictions:
-        # Grad-CAM for the followed face only, for the smoothed label shown (which may differ
-        # from this frame's top-1).
         focus, smoothed = predictions[0], tracks[0].probabilities
-        target = int(np.argmax(smoothed))
-        label = pipe.labels[target]
-        cam = pipe.grad_cam(focus.model_input[None], [target], size=focus.crop.shape[0])[0]
-        focus = dataclasses.replace(focus, attention=cam, attention_label=label)
+        label = pipe.labels[int(np.argmax(smoothed))]
         view = views.face_view(focus, pipe, settings.top_k, smoothed)
         if posing and posing != NOT_POSING and posing in pipe.labels:
             session.confusion.add(posing, label)
