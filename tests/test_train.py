@@ -322,3 +322,31 @@ def test_cli_all_folds_and_classes(tmp_path: Path, capsys: pytest.CaptureFixture
     subjects = [set(ModelSpec.load(tmp_path / "run" / f"fold-{k}" / "best.json").training["split"]["test_subjects"])
                 for k in range(3)]
     assert set.union(*subjects) == {"1", "2", "3"} and sum(map(len, subjects)) == 3
+
+
+def test_config_file_and_from_spec_are_the_same_run_as_the_flags(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``--config run.toml`` (flags override it) and ``--from-spec runs/X/best.json`` give the run
+    identity of the equivalent flags."""
+    from fer.cli import main
+
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=12, size=32, gazes=("frontal",))
+    flags = ["--dataset", "rafd", "--root", str(tmp_path / "rafd"), "--crops", "--backbone", "mini_xception",
+             "--no-pretrained", "--input-size", "32", "--epochs", "1", "--batch-size", "8", "--folds", "5",
+             "--classes", "happy,sad", "--device", "cpu", "--quiet"]
+    assert main(["train", *flags, "--out", str(tmp_path / "flags")]) == 0
+    (tmp_path / "run.toml").write_text(
+        f'dataset = "rafd"\nroot = "{tmp_path / "rafd"}"\ncrops = true\nbackbone = "mini_xception"\n'
+        'no_pretrained = true\ninput_size = 32\nepochs = 3\nbatch_size = 8\nfolds = 5\nclasses = ["happy", "sad"]\n'
+        'device = "cpu"\nquiet = true\n')
+    # The file says 3 epochs, the command line 1: the flag wins.
+    assert main(["train", "--epochs", "1", "--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "toml")]) == 0
+    assert main(["train", "--from-spec", str(tmp_path / "flags" / "best.json"), "--out", str(tmp_path / "spec"),
+                 "--device", "cpu", "--quiet"]) == 0
+    ids = {name: ModelSpec.load(tmp_path / name / "best.json").training for name in ("flags", "toml", "spec")}
+    assert ids["flags"]["run_id"] == ids["toml"]["run_id"] == ids["spec"]["run_id"]
+    assert ids["toml"]["epochs"] == 1 and ids["spec"]["classes"] == ["happy", "sad"]
+    capsys.readouterr()
+    (tmp_path / "bad.toml").write_text("batch_sise = 8\n")
+    assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "unknown key 'batch_sise'" in capsys.readouterr().err

@@ -27,7 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``train``."""
     from fer.research.datasets import add_dataset_arguments
 
-    add_dataset_arguments(parser)
+    parser.add_argument("--config", type=Path, metavar="TOML",
+                        help="read options from a TOML file: keys are the long option names with '_' "
+                        "(batch_size = 16, no_pretrained = true, angles = [90, 45]); flags given here override it")
+    parser.add_argument("--from-spec", type=Path, metavar="JSON",
+                        help="re-run the run a model spec records (runs/X/best.json): its settings, same run "
+                        "identity; flags given here override them (e.g. --out)")
+    add_dataset_arguments(parser, required=False)  # --config or --from-spec may give them; checked in run
     backbones = sorted(BUILTIN)  # what fer.models.ARCHITECTURES holds, read without importing torch
     parser.add_argument("--backbone", choices=backbones, default="alexnet", metavar="NAME",
                         help="network: " + "; ".join(f"{n} ({BUILTIN[n].description})" for n in backbones)
@@ -68,6 +74,118 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last epoch (only if every setting is the same)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _track_explicit(parser)
+
+
+def _track_explicit(parser: argparse.ArgumentParser) -> None:
+    """Make every option record in ``namespace.explicit`` that it was given, so that files read later
+    (--config, --from-spec) fill in only what the command line left out."""
+    for action in parser._actions:  # argparse's action list: stable since Python 2.7
+        if isinstance(action, argparse._HelpAction):
+            continue
+        base = type(action)
+
+        def call(self: argparse.Action, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None, base: type = base) -> None:
+            namespace.explicit = {*getattr(namespace, "explicit", ()), self.dest}
+            base.__call__(self, parser, namespace, values, option_string)
+
+        action.__class__ = type(f"Explicit{base.__name__}", (base,), {"__call__": call})
+    parser.set_defaults(explicit=set())
+
+
+#: Spec ``training`` fields that are not options to repeat when re-running it (where this
+#: machine keeps things, how it shows progress), and fields whose option has another name.
+_NOT_REPEATED = frozenset({"out", "resume", "progress", "cache_dir", "workers", "device"})
+_OPTION_OF = {"assume_cropped": "crops", "usages": "usage"}
+
+
+def spec_options(spec_path: Path) -> dict[str, Any]:
+    """The settings a model spec's ``training`` record holds, as ``--config`` keys (option names with '_').
+
+    Raises:
+        InputError: no such spec, or one without a training record.
+    """
+    from fer.errors import InputError
+    from fer.models import ModelSpec
+
+    try:
+        training = ModelSpec.load(spec_path).training
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--from-spec: cannot read {spec_path}: {exc}") from None
+    if not training:
+        raise InputError(f"--from-spec: {spec_path} records no training run")
+    import dataclasses
+
+    options: dict[str, Any] = {}
+    for field in dataclasses.fields(TrainConfig):
+        name, value = field.name, training.get(field.name)
+        if name in _NOT_REPEATED or name not in training:
+            continue
+        if name in ("pretrained", "augment"):
+            options[f"no_{name}"] = value is False
+        elif name in ("angles", "gazes", "usages"):
+            options[_OPTION_OF.get(name, name)] = "all" if value is None else value
+        elif value is not None:
+            options[_OPTION_OF.get(name, name)] = value
+    return options
+
+
+def _tokens(options: dict[str, Any], parser: argparse.ArgumentParser, source: str) -> list[str]:
+    """Command-line tokens for ``--config`` keys (``batch_size = 16`` → ``--batch-size 16``)."""
+    from fer.errors import InputError
+
+    by_option = {o[2:]: a for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    tokens: list[str] = []
+    for key, value in options.items():
+        option = key.replace("_", "-")
+        action = by_option.get(option)
+        if action is None or option in ("config", "from-spec", "help"):
+            raise InputError(f"{source}: unknown key {key!r} (keys are train's long option names with '_')")
+        if action.nargs == 0:  # a switch: true gives it, false leaves it out
+            if not isinstance(value, bool):
+                raise InputError(f"{source}: {key} must be true or false, not {value!r}")
+            tokens += [f"--{option}"] if value else []
+        elif isinstance(value, list | tuple):
+            tokens += [f"--{option}", ",".join(str(v) for v in value)]
+        else:
+            tokens += [f"--{option}", str(value)]
+    return tokens
+
+
+def merge_files(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """``args`` with what ``--from-spec`` and then ``--config`` say filled in wherever the command line
+    gave nothing (command line > --config > --from-spec > defaults).
+
+    Raises:
+        InputError: unreadable file, unknown key, or a value the option refuses.
+    """
+    import tomllib
+
+    from fer.errors import InputError
+
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if getattr(args, "from_spec", None):
+        layers.append((f"--from-spec {args.from_spec}", spec_options(args.from_spec)))
+    if getattr(args, "config", None):
+        try:
+            layers.append((f"--config {args.config}", tomllib.loads(Path(args.config).read_text(encoding="utf-8"))))
+        except OSError as exc:
+            raise InputError(f"--config: cannot read {args.config}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"--config {args.config}: not valid TOML: {exc}") from None
+    merged = argparse.Namespace(**vars(args))
+    for source, options in layers:
+        try:
+            layer = parser.parse_args(_tokens(options, parser, source))
+        except SystemExit:  # argparse already printed which value it refused
+            raise InputError(f"{source}: a value is not one its option accepts (see above)") from None
+        for dest in layer.explicit:
+            if dest not in args.explicit:
+                setattr(merged, dest, getattr(layer, dest))
+    if not merged.dataset or not merged.root:
+        raise InputError("train needs --dataset and --root (on the command line, in --config or from --from-spec)")
+    return merged
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -115,6 +233,16 @@ def run(args: argparse.Namespace) -> int:
     """Run ``train`` (every fold with ``--all-folds``); rank 0 alone prints."""
     from fer.pipeline import resolve_device
 
+    if getattr(args, "config", None) or getattr(args, "from_spec", None):
+        from fer.cli import build_parser
+
+        commands = next(a for a in build_parser("train")._actions if a.dest == "command").choices
+        train_parser: argparse.ArgumentParser = commands["train"]  # type: ignore[index]
+        args = merge_files(args, train_parser)
+    elif not args.dataset or not args.root:
+        from fer.errors import InputError
+
+        raise InputError("train needs --dataset and --root (or --config / --from-spec naming them)")
     config = config_from_args(args)
     with dist.process_group(resolve_device(config.device)) as ctx:
         if args.all_folds:
