@@ -112,3 +112,16 @@ def test_stream_load_refuses_non_loopback(url):
     with pytest.raises(SystemExit):
         stream_load.check_loopback(url)
     assert stream_load.check_loopback("http://127.0.0.1:7860/") == "http://127.0.0.1:7860"
+
+
+def test_peak_memory_is_the_childs_own() -> None:
+    """A fresh process started by a large one reports its own peak, not its parent's (Linux's
+    ``ru_maxrss`` survives fork and exec; ``VmHWM`` starts afresh)."""
+    from fer.bench.timing import peak_rss_mb
+
+    ballast = np.ones((400, 1024, 1024), np.uint8)  # 400 MB resident in this process
+    assert peak_rss_mb() >= 400
+    child = subprocess.run([sys.executable, "-c", "from fer.bench.timing import peak_rss_mb; print(peak_rss_mb())"],
+                           capture_output=True, text=True, check=True, timeout=120, cwd=ROOT)
+    del ballast
+    assert float(child.stdout.strip()) < 200  # a bare interpreter and fer.bench's imports

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 from fer.bench.frames import FRAME_SHAPE, FRAMES, compose_frame
 from fer.bench.stages import _close_app_pipelines, frame_stages, live_step_stage, model_stages, thread_sweep
-from fer.bench.timing import Stage, cold_start, machine_info, time_interleaved
+from fer.bench.timing import Stage, cold_start, machine_info, peak_rss_mb, time_interleaved
 from fer.errors import InputError
 
 #: Targets of issue 8, checked on the numbers measured (never in unit tests).
@@ -102,7 +101,7 @@ def run_benchmark(
         say("cold start (fresh processes)")
         cold = cold_start(frames["1 face"], runs=cold_runs, threads=torch.get_num_threads())
         doc["cold_start"] = cold
-        doc["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        doc["bench_rss_mb"] = round(peak_rss_mb(), 1)
     finally:
         for pipe in [*pipes.values(), *(p for by_model in models.values() for p in by_model.values())]:
             pipe.close()
