@@ -9,6 +9,7 @@ through MediaPipe's Tasks face detector, which gives the same faces. How crops a
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import sys
 import threading
@@ -91,7 +92,7 @@ class Face:
         """This face's ``(S, S, 3)`` uint8 RGB crop cut in ``style``.
 
         Raises:
-            InputError: the face was detected without that style (ask the `FaceDetector` for it).
+            InputError: no crop in that style was cut (`fer.pipeline.Pipeline.detect` cuts one per network).
         """
         if self.style is None or style == self.style:
             return self.crop
@@ -99,7 +100,17 @@ class Face:
             return self.other_crops[style]
         except KeyError:
             raise InputError(f"this face has no {style.kind!r} crop with margin {style.margin}: detect it with "
-                             "a FaceDetector given that style (other_styles)") from None
+                             "a Pipeline holding a network trained on that crop (Pipeline.detect)") from None
+
+    def with_crops(self, image: np.ndarray, styles: Sequence[CropStyle]) -> Face:
+        """This face with its crop in each of ``styles`` too (cut from ``image``, the image it was
+        detected in, at the side of `crop`), in `other_crops`; itself when it has them all."""
+        missing = [st for st in dict.fromkeys(styles) if st != self.style and st not in self.other_crops]
+        if not missing:
+            return self
+        size = self.crop.shape[0]
+        cut = {st: cut_crop(image, self.keypoints, self.box, st, size)[0] for st in missing}
+        return dataclasses.replace(self, other_crops={**self.other_crops, **cut})
 
 
 def _aligned(image: np.ndarray, alignment: int = 64) -> np.ndarray:
@@ -133,7 +144,6 @@ class FaceDetector:
         crop_size: int = DEFAULT_CROP_SIZE,
         engine: DetectorEngine = "auto",
         crop: CropKind = "aligned",
-        other_styles: Sequence[CropStyle] = (),
     ) -> None:
         """Args:
             model: a key of `DETECTOR_MODELS`.
@@ -143,9 +153,9 @@ class FaceDetector:
             crop_size: side of the square crops, in pixels.
             engine: see `DetectorEngine`; ``"auto"`` picks LiteRT and says in the log why not when
                 it cannot.
-            crop: how `Face.crop` is cut (`CropKind`), with ``margin``.
-            other_styles: more crops of each face, for models trained on other crops
-                (`Face.other_crops`, `Face.crop_in`).
+            crop: how `Face.crop` is cut (`CropKind`), with ``margin``. The detector knows nothing
+                of the networks after it: `fer.pipeline.Pipeline.detect` cuts the crops other
+                networks were trained on (`Face.other_crops`).
         """
         if model not in DETECTOR_MODELS:
             raise InputError(f"unknown detector {model!r}; choose one of {', '.join(DETECTOR_MODELS)}")
@@ -162,9 +172,8 @@ class FaceDetector:
         self.max_faces = max_faces
         self.margin = margin
         self.crop_size = crop_size
-        #: How `Face.crop` is cut, and the other styles every face also gets.
+        #: How `Face.crop` is cut.
         self.style = CropStyle(crop, margin)
-        self.other_styles = tuple(dict.fromkeys(s for s in other_styles if s != self.style))
         entry = registered(DETECTOR_MODELS[model])
         path = resolve_registered(entry.name)
         self._lock = threading.Lock()
@@ -250,8 +259,7 @@ class FaceDetector:
             if det.score < self.min_score or box[2] <= box[0] or box[3] <= box[1]:
                 continue
             crop, crop_kp, to_crop = cut_crop(image, det.keypoints, box, self.style, self.crop_size)
-            others = {style: cut_crop(image, det.keypoints, box, style, self.crop_size)[0] for style in self.other_styles}
-            faces.append(Face(box, det.score, det.keypoints, crop, crop_kp, to_crop, self.style, others))
+            faces.append(Face(box, det.score, det.keypoints, crop, crop_kp, to_crop, self.style))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces[: self.max_faces]
 

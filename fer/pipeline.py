@@ -142,10 +142,7 @@ class Pipeline:
         #: How each network's crop is cut (the main one's is the detector's `Face.crop`).
         self.styles = {name: detector.style if net is self.main else crop_style(net.spec)
                        for name, net in self.networks.items()}
-        for name, style in self.styles.items():
-            if style != detector.style and style not in detector.other_styles:
-                raise InputError(f"the face detector cuts no {style.kind!r} crop with margin {style.margin} for "
-                                 f"{name}: create it with other_styles=[{style}]")
+        for name in self.styles:
             if self.networks[name] is not self.main and self.networks[name].spec.saliency_input is not None:
                 raise InputError(f"{name} was trained on face × saliency input: only the main network can be fed that")
         self.detector = detector
@@ -211,8 +208,12 @@ class Pipeline:
         return self.predict_faces(self.detect(image), attention=attention, target=target)
 
     def detect(self, image: ImageSource) -> list[Face]:
-        """Read the image and detect faces (no classification)."""
-        return self.detector(read_image(image))
+        """Read the image, detect faces and cut each face's crop for every network (no
+        classification): the detector's `Face.crop` for the main one, `Face.other_crops` for the
+        others, each as its spec says (`styles`)."""
+        rgb = read_image(image)
+        others = [style for style in self.styles.values() if style != self.detector.style]
+        return [face.with_crops(rgb, others) for face in self.detector(rgb)]
 
     def predictor(self, name: str) -> SaliencyPredictor:
         """The loaded saliency predictor ``name`` (the shown one, or `input_saliency_name`)."""
@@ -421,7 +422,7 @@ def assemble(model: LoadedModel | Ensemble, config: PipelineConfig,
     face_detector = FaceDetector(
         config.detector, min_score=config.min_score, max_faces=config.max_faces,  # type: ignore[arg-type]
         margin=margin, crop_size=config.crop_size, engine=config.detector_engine,  # type: ignore[arg-type]
-        crop=main.crop, other_styles=[crop_style(n.spec) for n in networks[1:]],
+        crop=main.crop,
     )
     try:
         return Pipeline(model, face_detector, config.saliency, config.saliency_input, config.saliency_floor,

@@ -113,10 +113,19 @@ def test_several_faces_and_batch(ensemble_pipe, astronaut) -> None:
         np.testing.assert_allclose(pred.probabilities, single.probabilities, atol=1e-5)
 
 
-def test_a_detector_without_the_members_crop_is_refused() -> None:
+def test_the_pipeline_cuts_each_members_crop_from_the_detected_face(astronaut) -> None:
+    from fer.crops import box_crop
+
     loaded = load_model("ensemble")
-    with FaceDetector("short") as detector, pytest.raises(InputError, match="cuts no 'box' crop"):
-        fer.Pipeline(loaded, detector)
+    with FaceDetector("short") as detector:  # a plain detector: it knows nothing of the members
+        pipe = fer.Pipeline(loaded, detector)
+        box_style = pipe.styles["face_api_expression"]
+        (face,) = pipe.detect(astronaut)
+        np.testing.assert_array_equal(face.crop_in(box_style), box_crop(astronaut, face.keypoints, face.box,
+                                                                         box_style.margin, 224)[0])
+        assert pipe.predict_faces([face])[0].members.keys() == {"mini_xception_fer2013", "face_api_expression"}
+        with pytest.raises(InputError, match="no 'box' crop with margin 0.0"):  # faces cut elsewhere
+            pipe.predict_faces(detector(astronaut))
 
 
 def test_cli_predict_with_the_ensemble() -> None:

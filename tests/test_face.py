@@ -225,15 +225,16 @@ def test_box_crop_is_the_box_padded_not_the_image_around_it(astronaut) -> None:
         box_crop(astronaut, kp, (600, 600, 700, 700))
 
 
-def test_detector_cuts_the_other_styles_asked_for(detector, astronaut) -> None:
+def test_a_face_gets_the_other_styles_asked_for(detector, astronaut) -> None:
     from fer.crops import CropStyle, box_crop
 
     box_style = CropStyle("box", 0.0)
-    with FaceDetector(other_styles=[box_style, CropStyle()]) as both:
-        (face,) = both(astronaut)
     (plain,) = detector(astronaut)
+    assert plain.other_crops == {}  # the detector cuts its own crop only
+    face = plain.with_crops(astronaut, [box_style, CropStyle()])
     np.testing.assert_array_equal(face.crop, plain.crop)  # the main crop is untouched
     assert face.style == CropStyle() and list(face.other_crops) == [box_style]
+    assert face.with_crops(astronaut, [box_style]) is face
     np.testing.assert_array_equal(face.crop_in(box_style), box_crop(astronaut, face.keypoints, face.box, 0.0, 224)[0])
     assert face.crop_in(CropStyle()) is face.crop
     with pytest.raises(InputError, match="no 'box' crop with margin 0.1"):

@@ -282,7 +282,7 @@ def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assum
         def batch(i: int, j: int) -> list[Prediction]:
             return pipe.predict_crops(crops.images[i:j], crops.keypoints[i:j], attention=False)
     else:
-        faces, kept, skipped = largest_faces(samples[part], pipe.detector, cache_dir=cache_dir, progress=show)
+        faces, kept, skipped = largest_faces(samples[part], pipe, cache_dir=cache_dir, progress=show)
 
         def batch(i: int, j: int) -> list[Prediction]:
             return pipe.predict_faces(faces[i:j], attention=False)

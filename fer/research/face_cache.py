@@ -24,6 +24,7 @@ from fer.research.datasets import Sample, Skipped
 
 if TYPE_CHECKING:
     from fer.face import CropKind, Face, FaceDetector
+    from fer.pipeline import Pipeline
     from fer.saliency import SaliencyPredictor
 
 #: Where `assume_cropped` images have their keypoints, as fractions of the crop side, in
@@ -266,20 +267,20 @@ def prepare_crops(
 
 def largest_faces(
     samples: Sequence[Sample],
-    detector: FaceDetector,
+    pipe: Pipeline,
     *,
     cache_dir: str | Path | None = None,
     progress: bool = False,
     description: str = "faces",
 ) -> tuple[list[Face], tuple[Sample, ...], tuple[Skipped, ...]]:
-    """The largest face of each sample's image as ``detector`` finds and cuts it (exactly what a
-    `fer.Pipeline` built with it would see first), cached like `FaceCache` under a key of the file's
-    SHA-256 and every detector setting that changes the face (model, engine, threshold, crop styles
-    and size).
+    """The largest face of each sample's image as ``pipe.detect`` finds and cuts it (what
+    ``pipe(image)`` answers first), cached like `FaceCache` under a key of the file's SHA-256 and
+    every setting that changes the face (detector model, engine, threshold, the networks' crop
+    styles and size).
 
     Returns:
-        ``(faces, kept, skipped)``: one `fer.face.Face` per kept sample (all the detector's crop
-        styles, `Face.crop_in`), and the samples that were unreadable or had no face, with the reason.
+        ``(faces, kept, skipped)``: one `fer.face.Face` per kept sample (with every network's crop,
+        `Face.crop_in`), and the samples that were unreadable or had no face, with the reason.
     """
     from tqdm.auto import tqdm
 
@@ -288,7 +289,8 @@ def largest_faces(
     from fer.io import read_image
 
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir("crops")
-    others = tuple(detector.other_styles)
+    detector = pipe.detector
+    others = tuple(dict.fromkeys(st for st in pipe.styles.values() if st != detector.style))
     settings = (f"face|{detector.model}|{detector.engine}|{float(detector.min_score)}|{detector.crop_size}|"
                 f"{detector.style}|{others}")
     tag = hashlib.sha256(settings.encode()).hexdigest()[:12]
@@ -302,7 +304,7 @@ def largest_faces(
             entry = None if folder is None else folder / digest[:2] / f"{digest}-{tag}.npz"
             cached = _read_entry(entry)
             if "crop" not in cached:
-                found = detector(read_image(data))
+                found = pipe.detect(read_image(data))
                 if not found:
                     _store(entry, reason=np.array("no face found"))
                     raise InputError("no face found")
