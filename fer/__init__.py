@@ -26,7 +26,7 @@ __all__ = [
 
 _LAZY = {
     "load": "fer.pipeline", "Pipeline": "fer.pipeline", "PipelineConfig": "fer.config", "Prediction": "fer.pipeline",
-    "Face": "fer.face", "ModelSpec": "fer.models", "available_models": "fer.models",
+    "Face": "fer.face", "ModelSpec": "fer.models", "available_models": "fer.zoo",
     "available_saliency": "fer.saliency", "read_image": "fer.io",
 }
 
@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from fer.config import PipelineConfig
     from fer.face import Face
     from fer.io import read_image
-    from fer.models import ModelSpec, available_models
+    from fer.models import ModelSpec
     from fer.pipeline import Pipeline, Prediction, load
     from fer.saliency import available_saliency
+    from fer.zoo import available_models
 
 
 def __getattr__(name: str) -> Any:

@@ -53,7 +53,7 @@ def _from_scratch(cls: str, family: str, checkpoint: str, what: str) -> Callable
             # Failing loudly beats silently training from random weights when ImageNet ones were asked for.
             raise WeightsError(
                 f"{family} has no ImageNet weights: build it with pretrained=False, or load {what} with "
-                f"fer.models.load_model({checkpoint!r})"
+                f"fer.zoo.load_model({checkpoint!r})"
             )
         module_name, class_name = cls.split(":")
         return getattr(importlib.import_module(module_name), class_name)(num_classes=num_classes, in_channels=in_channels)

@@ -52,7 +52,7 @@ class PipelineConfig:
         min_score: detector confidence threshold in [0, 1].
         crop_size: side of the face crops and maps in pixels, `fer.limits.MIN_CROP_SIZE` …
             `fer.limits.MAX_CROP_SIZE`.
-        engine: what runs the CNN: ``"auto"``, ``"opencv"`` or ``"torch"`` (`fer.models.load_model`).
+        engine: what runs the CNN: ``"auto"``, ``"opencv"`` or ``"torch"`` (`fer.models.load_network`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"xpu"`` or ``"auto"``.
         attention: compute Grad-CAM for every face by default.
         second_opinion: a network run beside the model on every face, on its own crop, or None.

@@ -2,7 +2,7 @@
 
 An ensemble is registered by name in `fer.weights.REGISTRY` (kind ``ensemble``: member model names,
 main member first; `fer.models.ENSEMBLES` lists them) and loads like any model: ``fer.load("ensemble")``,
-``fer.models.load_model("ensemble")``, ``python -m fer predict --model ensemble``,
+``fer.zoo.load_model("ensemble")``, ``python -m fer predict --model ensemble``,
 ``evaluate(model="ensemble")``. Each member is fed its own input, cut and preprocessed as its spec
 says (`fer.crops.CropStyle`); the ensemble's output is over the shared labels, in the main member's
 order.
@@ -120,7 +120,7 @@ def ensemble_spec(name: str, members: Sequence[ModelSpec]) -> ModelSpec:
 
 
 def load_ensemble(name: str, device: str | torch.device = "cpu", engine: Engine = "auto") -> Ensemble:
-    """Load the registered ensemble ``name`` (a key of `fer.models.ENSEMBLES`); see `fer.models.load_model`."""
+    """Load the registered ensemble ``name`` (a key of `fer.models.ENSEMBLES`); see `fer.zoo.load_model`."""
     try:
         names = ENSEMBLES[name]
     except KeyError:

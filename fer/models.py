@@ -1,5 +1,7 @@
-"""Expression CNNs: the `ModelSpec` that travels with every checkpoint, the architecture registry,
-the registry of named pretrained models, preprocessing, and loading/saving checkpoints.
+"""One expression CNN: the `ModelSpec` that travels with every checkpoint, the architecture registry,
+the views of the named pretrained models, preprocessing, and loading/saving one network
+(`load_network`). Ensembles build on this module (`fer.ensemble`), never the other way round; loading
+any model by name, ensembles too, is `fer.zoo.load_model`.
 
 A checkpoint is two files side by side: ``NAME.safetensors`` (tensors only, no pickle) and
 ``NAME.json`` (the `ModelSpec`). Loading never needs the caller to know the preprocessing.
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -24,9 +26,6 @@ from fer.backbones import BUILTIN, Architecture
 from fer.errors import InputError, WeightsError
 from fer.gradcam import FeatureTap, LinearHeadCam
 from fer.weights import ALIASES, REGISTRY, WEIGHTS_DIR, JsonSpec, load_state_dict, names, resolve, spec_file
-
-if TYPE_CHECKING:
-    from fer.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +280,6 @@ PRETRAINED: dict[str, Path] = {name: WEIGHTS_DIR / REGISTRY[name].spec for name 
 ENSEMBLES: dict[str, tuple[str, ...]] = {name: REGISTRY[name].members for name in names("ensemble")}
 
 
-def available_models() -> list[str]:
-    """Names accepted by `fer.load` / `load_model`: aliases first, then registered models and ensembles."""
-    return sorted(ALIASES) + sorted(PRETRAINED) + sorted(ENSEMBLES)
-
-
 def spec_path_for(name_or_path: str | Path) -> Path:
     """Find the spec JSON for a registered name, a ``.json``/``.safetensors`` path, or a folder.
 
@@ -297,7 +291,7 @@ def spec_path_for(name_or_path: str | Path) -> Path:
         return spec_file(name)
     if name in ENSEMBLES:
         raise InputError(f"{name!r} is an ensemble of {', '.join(ENSEMBLES[name])}: it has no spec file of its own "
-                         "(load it with fer.models.load_model or fer.load)")
+                         "(load it with fer.zoo.load_model or fer.load)")
     path = Path(name).expanduser()
     if path.is_dir():
         for candidate in ("best.json", "model.json"):
@@ -312,25 +306,9 @@ def spec_path_for(name_or_path: str | Path) -> Path:
     if path.suffix == ".json" and path.is_file():
         return path
     raise InputError(
-        f"unknown model {name_or_path!r}: not a registered name ({', '.join(available_models())}) "
+        f"unknown model {name_or_path!r}: not a registered name ({', '.join([*ALIASES, *PRETRAINED, *ENSEMBLES])}) "
         "nor an existing checkpoint (.json spec beside its .safetensors)"
     )
-
-
-def load_model(
-    name_or_path: str | Path = "default", device: str | torch.device = "cpu", engine: Engine = "auto"
-) -> LoadedModel | Ensemble:
-    """Load a registered model, ensemble (`ENSEMBLES`, returns a `fer.ensemble.Ensemble`) or checkpoint.
-
-    Every network is verified by SHA-256 and put in eval mode on ``device``; ``engine`` as in `load_network`.
-    """
-    name = ALIASES.get(str(name_or_path), str(name_or_path))
-    if name in ENSEMBLES:
-        # fer.ensemble builds on this module, so it is imported only when an ensemble is asked for.
-        from fer.ensemble import load_ensemble
-
-        return load_ensemble(name, device=device, engine=engine)
-    return load_network(name_or_path, device=device, engine=engine)
 
 
 def load_network(

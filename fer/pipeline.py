@@ -21,8 +21,9 @@ from fer.ensemble import Ensemble, project
 from fer.errors import InputError
 from fer.face import Face, FaceDetector
 from fer.io import ImageSource, read_image
-from fer.models import Engine, LoadedModel, ModelSpec, load_model, load_network, preprocess_array
+from fer.models import Engine, LoadedModel, ModelSpec, load_network, preprocess_array
 from fer.saliency import DEFAULT_SALIENCY_FLOOR, SaliencyPredictor, load_saliency, weight_by_saliency
+from fer.zoo import load_model
 
 #: Saliency predictor used for the CNN input when the model's spec names none.
 DEFAULT_INPUT_SALIENCY = "face-prior"

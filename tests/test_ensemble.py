@@ -12,7 +12,8 @@ from fer.crops import CropStyle, box_crop, crop_face
 from fer.ensemble import Ensemble, ensemble_spec, project
 from fer.errors import InputError
 from fer.face import FaceDetector
-from fer.models import ENSEMBLES, ModelSpec, load_model, predict_probabilities, spec_path_for
+from fer.models import ENSEMBLES, ModelSpec, predict_probabilities, spec_path_for
+from fer.zoo import load_model
 
 from .conftest import ASTRONAUT, compose_faces
 from .test_cli import run_cli

@@ -13,7 +13,8 @@ from fer.crops import box_crop, pad_to_square
 from fer.errors import WeightsError
 from fer.face_expression_net import FaceExpressionNet
 from fer.gradcam import grad_cam
-from fer.models import ARCHITECTURES, cam_layer, canonical_label, load_model, preprocess, preprocess_array, softmax
+from fer.models import ARCHITECTURES, cam_layer, canonical_label, preprocess, preprocess_array, softmax
+from fer.zoo import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # Written by scripts/face_api_reference.py: @vladmandic/face-api's dist/face-api.esm.js on TF.js's 'cpu' backend.

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fer.gradcam import FeatureTap, LinearHeadCam, grad_cam
-from fer.models import ARCHITECTURES, load_model
+from fer.models import ARCHITECTURES
+from fer.zoo import load_model
 
 from .conftest import threads_disagreeing
 

@@ -11,7 +11,8 @@ import torch
 from fer.errors import WeightsError
 from fer.io import read_image
 from fer.mini_xception import MiniXception
-from fer.models import ARCHITECTURES, cam_layer, load_model, preprocess
+from fer.models import ARCHITECTURES, cam_layer, preprocess
+from fer.zoo import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # Written by scripts/keras_reference.py: an h5py + numpy forward pass of the original Keras file.

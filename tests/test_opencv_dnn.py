@@ -12,7 +12,8 @@ import fer
 from fer import opencv_dnn
 from fer.cache import cache_dir
 from fer.errors import InputError, WeightsError
-from fer.models import load_model, predict_probabilities
+from fer.models import predict_probabilities
+from fer.zoo import load_model
 
 from .conftest import threads_disagreeing
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from fer.errors import WeightsError
-from fer.models import ARCHITECTURES, ModelSpec, available_architectures, load_model, predict_probabilities
+from fer.models import ARCHITECTURES, ModelSpec, available_architectures, predict_probabilities
 from fer.research import datasets as D
 from fer.research import face_cache as C
 from fer.research.recipes import TrainConfig, head_parameters
 from fer.research.train import train
+from fer.zoo import load_model
 from tests import synthetic as S
 from tests.conftest import ASSETS
 

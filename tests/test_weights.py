@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from fer.cache import cache_dir
 from fer.errors import InputError, WeightsError
-from fer.models import ENSEMBLES, PRETRAINED, ModelSpec, load_model, spec_path_for
+from fer.models import ENSEMBLES, PRETRAINED, ModelSpec, spec_path_for
 from fer.weights import (
     DETECTORS,
     REGISTRY,
@@ -29,6 +29,7 @@ from fer.weights import (
     sha256_file,
     spec_file,
 )
+from fer.zoo import load_model
 
 from .conftest import ROOT
 

@@ -13,7 +13,7 @@ whatever saliency predictor is used (so with/without-saliency runs are a matched
 Under torchrun each process takes its share of every global batch; rank 0 alone logs and writes.
 
 Outputs in ``--out``: ``best.safetensors`` + ``best.json`` (the checkpoint with the best validation
-accuracy; load with `fer.models.load_model` or `fer.load`), ``last.safetensors`` + ``last_state.pt``
+accuracy; load with `fer.zoo.load_model` or `fer.load`), ``last.safetensors`` + ``last_state.pt``
 (for resuming), ``confusion.png`` (test split).
 """
 
@@ -178,7 +178,7 @@ def train(config: TrainConfig) -> Path:
     """Train a model as ``config`` says (under torchrun: one share of a distributed job).
 
     Returns:
-        Path of the best checkpoint's spec (``OUT/best.json``), loadable with `fer.models.load_model`.
+        Path of the best checkpoint's spec (``OUT/best.json``), loadable with `fer.zoo.load_model`.
         A finished run of the same identity in ``OUT`` is returned as it is (``resume`` set).
     Raises:
         InputError: bad configuration, unusable data, or ``OUT`` holding another run;
