@@ -137,3 +137,25 @@ def test_torchrun_runs_the_cli_as_one_job(tmp_path: Path) -> None:
     assert done.stdout.count("saved ") == 1 and "test accuracy" in done.stdout
     spec = ModelSpec.load(tmp_path / "run" / "best.json")
     assert spec.training["world_size"] == 2 and spec.evaluation["n"] == 4
+
+
+@pytest.mark.slow
+def test_two_nodes_with_c10d_rendezvous_are_one_job(tmp_path: Path) -> None:
+    """Multi-node as a cluster runs it, on one host: two torchrun launches (``--nnodes 2
+    --nproc_per_node 1``) meet through c10d rendezvous; one run is written, its spec says 2 processes."""
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=9, size=32, gazes=("frontal",))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "fer-test",
+               "-m", "fer", "train", "--dataset", "rafd", "--root", str(tmp_path / "rafd"), "--crops", "--backbone",
+               "mini_xception", "--no-pretrained", "--input-size", "32", "--epochs", "1", "--batch-size", "8",
+               "--folds", "5", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sum(out.count("saved ") for out, _ in outputs) == 1  # rank 0 alone reports
+    spec = ModelSpec.load(tmp_path / "run" / "best.json")
+    assert spec.training["world_size"] == 2 and spec.evaluation["n"] == 4
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "best.json", "best.safetensors", "confusion.png", "last.json", "last.safetensors", "last_state.pt"]

@@ -37,6 +37,7 @@ from fer.research import distributed as dist
 from fer.research.datasets import load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, score
 from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
+from fer.research.preemption import Preempted, StopRequest
 from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
 from fer.research.runs import STATE_FILE, environment, resume_state, run_id, run_identity, saliency_digest
 from fer.research.splits import part_fingerprints, split_dataset
@@ -120,23 +121,29 @@ def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.n
 
 def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator: torch.Generator,
                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
-                device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch") -> dict[str, float]:
+                device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch", *, start_step: int = 0,
+                totals: np.ndarray | None = None, stop: StopRequest | None = None) -> dict[str, float]:
     """One pass over ``order`` in global batches (this rank's rows of each in ``batches``, see
-    `epoch_steps`).
+    `epoch_steps`), from step ``start_step`` on (a run resumed mid-epoch, with the loss/right/seen
+    ``totals`` of the steps before).
 
     Returns:
         ``{"loss", "train_accuracy", "train_samples", "steps"}`` over all ranks: mean loss and
         accuracy, images trained on, optimizer steps.
+    Raises:
+        Preempted: ``stop`` saw a stop signal; raised after a whole optimizer step, with the totals so far.
     """
     from tqdm.auto import tqdm
 
     settings = dist.loader_settings(device, config.workers)
+    steps = len(batches.steps)
+    batches = Batches(batches.inputs, batches.targets, batches.steps[start_step:], batches.spec)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, **settings)
-    totals = np.zeros(3)  # loss sum, right, seen
+    totals = np.zeros(3) if totals is None else np.array(totals, np.float64)  # loss sum, right, seen
     channels_last = device.type == "cuda"
     model.train()
-    for k, (x, y) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False,
-                                    disable=not (config.progress and ctx.main))):
+    for k, (x, y) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, initial=start_step, total=steps,
+                                    disable=not (config.progress and ctx.main)), start=start_step):
         n_global = len(order[k * config.batch_size:(k + 1) * config.batch_size])
         theta = augment_params(n_global, generator)[dist.batch_share(n_global, ctx)]
         x = x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -157,9 +164,11 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
         scaler.step(optimizer)
         scaler.update()
         totals += [loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)]
+        if stop is not None and (signum := stop.check(ctx)):
+            raise Preempted(signum, k + 1, dist.all_reduce_sum(totals, ctx))
     totals = dist.all_reduce_sum(totals, ctx)
     return {"loss": totals[0] / max(totals[2], 1), "train_accuracy": totals[1] / max(totals[2], 1),
-            "train_samples": int(totals[2]), "steps": len(batches)}
+            "train_samples": int(totals[2]), "steps": steps}
 
 
 def epoch_steps(order: np.ndarray, batch_size: int, ctx: dist.Context) -> list[np.ndarray]:
@@ -188,11 +197,11 @@ def train(config: TrainConfig) -> Path:
 
     config = config.resolved()
     device = resolve_device(config.device)
-    with dist.process_group(device) as ctx:
-        return _train(config, dist.device_for(device, ctx), ctx)
+    with dist.process_group(device) as ctx, StopRequest() as stop:
+        return _train(config, dist.device_for(device, ctx), ctx, stop)
 
 
-def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path:
+def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: StopRequest) -> Path:
     from tqdm.auto import tqdm
 
     assert config.out and config.name and config.input_size and config.epochs  # resolved() filled them in
@@ -272,15 +281,19 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
     history: list[dict[str, float]] = []
     best_accuracy, best_epoch, start_epoch, order_sha = -1.0, -1, 0, ""
     best_state: dict[str, torch.Tensor] | None = None
+    saved: dict = {}
     if state == "continue":
         from safetensors.torch import load_file
 
         saved = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
         module.load_state_dict(load_file(str(out / "last.safetensors"), device="cpu"), strict=True)
-        best_state = load_file(str(out / "best.safetensors"), device=str(device))
-        optimizer.load_state_dict(saved["optimizer"])
-        history = json.loads(saved["history"])
         best_accuracy, best_epoch = float(saved["best_accuracy"]), int(saved["best_epoch"])
+        if best_epoch > 0:  # none yet when the first epoch was preempted
+            best_state = load_file(str(out / "best.safetensors"), device=str(device))
+        optimizer.load_state_dict(saved["optimizer"])
+        if "scaler" in saved:
+            scaler.load_state_dict(saved["scaler"])
+        history = json.loads(saved["history"])
         start_epoch, order_sha = int(saved["epoch"]) + 1, str(saved["order_sha256"])
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -295,10 +308,31 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(config, epoch)
         order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
-        order_sha = hashlib.sha256(order_sha.encode() + order.tobytes()).hexdigest()
+        previous_sha, order_sha = order_sha, hashlib.sha256(order_sha.encode() + order.tobytes()).hexdigest()
         batches = Batches(inputs, targets, epoch_steps(order, config.batch_size, ctx), spec)
-        record = {"epoch": epoch + 1, **train_epoch(model, batches, order, generator, optimizer, scaler, config,
-                                                     device, amp, ctx, desc=f"epoch {epoch + 1}")}
+        start_step = int(saved.get("step", 0)) if epoch == start_epoch else 0
+        if start_step:  # resumed mid-epoch: the random streams as they were after that step
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            if device.type == "cuda" and "cuda_rng" in saved:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        try:
+            record = {"epoch": epoch + 1, **train_epoch(
+                model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
+                desc=f"epoch {epoch + 1}", start_step=start_step,
+                totals=np.array(saved["totals"]) if start_step and ctx.main else None, stop=stop)}
+        except Preempted as stopped:
+            if ctx.main:
+                save_checkpoint(module, spec, out, "last")
+                torch.save({"identity": json.dumps(identity), "epoch": epoch - 1, "step": stopped.step,
+                            "totals": stopped.totals.tolist(), "generator": generator.get_state(),
+                            "torch_rng": torch.get_rng_state(),
+                            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+                            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                            "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history),
+                            "order_sha256": previous_sha}, out / STATE_FILE)
+            dist.barrier(ctx)
+            raise
         if len(val_rows):
             result, val_loss = _evaluate(module, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
             record.update(val_accuracy=result.accuracy, val_loss=val_loss)
@@ -314,8 +348,8 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context) -> Path
                 save_checkpoint(module, spec, out, "best")
             save_checkpoint(module, spec, out, "last")
             torch.save({"identity": json.dumps(identity), "epoch": epoch, "optimizer": optimizer.state_dict(),
-                        "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history),
-                        "order_sha256": order_sha}, out / STATE_FILE)
+                        "scaler": scaler.state_dict(), "best_accuracy": best_accuracy, "best_epoch": best_epoch,
+                        "history": json.dumps(history), "order_sha256": order_sha}, out / STATE_FILE)
         epochs.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
 
     assert best_state is not None  # the first epoch always improves on -1

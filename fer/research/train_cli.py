@@ -244,15 +244,25 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("train needs --dataset and --root (or --config / --from-spec naming them)")
     config = config_from_args(args)
+    from fer.research.preemption import Preempted
+
     with dist.process_group(resolve_device(config.device)) as ctx:
-        if args.all_folds:
-            from fer.research.folds import format_summary, train_all_folds
+        try:
+            if args.all_folds:
+                from fer.research.folds import format_summary, train_all_folds
 
-            text = format_summary(train_all_folds(config))
-        else:
-            from fer.research.train import train
+                text = format_summary(train_all_folds(config))
+            else:
+                from fer.research.train import train
 
-            text = summary(train(config))
+                text = summary(train(config))
+        except Preempted as stopped:
+            if ctx.main:
+                import sys
+
+                print(f"{stopped}: checkpoint saved at that step; the same command with --resume continues "
+                      "it exactly", file=sys.stderr)
+            return 128 + stopped.signum
     if ctx.main:
         print(text)
     return 0
