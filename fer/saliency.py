@@ -159,13 +159,10 @@ class FacePrior:
 
 class SpectralResidual:
     """Spectral residual saliency (Hou & Zhang, "Saliency Detection: A Spectral Residual Approach",
-    CVPR 2007): the log amplitude spectrum minus its local (3×3) average, recombined with the
-    original phase; the squared inverse transform, smoothed, is the saliency map. Computed on the
-    grey crop shrunk to ``work_width`` pixels wide, as the paper does; FFTs run batched.
-
-    Args:
-        work_width: width of the grey image the spectrum is taken of (64 in the paper).
-        sigma: Gaussian smoothing of the map, in pixels of that working image.
+    CVPR 2007) as OpenCV's contrib ``saliency`` module computes it
+    (``StaticSaliencySpectralResidual``: the grey crop shrunk to 64×64 as in the paper, the log
+    amplitude spectrum minus its 3×3 average recombined with the phase, the squared inverse
+    transform smoothed and brought back to the crop's size), each map divided by its maximum.
     """
 
     name = "spectral-residual"
@@ -174,34 +171,16 @@ class SpectralResidual:
         "where people look at faces, not ML-Net"
     )
 
-    def __init__(self, work_width: int = 64, sigma: float = 2.5) -> None:
-        if work_width < 8 or sigma <= 0:
-            raise InputError(f"spectral-residual needs work_width >= 8 and sigma > 0, got {work_width}, {sigma}")
-        self.work_width = work_width
-        self.sigma = sigma
-
     def __call__(self, crops: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
         """``crops (N, H, W, 3) uint8`` (keypoints ignored) → ``(N, H, W)`` float32 in [0, 1]."""
         crops = _check_crops(crops)
-        n, h, w = crops.shape[:3]
-        ww = self.work_width
-        wh = max(8, round(h * ww / w))
-        grey = np.stack(
-            [cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), (ww, wh), interpolation=cv2.INTER_AREA) for c in crops]
-        ).astype(np.float64) / 255.0
-        spectrum = np.fft.fft2(grey)
-        # 1e-12 keeps log finite where an amplitude is exactly zero (flat images).
-        log_amp = np.log(np.abs(spectrum) + 1e-12)
-        # The spectrum is periodic, so its 3×3 average wraps around the borders.
-        local = sum(np.roll(log_amp, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
-        # exp(residual + i·phase) = exp(log|F| - local) · F/|F| = F · exp(-local): the same spectrum
-        # without computing the phase angle.
-        sal = np.abs(np.fft.ifft2(spectrum * np.exp(-local))) ** 2
-        out = np.empty((n, h, w), np.float32)
-        for i in range(n):
-            smooth = cv2.GaussianBlur(sal[i].astype(np.float32), (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
-            out[i] = cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR)
-        return _max_normalise(out)
+        # One OpenCV object per call: they hold buffers, so sharing one between threads is unsafe.
+        algorithm = cv2.saliency.StaticSaliencySpectralResidual_create()
+        out = np.empty(crops.shape[:3], np.float32)
+        for i, crop in enumerate(crops):
+            ok, found = algorithm.computeSaliency(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            out[i] = found if ok else 0.0
+        return _max_normalise(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0))
 
 
 # --------------------------------------------------------------------------- ML-Net

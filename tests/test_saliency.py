@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -108,38 +107,24 @@ def test_spectral_residual_finds_a_blob_and_differs_from_face_prior():
     assert cc(sr, fp) < 0.5
 
 
-def test_spectral_residual_agrees_with_opencv_contrib():
-    """Cross-check against OpenCV's own spectral residual on the real face crop."""
-    if not hasattr(cv2, "saliency"):
-        pytest.skip("opencv-contrib's saliency module is not installed")
+def test_spectral_residual_is_opencv_contribs():
+    """The predictor is OpenCV's own spectral residual (opencv-contrib is pinned), max-normalised,
+    on real face crops of two sizes and in a batch."""
     from fer.io import read_image
 
-    crop = cv2.resize(read_image(ASSETS / "astronaut.png")[80:300, 160:380], (224, 224))
-    ours = load_saliency("spectral-residual")(crop[None], None)[0]
-    ok, ref = cv2.saliency.StaticSaliencySpectralResidual_create().computeSaliency(crop[..., ::-1].copy())
-    assert ok and cc(ours, cv2.resize(ref, (224, 224))) > 0.8
+    face = read_image(ASSETS / "astronaut.png")[80:300, 160:380]
+    crops = np.stack([cv2.resize(face, (224, 224)), cv2.resize(face[:, ::-1], (224, 224))])
+    ours = load_saliency("spectral-residual")(crops, None)
+    small = load_saliency("spectral-residual")(crops[:1, ::2, ::2].copy(), None)[0]
+    for crop, got in [(crops[0], ours[0]), (crops[1], ours[1]), (crops[0, ::2, ::2], small)]:
+        ok, ref = cv2.saliency.StaticSaliencySpectralResidual_create().computeSaliency(crop[..., ::-1].copy())
+        assert ok and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref / ref.max(), rtol=0, atol=1e-6)
 
 
 def test_uniform_crop_gives_no_preference():
     maps = load_saliency("spectral-residual")(np.full((1, 64, 64, 3), 128, np.uint8), None)
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
-
-
-@pytest.mark.parametrize("name,budget_ms", [("face-prior", 1.0), ("spectral-residual", 2.0)])
-def test_speed_per_224_face(name, budget_ms):
-    """Budgets from the design (1 ms, 2 ms per face on CPU), with 3× slack for shared test machines."""
-    predictor = load_saliency(name)
-    crops = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
-    kp = np.repeat(FRONTAL[None], 16, axis=0)
-    predictor(crops, kp)
-    best = min(_timed(predictor, crops, kp) for _ in range(3)) / 16
-    assert best * 1000 < 3 * budget_ms
-
-
-def _timed(predictor, crops, kp) -> float:
-    start = time.perf_counter()
-    predictor(crops, kp)
-    return time.perf_counter() - start
 
 
 def test_apply_saliency_by_hand():
