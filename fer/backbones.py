@@ -117,15 +117,17 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _grey_conv(conv: Any) -> nn.Conv2d:
-    """A 1-input-channel copy of the ``nn.Conv2d`` ``conv`` whose weights are the sum over its input channels."""
+    """A 1-input-channel copy of the ``nn.Conv2d`` ``conv`` whose weights are the sum over its input
+    channels (timm's ``adapt_input_conv``, what its ``in_chans=1`` does to pretrained weights)."""
     import torch
+    from timm.models import adapt_input_conv
 
     grey = type(conv)(
         1, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
         dilation=conv.dilation, groups=1, bias=conv.bias is not None,
     )
     with torch.no_grad():
-        grey.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        grey.weight.copy_(adapt_input_conv(1, conv.weight))
         if conv.bias is not None:
             grey.bias.copy_(conv.bias)
     return grey
@@ -229,6 +231,9 @@ def _build_efficientnet_lite0(num_classes: int, in_channels: int, pretrained: bo
         except Exception as exc:
             raise WeightsError(f"cannot read EfficientNet-Lite0 weights {path}: {exc}") from None
         model.load_state_dict({_lite0_timm_key(k): v for k, v in raw.items()}, strict=True)
+    # timm's own head swap. Not create_model(num_classes=…, in_chans=…): the fresh head's random
+    # start would then depend on the stem's size, and a grey and an RGB run of one seed would start
+    # from different heads (tests/test_train.py checks they compute the same).
     if not (pretrained and num_classes == 1000):
         model.reset_classifier(num_classes)
     if in_channels == 1:

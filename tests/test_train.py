@@ -386,3 +386,17 @@ def test_config_file_and_from_spec_are_the_same_run_as_the_flags(tmp_path: Path,
     (tmp_path / "bad.toml").write_text("batch_sise = 8\n")
     assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2
     assert "unknown key 'batch_sise'" in capsys.readouterr().err
+
+
+def test_the_grey_stem_is_timms_adapt_input_conv() -> None:
+    """The one-channel first conv of every ImageNet family is timm's adaptation of the RGB one."""
+    from timm.models import adapt_input_conv
+
+    from fer.backbones import _grey_conv
+
+    conv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=True)
+    grey = _grey_conv(conv)
+    assert (grey.in_channels, grey.stride, grey.padding) == (1, (2, 2), (1, 1))
+    torch.testing.assert_close(grey.weight, conv.weight.sum(dim=1, keepdim=True), rtol=0, atol=0)
+    torch.testing.assert_close(grey.weight, adapt_input_conv(1, conv.weight), rtol=0, atol=0)
+    torch.testing.assert_close(grey.bias, conv.bias, rtol=0, atol=0)
