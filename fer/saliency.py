@@ -175,7 +175,7 @@ class SpectralResidual:
         """``crops (N, H, W, 3) uint8`` (keypoints ignored) → ``(N, H, W)`` float32 in [0, 1]."""
         crops = _check_crops(crops)
         # One OpenCV object per call: they hold buffers, so sharing one between threads is unsafe.
-        algorithm = cv2.saliency.StaticSaliencySpectralResidual_create()
+        algorithm = cv2.saliency.StaticSaliencySpectralResidual_create()  # type: ignore[attr-defined]
         out = np.empty(crops.shape[:3], np.float32)
         for i, crop in enumerate(crops):
             ok, found = algorithm.computeSaliency(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))

@@ -21,7 +21,7 @@ import pytest
 from .conftest import ASTRONAUT, ROOT
 
 #: What the build reads, copied so that build/ and *.egg-info never land in the working tree.
-_SOURCES = ("fer", "weights", "pyproject.toml", "requirements.txt", "README.md", "LICENSE")
+_SOURCES = ("fer", "weights", "assets", "pyproject.toml", "requirements.txt", "README.md", "LICENSE")
 
 
 def _env() -> dict[str, str]:
@@ -74,6 +74,8 @@ def test_the_wheel_carries_every_package_the_weights_and_the_app_files(wheel):
     assert {f"fer/weights_data/{n}" for n in shipped} <= names
     static = {p.name for p in (ROOT / "fer" / "app" / "static").iterdir() if p.is_file()}
     assert static and {f"fer/app/static/{n}" for n in static} <= names
+    assets = {p.name for p in (ROOT / "assets").iterdir() if p.is_file()}
+    assert "astronaut-clip.mp4" in assets and {f"fer/assets_data/{n}" for n in assets} <= names
 
 
 def test_fer_predict_from_another_folder(venv, tmp_path):
@@ -97,3 +99,18 @@ def test_fer_load_from_another_folder_uses_the_installed_package(venv, tmp_path)
     module, weights, label = result.stdout.strip().splitlines()[-3:]
     assert Path(module).is_relative_to(venv) and Path(weights) == Path(module).parent / "weights_data"
     assert label == "happy"
+
+
+def test_the_examples_and_the_bench_frames_come_from_the_installed_package(venv, tmp_path):
+    """No checkout needed: the app's example files and `fer bench`'s frames are package data."""
+    code = ("import fer.assets, fer.app.image as image, fer.app.video as video\n"
+            "from fer.bench.frames import FRAMES, compose_frame\n"
+            "print(fer.assets.ASSETS_DIR)\n"
+            "print(all(p.is_file() for p in [*image.EXAMPLES.values(), video.EXAMPLE]))\n"
+            "print([compose_frame(name).shape for name in FRAMES])\n")
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=180, env=_env())
+    assert result.returncode == 0, result.stderr
+    folder, every, shapes = result.stdout.strip().splitlines()[-3:]
+    assert Path(folder).is_relative_to(venv) and Path(folder).name == "assets_data"
+    assert every == "True" and shapes == "[(480, 640, 3), (480, 640, 3)]"

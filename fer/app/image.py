@@ -16,12 +16,12 @@ from fer.app.media import fit_image, inline_outputs
 from fer.app.sessions import MEMORY, Kept
 from fer.app.settings import PIPELINES, Settings
 from fer.app.uploads import read_upload
+from fer.assets import ASSETS_DIR
 from fer.errors import FerError, InputError
 from fer.io import read_image
 from fer.limits import MAX_UPLOAD_BYTES
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-ASSETS = ROOT / "assets"
+ASSETS = ASSETS_DIR
 #: The examples offered: button text → shipped file (read by key, never by a client's path).
 EXAMPLES: dict[str, Path] = {
     "astronaut (one face)": ASSETS / "astronaut.png",

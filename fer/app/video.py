@@ -19,12 +19,12 @@ from fer.app.media import inline_file, inline_outputs
 from fer.app.sessions import MEMORY, Kept
 from fer.app.settings import PIPELINES, Settings
 from fer.app.uploads import read_upload
+from fer.assets import ASSETS_DIR
 from fer.errors import FerError, InputError
 from fer.limits import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS, SESSION_TTL_S
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 #: The example clip (made from the shipped pictures by ``scripts/make_assets.py``).
-EXAMPLE = ROOT / "assets" / "astronaut-clip.mp4"
+EXAMPLE = ASSETS_DIR / "astronaut-clip.mp4"
 #: Sampling rates offered (frames per second of video); no other is accepted.
 SAMPLE_FPS = (1.0, 2.0, 5.0, 10.0)
 KIND = "video"

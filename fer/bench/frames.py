@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.assets import ASSETS_DIR
 from fer.errors import InputError
 
-#: The repository the benchmark runs in (its frames are made from ``assets/``).
+#: The folder holding the `fer` package (a checkout, or site-packages): the cold-start subprocess imports it from there.
 ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "assets"
+ASSETS = ASSETS_DIR  # package data in a wheel, assets/ in a checkout
 
 #: Frame size (height, width): a VGA webcam frame.
 FRAME_SHAPE = (480, 640)
@@ -69,8 +70,8 @@ def compose_frame(name: str) -> np.ndarray:
     if name not in FRAMES:
         raise InputError(f"unknown benchmark frame {name!r}; choose one of {', '.join(FRAMES)}")
     if not ASSETS.is_dir():
-        raise InputError(f"the benchmark composes its frames from the repository's assets/ ({ASSETS} is missing): "
-                         "run it from a checkout")
+        raise InputError(f"the benchmark composes its frames from the shipped assets ({ASSETS} is missing): "
+                         "reinstall the package or run it from a checkout")
     patch = _face_patch()
     frame = _background()
     for side, (x, y) in FRAMES[name][0]:
