@@ -243,6 +243,20 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert ModelSpec.load(finished).training["history"] == a.training["history"]
     assert _sha(finished.with_suffix(".safetensors")) == _sha(straight.with_suffix(".safetensors"))
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # handlers are put back
+    # The per-step log: every step once, in order, the same as the uninterrupted run's; the crash
+    # above (an epoch cut short without a step checkpoint) left no duplicate rows either.
+    import csv
+
+    def steps(run: str) -> list[dict[str, str]]:
+        with (tmp_path / run / "steps.csv").open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    rows = steps("straight")
+    assert [(r["epoch"], r["step"], r["global_step"], r["images"]) for r in rows] == [
+        ("1", "1", "1", "8"), ("1", "2", "2", "4"), ("2", "1", "3", "8"), ("2", "2", "4", "4"),
+        ("3", "1", "5", "8"), ("3", "2", "6", "4")]
+    assert steps("preempted") == rows == steps("resumed")
+    assert ModelSpec.load(straight).training["step_log"]["csv"] == "steps.csv"
 
 
 def test_saliency_input_is_recorded_and_applied(tmp_path: Path) -> None:

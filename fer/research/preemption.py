@@ -54,9 +54,11 @@ class StopRequest:
             signal.signal(sig, previous)
         self._previous.clear()
 
-    def check(self, ctx: dist.Context) -> int:
-        """The signal number any rank received (0: none); the same on every rank."""
-        flags = dist.all_reduce_sum(np.array([float(self.signum)]), ctx)
-        if flags[0] and not self.signum:  # another rank was signalled: stop with it
+    def check(self, ctx: dist.Context, values: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """The signal number any rank received (0: none), the same on every rank, and ``values``
+        summed over ranks in the same all-reduce (a step's loss and counts, for the step log)."""
+        extra = np.zeros(0) if values is None else np.asarray(values, np.float64)
+        summed = dist.all_reduce_sum(np.concatenate([[float(self.signum)], extra]), ctx)
+        if summed[0] and not self.signum:  # another rank was signalled: stop with it
             self.signum = int(signal.SIGTERM)
-        return int(self.signum) if flags[0] else 0
+        return (int(self.signum) if summed[0] else 0), summed[1:]

@@ -41,6 +41,7 @@ from fer.research.preemption import Preempted, StopRequest
 from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
 from fer.research.runs import STATE_FILE, environment, resume_state, run_id, run_identity, saliency_digest
 from fer.research.splits import part_fingerprints, split_dataset
+from fer.research.step_log import StepLog
 
 #: Largest random zoom of the training augmentation ("small crops"): up to 15 % of the side cut away.
 MAX_ZOOM = 0.15
@@ -122,10 +123,12 @@ def _evaluate(module: nn.Module, spec: ModelSpec, inputs: np.ndarray, rows: np.n
 def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator: torch.Generator,
                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
                 device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch", *, start_step: int = 0,
-                totals: np.ndarray | None = None, stop: StopRequest | None = None) -> dict[str, float]:
+                totals: np.ndarray | None = None, stop: StopRequest | None = None,
+                log: StepLog | None = None, epoch: int = 0, global_step: int = 0) -> dict[str, float]:
     """One pass over ``order`` in global batches (this rank's rows of each in ``batches``, see
     `epoch_steps`), from step ``start_step`` on (a run resumed mid-epoch, with the loss/right/seen
-    ``totals`` of the steps before).
+    ``totals`` of the steps before). Each step is written to ``log`` (epoch ``epoch`` + 1, steps
+    counted on from ``global_step``).
 
     Returns:
         ``{"loss", "train_accuracy", "train_samples", "steps"}`` over all ranks: mean loss and
@@ -163,8 +166,13 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals += [loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)]
-        if stop is not None and (signum := stop.check(ctx)):
+        step = np.array([loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)])
+        totals += step
+        signum, step = (stop or StopRequest()).check(ctx, step)  # one all-reduce: stop flag and step metrics
+        if log is not None:
+            log.write(epoch + 1, k + 1, global_step + k + 1, int(step[2]), step[0] / step[2], step[1] / step[2],
+                      optimizer.param_groups[-1]["lr"])
+        if signum:
             raise Preempted(signum, k + 1, dist.all_reduce_sum(totals, ctx))
     totals = dist.all_reduce_sum(totals, ctx)
     return {"loss": totals[0] / max(totals[2], 1), "train_accuracy": totals[1] / max(totals[2], 1),
@@ -301,6 +309,8 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
     train_rows, val_rows = parts["train"], parts["val"]
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.name, unit="epoch", initial=start_epoch,
                   total=config.epochs, disable=not (config.progress and ctx.main))
+    log = StepLog(out if ctx.main else None, (start_epoch + 1, int(saved.get("step", 0))) if saved else None)
+    global_step = sum(int(h.get("steps", 0)) for h in history) + int(saved.get("step", 0))
     for epoch in epochs:
         # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it exactly.
         torch.manual_seed(config.seed * 1000 + epoch)
@@ -320,7 +330,9 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
             record = {"epoch": epoch + 1, **train_epoch(
                 model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
                 desc=f"epoch {epoch + 1}", start_step=start_step,
-                totals=np.array(saved["totals"]) if start_step and ctx.main else None, stop=stop)}
+                totals=np.array(saved["totals"]) if start_step and ctx.main else None, stop=stop, log=log,
+                epoch=epoch, global_step=global_step - start_step)}
+            global_step += record["steps"] - start_step
         except Preempted as stopped:
             if ctx.main:
                 save_checkpoint(module, spec, out, "last")
@@ -332,6 +344,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
                             "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history),
                             "order_sha256": previous_sha}, out / STATE_FILE)
             dist.barrier(ctx)
+            log.close()
             raise
         if len(val_rows):
             result, val_loss = _evaluate(module, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
@@ -352,6 +365,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
                         "history": json.dumps(history), "order_sha256": order_sha}, out / STATE_FILE)
         epochs.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
 
+    log.close()
     assert best_state is not None  # the first epoch always improves on -1
     module.load_state_dict(best_state)
     evaluation = None
@@ -385,6 +399,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
         "device": str(device),
         "torch": torch.__version__,
         "environment": environment(),
+        "step_log": log.describe(),
         "seconds": round(time.perf_counter() - started, 1),
     }
     if ctx.main:
