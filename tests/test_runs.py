@@ -33,7 +33,8 @@ CHANGES = {"subject_pattern": r"^(.*)$", "angles": (90, 45), "gazes": ("frontal"
            "usages": ("Training",), "margin": 0.3, "augment": False, "weight_decay": 0.01, "seed": 1, "folds": 4,
            "fold": 1, "classes": ("happy", "sad"), "saliency": "face-prior", "saliency_floor": 0.2,
            "batch_size": 16, "lr": 1e-2, "epochs": 2, "input_size": 48, "optimizer": "sgd", "pretrained": True,
-           "backbone": "resnet18", "assume_cropped": False, "amp": "off", "name": "other"}
+           "backbone": "resnet18", "assume_cropped": False, "amp": "off", "name": "other", "warmup_epochs": 1,
+           "label_smoothing": 0.1, "grad_clip": 1.0, "ema_decay": 0.9, "compile": True}
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))

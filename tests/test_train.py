@@ -414,3 +414,30 @@ def test_the_grey_stem_is_timms_adapt_input_conv() -> None:
     torch.testing.assert_close(grey.weight, conv.weight.sum(dim=1, keepdim=True), rtol=0, atol=0)
     torch.testing.assert_close(grey.weight, adapt_input_conv(1, conv.weight), rtol=0, atol=0)
     torch.testing.assert_close(grey.bias, conv.bias, rtol=0, atol=0)
+
+
+def test_warmup_label_smoothing_clipping_and_weight_average(tmp_path: Path) -> None:
+    """Each option changes the run and does what it says: warmup ramps the step's learning rate,
+    the saved "best" weights are the moving average of the weights."""
+    import csv
+
+    from fer.research.recipes import warmup_factor
+
+    config = TrainConfig(dataset="rafd", root=".", epochs=4, warmup_epochs=2).resolved()
+    assert [warmup_factor(config, e, s, 2) for e in (0, 1, 2) for s in (0, 1)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=13, size=32, gazes=("frontal",))
+    base = dict(dataset="rafd", root=str(tmp_path / "rafd"), epochs=2, folds=5, **SMALL)
+    options = dict(warmup_epochs=1, label_smoothing=0.1, grad_clip=0.5, ema_decay=0.5)
+    plain = ModelSpec.load(train(TrainConfig(out=str(tmp_path / "plain"), **base)))
+    run = train(TrainConfig(out=str(tmp_path / "all"), **base, **options))
+    spec = ModelSpec.load(run)
+    assert spec.training["run_id"] != plain.training["run_id"]
+    assert {k: spec.training["identity"][k] for k in options} == options
+    with (tmp_path / "all" / "steps.csv").open(newline="") as fh:
+        lrs = [float(r["lr"]) for r in csv.DictReader(fh)]
+    assert lrs[:2] == pytest.approx([3e-3 / 2, 3e-3])  # 2 steps an epoch: half, then the full rate
+    # "best" is the moving average, not the last weights (which "last" keeps for resuming).
+    from safetensors.torch import load_file
+
+    best, last = load_file(str(tmp_path / "all" / "best.safetensors")), load_file(str(tmp_path / "all" / "last.safetensors"))
+    assert any(not torch.equal(best[k], last[k]) for k in best if best[k].is_floating_point())

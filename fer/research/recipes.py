@@ -43,7 +43,11 @@ class TrainConfig:
     those labels only (the paper's cross-dataset setting: the classes two datasets share).
     ``batch_size`` is the global batch: with N processes each takes 1/N of it. ``amp``: mixed
     precision on CUDA (`fer.research.distributed.AMP_MODES`); ``workers``: DataLoader processes
-    (default: 4 on CUDA, none on the CPU).
+    (default: 4 on CUDA, none on the CPU). ``warmup_epochs``: the learning rate rises linearly, step
+    by step, over the first that many epochs; ``label_smoothing``: cross-entropy's (0: none);
+    ``grad_clip``: largest global gradient norm (None: no clipping); ``ema_decay``: validate, test
+    and save an exponential moving average of the weights with this decay (None: the weights
+    themselves); ``compile``: run the network through ``torch.compile``.
     """
 
     dataset: str
@@ -72,6 +76,11 @@ class TrainConfig:
     subject_pattern: str | None = None
     usages: tuple[str, ...] | None = None
     classes: tuple[str, ...] | None = None
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+    compile: bool = False
     amp: str = "auto"
     workers: int | None = None
     device: str = "auto"
@@ -117,6 +126,14 @@ class TrainConfig:
             raise InputError(f"learning rate must be positive, got {config.lr}")
         if config.amp not in AMP_MODES:
             raise InputError(f"amp must be one of {', '.join(AMP_MODES)}, not {config.amp!r}")
+        if not 0 <= config.warmup_epochs <= (config.epochs or 0):
+            raise InputError(f"warmup_epochs must be in 0..{config.epochs} (the epochs), got {config.warmup_epochs}")
+        if not 0.0 <= config.label_smoothing < 1.0:
+            raise InputError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        if config.grad_clip is not None and config.grad_clip <= 0:
+            raise InputError(f"grad_clip must be positive, got {config.grad_clip}")
+        if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
+            raise InputError(f"ema_decay must be in (0, 1), got {config.ema_decay}")
         if config.workers is not None and config.workers < 0:
             raise InputError(f"workers must be 0 or more, got {config.workers}")
         if config.saliency != "none":
@@ -151,6 +168,34 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
     if config.optimizer == "sgd":
         return 0.1 ** sum(epoch >= max(1, int(epochs * f)) for f in (0.5, 0.75))
     return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def warmup_factor(config: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """Linear warmup multiplier for optimizer step ``step`` (0-based) of ``steps`` in ``epoch``
+    (0-based): from 1/(warmup steps) up to 1 at the end of ``warmup_epochs``; 1 after, or without warmup."""
+    total = config.warmup_epochs * steps
+    done = epoch * steps + step + 1
+    return 1.0 if total <= 0 or done >= total else done / total
+
+
+class WeightAverage:
+    """Exponential moving average of a network's weights (``ema = decay * ema + (1 - decay) * w``
+    after every step); integer buffers (BatchNorm's step count) are copied as they are."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model, self.decay = model, decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self) -> None:
+        """Fold the current weights of the network into the average."""
+        import torch
+
+        with torch.no_grad():
+            for name, value in self.model.state_dict().items():
+                if value.is_floating_point():
+                    self.state[name].mul_(self.decay).add_(value.detach(), alpha=1.0 - self.decay)
+                else:
+                    self.state[name].copy_(value)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, num_classes: int) -> torch.optim.Optimizer:

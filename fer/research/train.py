@@ -19,6 +19,7 @@ accuracy; load with `fer.zoo.load_model` or `fer.load`), ``last.safetensors`` + 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -38,7 +39,7 @@ from fer.research.datasets import load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, score
 from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
 from fer.research.preemption import Preempted, StopRequest
-from fer.research.recipes import TrainConfig, lr_factor, make_optimizer
+from fer.research.recipes import TrainConfig, WeightAverage, lr_factor, make_optimizer, warmup_factor
 from fer.research.runs import STATE_FILE, environment, resume_state, run_id, run_identity, saliency_digest
 from fer.research.splits import part_fingerprints, split_dataset
 from fer.research.step_log import StepLog
@@ -124,11 +125,12 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig,
                 device: torch.device, amp: str, ctx: dist.Context, desc: str = "epoch", *, start_step: int = 0,
                 totals: np.ndarray | None = None, stop: StopRequest | None = None,
-                log: StepLog | None = None, epoch: int = 0, global_step: int = 0) -> dict[str, float]:
+                log: StepLog | None = None, epoch: int = 0, global_step: int = 0,
+                ema: WeightAverage | None = None) -> dict[str, float]:
     """One pass over ``order`` in global batches (this rank's rows of each in ``batches``, see
     `epoch_steps`), from step ``start_step`` on (a run resumed mid-epoch, with the loss/right/seen
     ``totals`` of the steps before). Each step is written to ``log`` (epoch ``epoch`` + 1, steps
-    counted on from ``global_step``).
+    counted on from ``global_step``); ``ema`` is updated after every step.
 
     Returns:
         ``{"loss", "train_accuracy", "train_samples", "steps"}`` over all ranks: mean loss and
@@ -151,6 +153,9 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
         theta = augment_params(n_global, generator)[dist.batch_share(n_global, ctx)]
         x = x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         y = y.to(device, non_blocking=True)
+        if config.warmup_epochs:
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * lr_factor(config, epoch) * warmup_factor(config, epoch, k, steps)
         idle = len(y) == 0  # no share of this short batch: zero gradients, for the all-reduce
         if config.augment and not idle:
             x = augment(x, theta)
@@ -161,11 +166,17 @@ def train_epoch(model: nn.Module, batches: Batches, order: np.ndarray, generator
         model.train()
         # Summed over this rank's rows and scaled so that DDP's gradient average is the global
         # batch mean, whatever the share of each rank.
-        loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / n_global)
+        loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=config.label_smoothing) * (
+            ctx.world_size / n_global)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if config.grad_clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update()
         step = np.array([loss.item() * n_global / ctx.world_size, int((logits.argmax(1) == y).sum()), len(y)])
         totals += step
         signum, step = (stop or StopRequest()).check(ctx, step)  # one all-reduce: stop flag and step metrics
@@ -284,7 +295,12 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
         module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
     optimizer = make_optimizer(module, config, len(labels))
     model = dist.wrap(module, device, ctx)
+    if config.compile:
+        model = torch.compile(model)  # type: ignore[assignment]  # after DDP, as PyTorch's docs advise
     scaler = dist.grad_scaler(device, amp)
+    ema = WeightAverage(module, config.ema_decay) if config.ema_decay else None
+    # What validation scores and "best" holds: the weights, or their moving average.
+    scored = copy.deepcopy(module) if ema is not None else module
 
     history: list[dict[str, float]] = []
     best_accuracy, best_epoch, start_epoch, order_sha = -1.0, -1, 0, ""
@@ -301,6 +317,8 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
         optimizer.load_state_dict(saved["optimizer"])
         if "scaler" in saved:
             scaler.load_state_dict(saved["scaler"])
+        if ema is not None:
+            ema.state = {k: v.to(device) for k, v in saved["ema"].items()}
         history = json.loads(saved["history"])
         start_epoch, order_sha = int(saved["epoch"]) + 1, str(saved["order_sha256"])
     if ctx.main:
@@ -331,7 +349,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
                 model, batches, order, generator, optimizer, scaler, config, device, amp, ctx,
                 desc=f"epoch {epoch + 1}", start_step=start_step,
                 totals=np.array(saved["totals"]) if start_step and ctx.main else None, stop=stop, log=log,
-                epoch=epoch, global_step=global_step - start_step)}
+                epoch=epoch, global_step=global_step - start_step, ema=ema)}
             global_step += record["steps"] - start_step
         except Preempted as stopped:
             if ctx.main:
@@ -341,13 +359,16 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
                             "torch_rng": torch.get_rng_state(),
                             **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                            **({"ema": ema.state} if ema is not None else {}),
                             "best_accuracy": best_accuracy, "best_epoch": best_epoch, "history": json.dumps(history),
                             "order_sha256": previous_sha}, out / STATE_FILE)
             dist.barrier(ctx)
             log.close()
             raise
+        if ema is not None:
+            scored.load_state_dict(ema.state)
         if len(val_rows):
-            result, val_loss = _evaluate(module, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
+            result, val_loss = _evaluate(scored, spec, inputs, val_rows, crop_labels, config.batch_size, ctx)
             record.update(val_accuracy=result.accuracy, val_loss=val_loss)
             improved = result.accuracy > best_accuracy
         else:  # no validation data (e.g. a FER2013 CSV without PublicTest): keep the last epoch
@@ -355,13 +376,13 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
         history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()})
         if improved:
             best_accuracy, best_epoch = record.get("val_accuracy", -1.0), epoch + 1
-            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         if ctx.main:
             if improved:
-                save_checkpoint(module, spec, out, "best")
+                save_checkpoint(scored, spec, out, "best")
             save_checkpoint(module, spec, out, "last")
             torch.save({"identity": json.dumps(identity), "epoch": epoch, "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(), "best_accuracy": best_accuracy, "best_epoch": best_epoch,
+                        "scaler": scaler.state_dict(), **({"ema": ema.state} if ema is not None else {}), "best_accuracy": best_accuracy, "best_epoch": best_epoch,
                         "history": json.dumps(history), "order_sha256": order_sha}, out / STATE_FILE)
         epochs.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
 

@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-folds", action="store_true",
                         help="train every fold in turn (OUT/fold-K) and report mean ± std over folds")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--warmup-epochs", type=int, default=0,
+                        help="raise the learning rate linearly, step by step, over the first N epochs (default: none)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (default: 0)")
+    parser.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (default: none)")
+    parser.add_argument("--ema", type=float, dest="ema_decay", metavar="DECAY",
+                        help="validate, test and save a moving average of the weights, e.g. 0.999 (default: none)")
+    parser.add_argument("--compile", action="store_true", help="run the network through torch.compile")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda (default: %(default)s)")
     parser.add_argument("--amp", choices=list(dist.AMP_MODES), default="auto",
                         help="mixed precision on CUDA: auto is bf16 where supported, else fp16; always off on the "
@@ -97,7 +104,7 @@ def _track_explicit(parser: argparse.ArgumentParser) -> None:
 #: Spec ``training`` fields that are not options to repeat when re-running it (where this
 #: machine keeps things, how it shows progress), and fields whose option has another name.
 _NOT_REPEATED = frozenset({"out", "resume", "progress", "cache_dir", "workers", "device"})
-_OPTION_OF = {"assume_cropped": "crops", "usages": "usage"}
+_OPTION_OF = {"assume_cropped": "crops", "usages": "usage", "ema_decay": "ema"}
 
 
 def spec_options(spec_path: Path) -> dict[str, Any]:
@@ -205,7 +212,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         cache_dir=str(args.cache_dir) if args.cache_dir else None, angles=tuple_or_none(options["angles"]),
         gazes=tuple_or_none(options["gazes"]), cfee_subset=args.cfee_subset, subject_pattern=args.subject_pattern,
         usages=tuple_or_none(options["usages"]), classes=tuple_or_none(list_option(args.classes, "classes")),
-        amp=args.amp, workers=args.workers, device=args.device, out=str(args.out) if args.out else None,
+        warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, grad_clip=args.grad_clip,
+        ema_decay=args.ema_decay, compile=args.compile, amp=args.amp, workers=args.workers, device=args.device, out=str(args.out) if args.out else None,
         name=args.name, resume=args.resume, progress=not args.quiet,
     )
 
