@@ -156,10 +156,12 @@ def test_evaluate_saliency_cli_image_mode(tmp_path, capsys):
     assert status == 1  # the orphan image is skipped and listed
     assert "orphan.png" in out.err
     assert report["n"] == 3 and report["skipped"] == 1
-    assert set(report["metrics"]) == {"cc", "kld", "sim", "nss", "auc_judd"}
+    assert set(report["metrics"]) == {"cc", "kld", "sim", "nss", "auc_judd", "auc_borji", "sauc"}
     assert report["metrics"]["cc"] > 0.5
-    assert report["metrics"]["auc_judd"] > 0.9
-    assert (report["auc_jitter"], report["seed"], report["undefined"]) == (True, 0, {})
+    assert report["metrics"]["auc_judd"] > 0.9 and report["metrics"]["auc_borji"] > 0.8
+    assert 0 <= report["metrics"]["sauc"] <= 1
+    # The shuffled AUC's negatives are the fixations of the samples before: the first has none.
+    assert (report["auc_jitter"], report["seed"], report["undefined"]) == (True, 0, {"sauc": 1})
     args.jitter = False
     run(args)
     unjittered = json.loads(capsys.readouterr().out)
@@ -209,5 +211,58 @@ def test_evaluate_saliency_cli_faces_mode(tmp_path, capsys):
     out = capsys.readouterr()
     assert status == 1 and "chelsea.png: no face found" in out.err
     assert "face-prior: 1 faces scored, 1 skipped" in out.out and "AUC-Judd" in out.out
-    values = dict(zip(["cc", "kld", "sim", "nss", "auc_judd"], map(float, out.out.strip().splitlines()[-1].split()), strict=True))
-    assert values["cc"] > 0.6 and values["auc_judd"] > 0.95 and values["nss"] > 2
+    names = ["cc", "kld", "sim", "nss", "auc_judd", "auc_borji", "sauc"]
+    values = dict(zip(names, map(float, out.out.strip().splitlines()[-1].split()), strict=True))
+    assert values["cc"] > 0.6 and values["auc_judd"] > 0.95 and values["nss"] > 2 and values["auc_borji"] > 0.9
+    assert np.isnan(values["sauc"]) and "no earlier sample) for sauc 1" in out.out  # one face: no others
+
+
+def _reference_sampled_auc(saliency, fixations, negatives_of_split, splits, step=0.1):
+    """A line-by-line port of the benchmark's AUC_Borji.m / AUC_shuffled.m loops (normalise, sweep
+    ``0:step:max`` from the top, count with ``>=``, trapz), the negatives of each split given."""
+    s = (saliency - saliency.min()) / (saliency.max() - saliency.min())
+    S, F = s.ravel(), fixations.ravel()
+    Sth = S[F > 0]
+    auc = []
+    for k in range(splits):
+        curfix = negatives_of_split(S, k)
+        top = max(np.max(Sth), np.max(curfix))
+        allthreshes = []
+        t = 0
+        while t * step <= top + 1e-12:
+            allthreshes.append(t * step)
+            t += 1
+        allthreshes = allthreshes[::-1]
+        tp, fp = [0.0], [0.0]
+        for thresh in allthreshes:
+            tp.append(sum(1 for v in Sth if v >= thresh) / len(Sth))
+            fp.append(sum(1 for v in curfix if v >= thresh) / len(curfix))
+        tp.append(1.0)
+        fp.append(1.0)
+        auc.append(sum((fp[i + 1] - fp[i]) * (tp[i + 1] + tp[i]) / 2 for i in range(len(tp) - 1)))
+    return float(np.mean(auc))
+
+
+def test_auc_borji_and_shuffled_match_a_port_of_the_benchmark_code():
+    from fer.research.saliency_auc import auc_borji, auc_shuffled
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:24, :32]
+    centre = np.exp(-((yy - 12) ** 2 + (xx - 16) ** 2) / 60.0)
+    saliency = centre + 0.3 * rng.random((24, 32))
+    fixations = (rng.random((24, 32)) < 0.04 + 0.3 * centre).astype(np.uint8)
+    other = (rng.random((24, 32)) < 0.02 + 0.4 * centre).astype(np.uint8)
+    n_fix, splits = int(fixations.sum()), 20
+    draws = np.random.default_rng(9).integers(0, saliency.size, (n_fix, splits))
+    expected = _reference_sampled_auc(saliency, fixations, lambda S, k: S[draws[:, k]], splits)
+    assert auc_borji(saliency, fixations, splits=splits, seed=9) == pytest.approx(expected, abs=1e-12)
+    candidates = np.flatnonzero(other.ravel() > 0)
+    perm = np.random.default_rng(3)
+    orders = [perm.permutation(candidates)[:min(n_fix, candidates.size)] for _ in range(splits)]
+    expected = _reference_sampled_auc(saliency, fixations, lambda S, k: S[orders[k]], splits)
+    assert auc_shuffled(saliency, fixations, other, splits=splits, seed=3) == pytest.approx(expected, abs=1e-12)
+    # What the two tell apart: the centre prior alone is rewarded by AUC-Borji (human fixations are
+    # centre-biased), and is near chance under the shuffled AUC (other images' fixations are too).
+    assert auc_borji(centre, fixations, seed=1) > 0.7
+    assert abs(auc_shuffled(centre, fixations, other, seed=1) - 0.5) < 0.15
+    assert auc_borji(np.ones((24, 32)), fixations) == 0.5  # constant map: NaN after rescaling, as MATLAB

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from fer.errors import FerError, InputError
+from fer.research.saliency_auc import auc_borji, auc_shuffled
 
 #: MATLAB's ``eps``, which the benchmark's reference code adds inside KLD.
 EPS = float(np.finfo(np.float64).eps)
@@ -198,7 +199,10 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray, *, jitter: bool = True
 
 #: Metrics on density maps and on fixation maps, in the order tables show them.
 DENSITY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"cc": cc, "kld": kld, "sim": sim}
-FIXATION_METRICS: dict[str, Callable[..., float]] = {"nss": nss, "auc_judd": auc_judd}
+FIXATION_METRICS: dict[str, Callable[..., float]] = {"nss": nss, "auc_judd": auc_judd, "auc_borji": auc_borji,
+                                                     "sauc": auc_shuffled}
+#: Other samples whose fixations are the shuffled AUC's negatives (Borji et al. use 10 other images).
+SAUC_OTHERS = 10
 
 
 def score_map(saliency: np.ndarray, density: np.ndarray | None, fixations: np.ndarray | None, *,
@@ -211,7 +215,19 @@ def score_map(saliency: np.ndarray, density: np.ndarray | None, fixations: np.nd
     if fixations is not None and np.any(fixations > 0):
         out["nss"] = nss(saliency, fixations)
         out["auc_judd"] = auc_judd(saliency, fixations, jitter=jitter, seed=seed)
+        out["auc_borji"] = auc_borji(saliency, fixations, seed=seed)
     return out
+
+
+def _union(others: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """The fixations of ``others`` on one ``shape`` map (points scaled when their sizes differ)."""
+    union = np.zeros(shape[:2], np.uint8)
+    for fix in others:
+        ys, xs = np.nonzero(fix)
+        ys = np.minimum((ys * shape[0]) // fix.shape[0], shape[0] - 1)
+        xs = np.minimum((xs * shape[1]) // fix.shape[1], shape[1] - 1)
+        union[ys, xs] = 1
+    return union
 
 
 # --------------------------------------------------------------------------- dataset files
@@ -288,7 +304,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictor", default="face-prior", help="saliency predictor name (default: face-prior)")
     parser.add_argument("--images", required=True, help="folder of images (jpg/png)")
     parser.add_argument("--maps", required=True, help="folder of ground-truth density maps, same file stems")
-    parser.add_argument("--fixations", help="folder of binary fixation maps, same stems (enables NSS, AUC-Judd)")
+    parser.add_argument("--fixations", help="folder of binary fixation maps, same stems (enables NSS, AUC-Judd, "
+                        "AUC-Borji and shuffled AUC)")
     parser.add_argument("--weights", help="checkpoint for predictors that need one (mlnet)")
     parser.add_argument(
         "--mode", choices=("faces", "image"), default="faces",
@@ -302,7 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _score_faces(predictor, image, density, fixations, detector, **auc) -> list[dict[str, float]]:
+def _score_faces(predictor, image, density, fixations, detector, **auc) -> list[tuple[dict, np.ndarray, np.ndarray | None]]:
     faces = detector(image)
     if not faces:
         return []
@@ -322,14 +339,14 @@ def _score_faces(predictor, image, density, fixations, detector, **auc) -> list[
             inside = (pts >= 0).all(1) & (pts < size).all(1)
             fix = np.zeros((size, size), np.uint8)
             fix[pts[inside, 1], pts[inside, 0]] = 1
-        results.append(score_map(pred, gt if gt.sum() > 0 else None, fix, **auc))
-    return [r for r in results if r]
+        results.append((score_map(pred, gt if gt.sum() > 0 else None, fix, **auc), pred, fix))
+    return [r for r in results if r[0]]
 
 
-def _score_image(predictor, image, density, fixations, **auc) -> list[dict[str, float]]:
+def _score_image(predictor, image, density, fixations, **auc) -> list[tuple[dict, np.ndarray, np.ndarray | None]]:
     # Image-only predictors accept any (N, H, W, 3) input and return maps of the same size.
     pred = predictor(image[None], None)[0]
-    return [score_map(pred, density if density.sum() > 0 else None, fixations, **auc)]
+    return [(score_map(pred, density if density.sum() > 0 else None, fixations, **auc), pred, fixations)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -354,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
 
         detector = FaceDetector(crop_size=args.crop_size)
     rows: list[dict[str, float]] = []
+    recent: list[np.ndarray] = []  # fixation maps of the last samples, for the shuffled AUC
     # One generator for the whole run: every image gets its own jitter, the run is reproducible.
     auc = {"jitter": args.jitter, "seed": np.random.default_rng(args.seed)}
     try:
@@ -371,7 +389,14 @@ def run(args: argparse.Namespace) -> int:
                         raise InputError("no face found")
                 else:
                     scored = _score_image(predictor, image, density, fixations, **auc)
-                rows.extend(scored)
+                for row, pred, fix in scored:
+                    if fix is not None and fix.any():
+                        # Shuffled AUC: negatives from the fixations of the samples scored just
+                        # before (the first sample has none: undefined).
+                        row["sauc"] = (auc_shuffled(pred, fix, _union(recent, fix.shape), seed=auc["seed"])
+                                       if recent else math.nan)
+                        recent = [*recent, fix][-SAUC_OTHERS:]
+                    rows.append(row)
             except FerError as exc:
                 skipped.append(f"{image_path}: {exc}")
     finally:
@@ -413,13 +438,14 @@ def format_table(report: dict) -> str:
     unit = "faces" if report["mode"] == "faces" else "images"
     head = f"{report['predictor']}: {report['n']} {unit} scored, {report['skipped']} skipped"
     if report.get("undefined"):
-        head += "; undefined (constant map) for " + ", ".join(f"{k} {v}" for k, v in report["undefined"].items())
+        head += "; undefined (constant map; sauc: no earlier sample) for " + ", ".join(f"{k} {v}" for k, v in report["undefined"].items())
     if "auc_judd" in report["metrics"]:
         head += f"; AUC-Judd {'with the benchmark jitter, seed ' + str(report['seed']) if report['auc_jitter'] else 'without jitter'}"
     metrics = report["metrics"]
     if not metrics:
         return head
-    names = {"cc": "CC↑", "kld": "KLD↓", "sim": "SIM↑", "nss": "NSS↑", "auc_judd": "AUC-Judd↑"}
+    names = {"cc": "CC↑", "kld": "KLD↓", "sim": "SIM↑", "nss": "NSS↑", "auc_judd": "AUC-Judd↑",
+             "auc_borji": "AUC-Borji↑", "sauc": "sAUC↑"}
     header = "  ".join(f"{names[k]:>10}" for k in metrics)
     values = "  ".join(f"{v:>10.4f}" for v in metrics.values())
     return f"{head}\n{header}\n{values}"
