@@ -290,6 +290,16 @@ def export_network(name: str, out: Path) -> dict[str, object]:
             "licence": spec.licence, "max_difference_from_python": error}
 
 
+def display() -> dict[str, object]:
+    """What the page draws with, taken from the Python side so both modes look alike: the Turbo
+    colour table of `fer.viz`, the label colours, the networks' display names."""
+    from fer.app.views import NETWORK_NAMES
+    from fer.viz import _LUT, LABEL_COLOURS, label_colour_hex
+
+    return {"turbo": _LUT.reshape(-1).tolist(), "label_colours": {k: label_colour_hex(k) for k in LABEL_COLOURS},
+            "default_colour": label_colour_hex(""), "network_names": NETWORK_NAMES}
+
+
 def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The graph's outputs, by onnxruntime when installed, else ONNX's reference evaluator (slow, exact)."""
     try:
@@ -360,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     networks = ["mini_xception_fer2013", *{v for v in SECOND_OPINION.values() if v and v != "mini_xception_fer2013"}]
     manifest = {"detector": export_detector(args.out),
                 "networks": {name: export_network(name, args.out) for name in networks},
-                "made_by": "scripts/export_ondevice.py"}
+                "display": display(), "made_by": "scripts/export_ondevice.py"}
     (args.out / "models.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {args.out / 'models.json'}")
     write_manifest(runtime)

@@ -464,8 +464,10 @@ def click_example(app: AppPage, index: int) -> str:
 
 
 def start_webcam(app: AppPage) -> None:
-    """Live tab: allow the (fake) webcam, press Record and wait for the first analysed frame."""
+    """Live tab, server path: allow the (fake) webcam, press Record and wait for the first
+    analysed frame (the on-device path: tests/test_browser_ondevice.py)."""
     app.tab("Live")
+    app.check("live-where", "On the server")
     app.page.evaluate(TRACK_RECORDER)
     app.page.locator("#live-input").get_by_text(re.compile("Access Webcam", re.I)).click()
     app.page.locator("#live-input button", has_text="Record").click()

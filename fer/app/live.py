@@ -41,8 +41,12 @@ TIMELINE_FRAMES = 100
 #: The "I'm posing" choice meaning "don't count this frame".
 NOT_POSING = "(not posing)"
 
-HOW_TO = ("**Click to Access Webcam**, allow the camera, then press **Record** to start: frames are analysed "
-          "as they arrive and nothing is recorded or stored. **Stop** ends it and releases the camera. No camera? Use the **Image** tab.")
+HOW_TO = ("**Click to Access Webcam** and allow the camera. **On this device** (where the browser can), the "
+          "frames are analysed in this page and none is sent; **Stop** releases the camera. **On the server**, press "
+          "**Record**: frames go to the app, are analysed as they arrive and nothing is recorded or stored; **Stop** "
+          "ends it and releases the camera. No camera? Use the **Image** tab.")
+#: Where Live's frames are analysed: in the page (fer/app/static/ondevice/live.mjs) or by `step`.
+WHERE_CHOICES = [("On this device (nothing sent)", "device"), ("On the server", "server")]
 CAMERA_OFF = "Camera off."
 SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
                 "posed versus said. Nothing is counted while *(not posing)*.")
@@ -238,6 +242,10 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
             webcam = gr.Image(sources=["webcam"], streaming=True, label="Webcam", show_label=False, height=360,
                               webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {"width": 640, "height": 480}}),
                               elem_id="live-input")
+            # The page script reads this choice; the server never needs it (device mode sends nothing).
+            gr.Radio(WHERE_CHOICES, value="device", label="Where frames are analysed", elem_id="live-where",
+                     interactive=True)
+            gr.HTML('<div id="live-where-note" role="status" aria-live="polite"></div>', padding=False)
             gr.Markdown(HOW_TO, elem_id="live-how-to", elem_classes="fer-note")
             status = gr.Markdown(CAMERA_OFF, elem_id="live-status")
             # Filled by the page script (fer/app/static/app.js) when the camera is refused or stopped.

@@ -128,4 +128,13 @@
   };
   new MutationObserver(watchBoxes).observe(document.documentElement, { childList: true, subtree: true,
                                                                        attributes: true, attributeFilter: ["data-boxes"] });
+
+  // Live on this device: its module is served by the app itself (fer.app.ondevice). A browser
+  // that cannot load it keeps the server path, and says so in one line.
+  import(new URL("ondevice/live.mjs", document.baseURI).href).catch((error) => {
+    const server = [...document.querySelectorAll("#live-where input[type=radio]")].find((i) => /server/i.test(i.value));
+    if (server) server.click();
+    const line = document.getElementById("live-where-note");
+    if (line) line.textContent = "This browser cannot analyse here (" + ((error && error.name) || "error") + "), so frames go to the server.";
+  });
 })();
