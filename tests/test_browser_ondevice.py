@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 
+from . import test_browser
 from .browser_helpers import FIRST_FRAME_TIMEOUT_S
 from .browser_page import AppPage
-from .test_browser import app, assert_healthy, open_app  # noqa: F401 - the same user fixtures
+from .test_browser import assert_healthy
 
 # The shared app server and browser fixtures.
 pytest_plugins = ["tests.browser_helpers", "tests.browser_page"]
 
 pytestmark = pytest.mark.browser
+
+# The same fresh-user fixtures as tests/test_browser.py (each page saved as a screenshot).
+open_app, app = test_browser.open_app, test_browser.app
 
 PANELS = ("saliency", "model-input", "gradcam")
 #: Largest request body the page may send while analysing on the device (Gradio's own small JSON
