@@ -19,6 +19,16 @@ from fer.limits import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 
+#: The picture formats read (Pillow's names), for the library, the CLI and the app alike. Pillow
+#: would otherwise pick any of its plugins by the bytes, some of which hand the file to an outside
+#: interpreter (EPS/PS/PDF to Ghostscript) or parse rarely used containers; these are what cameras,
+#: phones and browsers produce. MPO is how phones store JPEGs (a JPEG with extra views): Pillow's
+#: JPEG plugin opens it.
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "BMP", "GIF", "TIFF")
+_READ_AS = frozenset(READ_FORMATS) | {"MPO"}
+#: What an image of any other format is told (one line, the same for every format).
+UNSUPPORTED = "unsupported image format (use " + ", ".join(READ_FORMATS) + ")"
+
 def describe(source: ImageSource) -> str:
     """A short name for ``source`` to put in messages: the path, or the kind of object."""
     if isinstance(source, (str, os.PathLike)):
@@ -33,18 +43,21 @@ def describe(source: ImageSource) -> str:
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image into RGB pixels.
 
-    Accepts a path, encoded bytes, a PIL image or an array. EXIF orientation is applied; grey,
+    Accepts a path, encoded bytes (one of `READ_FORMATS`, whatever the file is named), a PIL image
+    or an array. EXIF orientation is applied; grey,
     palette, RGBA/LA (composited on white), 16-bit and CMYK images become RGB; an animated image
     gives its first frame.
 
     Args:
         source: path / bytes / PIL image, or a uint8 array ``(H, W)``, ``(H, W, 3)`` RGB or
-            ``(H, W, 4)`` RGBA.
+            ``(H, W, 4)`` RGBA (a masked array is refused: which value its masked pixels should
+            take is the caller's choice, e.g. ``arr.filled(0)``).
         max_pixels: images with more pixels are refused before they are decoded.
     Returns:
         ``(H, W, 3)`` uint8 RGB, C-contiguous (a new array; the input is never modified).
     Raises:
-        InputError: unreadable, truncated, empty, too large, or an array of the wrong shape/dtype.
+        InputError: unreadable, truncated, empty, too large, another format than `READ_FORMATS`, an
+            image mode that has no RGB conversion, or an array of the wrong shape/dtype.
     """
     name = describe(source)
     if isinstance(source, np.ndarray):
@@ -61,7 +74,8 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise InputError(f"{name}: the file is empty")
 
     def decode() -> np.ndarray:
-        with Image.open(io.BytesIO(data)) as img:
+        # Only the listed plugins are tried: any other format is "not identified" (below).
+        with Image.open(io.BytesIO(data), formats=READ_FORMATS) as img:
             return _from_pil(img, name, max_pixels)
 
     return _decoded(decode, name, max_pixels)
@@ -79,7 +93,7 @@ def _decoded(decode: Callable[[], np.ndarray], name: str, max_pixels: int) -> np
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image dimensions are over the {max_pixels / 1e6:.0f} MP limit") from None
     except UnidentifiedImageError:
-        raise InputError(f"{name}: not an image format we can read") from None
+        raise InputError(f"{name}: {UNSUPPORTED}") from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, MemoryError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: corrupt or truncated image ({reason[:120]})") from None
@@ -135,6 +149,9 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    # A PIL image the caller opened may be of any format; decoding it could run an interpreter.
+    if img.format is not None and img.format not in _READ_AS:
+        raise InputError(f"{name}: {UNSUPPORTED}")
     # The bomb check, on the header's size before any pixel is decoded; Pillow's own check (its
     # process-wide Image.MAX_IMAGE_PIXELS, left as the process has it) is the second line.
     _check_size(img.width, img.height, name, max_pixels)
@@ -157,15 +174,24 @@ def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         grey = np.nan_to_num((arr - lo) * scale).clip(0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
+        rgba = img.convert("RGBA")  # La / RGBa (premultiplied) have no such conversion: handled below
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except ValueError as exc:
+        if "conversion" not in str(exc):
+            raise
+        raise InputError(f"{name}: image mode {mode!r} cannot be turned into RGB (convert it first)") from None
     return np.array(rgb, copy=True, order="C")
 
 
 def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
-    # A subclass (np.matrix, a masked array) behaves differently under indexing: read its plain data.
+    if isinstance(arr, np.ma.MaskedArray):
+        # Reading its data would analyse the masked pixels as if they were not; filling them with
+        # some value would invent pixels. The caller knows which is meant.
+        raise InputError(f"{name}: a masked array; pass arr.filled(value) to say what masked pixels are")
+    # A subclass (np.matrix) behaves differently under indexing: read its plain data.
     arr = np.asarray(arr)
     if arr.dtype != np.uint8:
         raise InputError(f"{name}: expected a uint8 array, got {arr.dtype} (scale to 0..255 and cast first)")

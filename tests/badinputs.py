@@ -299,14 +299,20 @@ def image_cases() -> tuple[BadInput, ...]:
         # ---- refused
         _error("empty", ".png", lambda: b"", "empty"),
         _error("text-as-jpeg", ".jpg", lambda: b"Dear user, this is a text file with an image extension.\n" * 20,
-               "not an image"),
-        _error("text-as-png", ".png", lambda: b"just some text\n", "not an image"),
-        _error("html-as-gif", ".gif", lambda: b"<!doctype html><html><body>hello</body></html>", "not an image"),
+               "unsupported image format"),
+        _error("text-as-png", ".png", lambda: b"just some text\n", "unsupported image format"),
+        _error("html-as-gif", ".gif", lambda: b"<!doctype html><html><body>hello</body></html>", "unsupported image format"),
         _error("svg-as-png", ".png", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
-               "not an image"),
-        _error("pdf-as-jpeg", ".jpg", lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", "not an image"),
-        _error("heic", ".heic", _heic_header, "not an image"),
-        _error("png-signature-only", ".png", lambda: PNG_SIGNATURE, "not an image"),
+               "unsupported image format"),
+        _error("pdf-as-jpeg", ".jpg", lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", "unsupported image format"),
+        _error("heic", ".heic", _heic_header, "unsupported image format"),
+        # Formats Pillow reads but fer does not (PostScript would reach Ghostscript), under any name.
+        _error("eps-as-jpeg", ".jpg", _eps, "unsupported image format"),
+        _error("eps-binary-header", ".jpg", lambda: b"\xc5\xd0\xd3\xc6" + bytes(26) + _eps(), "unsupported image format"),
+        _error("ico", ".ico", lambda: encode(astro(), "ICO"), "unsupported image format"),
+        _error("tga-as-png", ".png", lambda: encode(astro(), "TGA"), "unsupported image format"),
+        _error("ppm", ".ppm", lambda: encode(astro(), "PPM"), "unsupported image format"),
+        _error("png-signature-only", ".png", lambda: PNG_SIGNATURE, "unsupported image format"),
         _error("truncated-png-head", ".png", lambda: _astronaut_png()[:3000], "corrupt or truncated"),
         _error("truncated-png-half", ".png", lambda: _astronaut_png()[: len(_astronaut_png()) // 2], "corrupt or truncated"),
         _error("truncated-jpeg-half", ".jpg", lambda: _astronaut_jpeg()[: len(_astronaut_jpeg()) // 2],
@@ -390,6 +396,8 @@ def array_cases() -> list[tuple[str, object, str | None]]:
         ("zero-height", face[:0], "no pixels"),
         ("zero-width", face[:, :0], "no pixels"),
         ("over-pixel-limit", np.broadcast_to(np.uint8(0), (MAX_PIXELS // 1000 + 1, 1000)), "MP limit"),
+        # Which value masked pixels take is the caller's choice: refused, not silently unmasked.
+        ("masked-array", np.ma.masked_array(face, mask=np.zeros(face.shape, bool)), "masked array"),
         # Valid arrays in unusual layouts: read as the plain image.
         ("fortran-order", np.asfortranarray(face), None),
         ("negative-strides", face[::-1, ::-1][::-1, ::-1], None),
@@ -399,7 +407,6 @@ def array_cases() -> list[tuple[str, object, str | None]]:
         ("grey-hw1", np.asarray(astronaut().convert("L"))[..., None], None),
         # Array subclasses are read as their plain data (np.matrix once crashed the process).
         ("np-matrix", _matrix(np.asarray(astronaut().convert("L"))), None),
-        ("masked-array", np.ma.masked_array(face, mask=np.zeros(face.shape, bool)), None),
     ]
 
 
@@ -418,8 +425,9 @@ def pil_cases() -> list[tuple[str, object, str]]:
     data = encode(astronaut(), "PNG")
     return [
         ("pil-truncated", lambda: Image.open(io.BytesIO(data[: len(data) // 2])), "truncated"),
-        ("pil-mode-La", lambda: Image.new("La", (64, 64)), "conversion from La"),
-        ("pil-eps", lambda: Image.open(io.BytesIO(_eps())), "corrupt or truncated"),
+        ("pil-mode-La", lambda: Image.new("La", (64, 64)), "image mode 'La' cannot be turned into RGB"),
+        # Opened by the caller, never decoded by us: decoding would run Ghostscript.
+        ("pil-eps", lambda: Image.open(io.BytesIO(_eps())), "unsupported image format"),
     ]
 
 

@@ -55,7 +55,7 @@ def test_no_face_and_refusals_are_one_line_messages(settings: Settings, tmp_path
     none = image.analyse(NO_FACE.read_bytes(), settings, "coffee.png")
     assert none.ok and none.predictions == [] and none.message == image.NO_FACE_MESSAGE
     broken = image.analyse(b"not a picture", settings, "holiday.png")
-    assert not broken.ok and broken.message.startswith("holiday.png: not an image format") and broken.shown is None
+    assert not broken.ok and broken.message.startswith("holiday.png: unsupported image format") and broken.shown is None
     assert image.all_outputs(broken, None, None)[1].startswith("⚠️ holiday.png")
     _, _, refused = image.from_widget({"path": str(ASTRONAUT)}, settings)
     assert refused.message == REFUSED and str(ASTRONAUT.parent) not in refused.message

@@ -59,7 +59,7 @@ def test_sessions_are_separate_and_reset(settings: Settings, astronaut: np.ndarr
 
 @pytest.mark.parametrize(("frame", "reason"), [
     ("data:image/jpeg;base64,@@@", "not valid base64"),
-    ("data:image/png;base64,aGVsbG8=", "not an image"),
+    ("data:image/png;base64,aGVsbG8=", "unsupported image format"),
     ({"path": "/etc/passwd", "url": None}, "not a file"),
     ({"path": "/work/main/assets/astronaut.png"}, "not a file"),
     ("/etc/passwd", "data: URL"),

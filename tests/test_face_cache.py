@@ -32,7 +32,7 @@ def test_assumed_crops_and_unreadable_images(data: dict[str, Path], tmp_path: Pa
     crops = C.prepare_crops(ds.samples, crop_size=40, assume_cropped=True, progress=False)
     assert crops.images.shape == (len(ds) - 1, 40, 40, 3) and crops.images.dtype == np.uint8
     np.testing.assert_allclose(crops.keypoints[0], C.ASSUMED_CROP_KEYPOINTS * 40)
-    assert [(Path(s.path).name, "corrupt" in s.reason or "not an image" in s.reason) for s in crops.skipped] == [
+    assert [(Path(s.path).name, "corrupt" in s.reason or "unsupported image format" in s.reason) for s in crops.skipped] == [
         ("s99_broken.png", True)
     ]
 

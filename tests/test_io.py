@@ -80,7 +80,7 @@ def test_animated_gif_first_frame():
     ("payload", "reason"),
     [
         (b"", "empty"),
-        (b"hello, I am text", "not an image"),
+        (b"hello, I am text", "unsupported image format"),
         (ASTRONAUT.read_bytes()[:3000], "corrupt or truncated"),
     ],
 )
@@ -93,7 +93,7 @@ def test_bad_bytes_one_line_error(payload, reason):
 def test_bad_files_name_the_file(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not a jpeg")
-    for path, reason in ((text, "not an image"), (tmp_path / "missing.png", "no such file"), (tmp_path, "folder")):
+    for path, reason in ((text, "unsupported image format"), (tmp_path / "missing.png", "no such file"), (tmp_path, "folder")):
         with pytest.raises(InputError, match=reason) as err:
             read_image(path)
         assert str(path) in str(err.value)
@@ -126,3 +126,43 @@ def test_bad_arrays(array, match):
 def test_wrong_type():
     with pytest.raises(InputError, match="expected a path"):
         read_image(12345)  # type: ignore[arg-type]
+
+
+def test_postscript_never_reaches_an_interpreter(tmp_path):
+    """An EPS named like a JPEG is refused by format before any plugin decodes it: no process is
+    started (Pillow's EPS plugin would run Ghostscript), and the message names no temporary file."""
+    import subprocess
+    import sys
+
+    from fer.io import READ_FORMATS
+
+    eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+           b"newpath 0 0 moveto 10 10 lineto stroke\nshowpage\n%%EOF\n")
+    path = tmp_path / "holiday.jpg"
+    path.write_bytes(eps)
+    started: list[str] = []
+
+    def hook(event: str, args: tuple) -> None:
+        if event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system"):
+            started.append(event)
+
+    sys.addaudithook(hook)
+    for source in (path, eps, Image.open(io.BytesIO(eps))):
+        with pytest.raises(InputError) as err:
+            read_image(source)
+        assert str(err.value).endswith("unsupported image format (use JPEG, PNG, WEBP, AVIF, BMP, GIF, TIFF)")
+    assert not started
+    # The CLI says the same in one line and exits 1, no CalledProcessError.
+    out = subprocess.run([sys.executable, "-m", "fer", "predict", str(path)], capture_output=True, text=True,
+                         timeout=120)
+    said = out.stdout + out.stderr
+    assert out.returncode == 1 and "unsupported image format" in said
+    assert "CalledProcessError" not in said and "Traceback" not in said
+    assert len(said.strip().splitlines()) == 1
+    assert set(READ_FORMATS) >= {"JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
+
+
+def test_masked_arrays_are_refused():
+    face = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(InputError, match="masked array"):
+        read_image(np.ma.masked_array(face, mask=np.zeros(face.shape, bool)))

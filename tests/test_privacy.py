@@ -101,7 +101,7 @@ def test_refused_uploads_and_webcam_frames_leave_nothing_but_the_upload(client: 
     fake = tmp_path / "holiday.png"
     fake.write_text("not a picture at all")
     _, data = client.predict(handle_file(str(fake)), api_name="/predict")
-    assert data["message"].startswith("holiday.png: not an image format")
+    assert data["message"].startswith("holiday.png: unsupported image format")
     stream = LiveStream(app_server.url)
     frame = {"url": data_url(read_image(ASTRONAUT)), "path": None}
     for _ in range(3):
