@@ -36,6 +36,28 @@ MAX_ZIP_ENTRIES = 2_000
 MAX_ZIP_UNPACKED_BYTES = 300 * 1024 * 1024
 MAX_ZIP_BYTES = 100 * 1024 * 1024
 
+#: Pixels a video may make the decoder produce: declared width × height × frame count, checked
+#: before decoding (and counted while decoding, for containers that do not declare a count).
+#: 60 s of 1080p at 30 frames/s is 3.7 billion; a 33 MP clip at 1000 frames/s is far over.
+MAX_VIDEO_DECODE_PIXELS = 4_000_000_000
+
+#: App: wall-clock seconds a long job may run before it stops with a one-line message (a clip,
+#: an Evaluate archive); both run one at a time, so this bounds every other visitor's wait too.
+MAX_VIDEO_JOB_S = 25.0
+MAX_EVALUATE_JOB_S = 120.0
+
+#: App: a webcam frame as the browser sends it: bytes of the encoded picture and its pixels,
+#: both checked before it is decoded (the page sends 640×480 JPEGs of about 100 KB).
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+MAX_FRAME_PIXELS = 3840 * 2160
+
+#: App: bytes of one HTTP request body: an upload (one file at most `MAX_UPLOAD_BYTES`, plus the
+#: multipart framing) and every other request (events carry at most one webcam frame inline).
+MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 1024
+MAX_REQUEST_BYTES = 4 * MAX_FRAME_BYTES // 3 + 256 * 1024
+#: App: files in one upload request (the app's widgets send one).
+MAX_UPLOAD_FILES = 1
+
 #: Requests waiting in the app's queue before new ones are told "busy, try again".
 QUEUE_MAX_SIZE = 32
 

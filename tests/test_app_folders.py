@@ -16,8 +16,51 @@ def test_folders_follow_the_environment(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("FER_APP_DIR", str(tmp_path / "app"))
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     assert folders.upload_dir() == tmp_path / "app" / "uploads" and folders.work_dir() == tmp_path / "app" / "work"
+    # A caller's GRADIO_TEMP_DIR is never the upload folder itself (other programs' files live there).
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
-    assert folders.upload_dir() == tmp_path / "mine"
+    assert folders.upload_dir() == tmp_path / "app" / "uploads"
+
+
+def test_each_app_owns_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without FER_APP_DIR an app takes the first free slot under GRADIO_TEMP_DIR (or the temp
+    folder) and never touches anything else there; a slot another process holds is skipped, and an
+    explicit FER_APP_DIR another process holds is refused in one line."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "shared"
+    other = shared / ("ab" * 32) / "another-programs-file.png"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"not ours")
+    (shared / "tmpzz").write_bytes(b"not ours either")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time; os.environ.pop('FER_APP_DIR', None); from fer.app import folders; "
+        "folders.prepare(); print(os.environ['FER_APP_DIR'], flush=True); time.sleep(60)")],
+        env={**os.environ, "GRADIO_TEMP_DIR": str(shared)}, stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parent.parent)
+    try:
+        first = Path(holder.stdout.readline().strip())
+        assert first == shared / "fer-app" / "1"
+        monkeypatch.delenv("FER_APP_DIR", raising=False)
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(shared))
+        uploads = folders.prepare()
+        assert uploads == shared / "fer-app" / "2" / "uploads" and os.environ["GRADIO_TEMP_DIR"] == str(uploads)
+        monkeypatch.setenv("FER_APP_DIR", str(first))
+        with pytest.raises(folders.FolderInUse, match=f"pid {holder.pid}"):
+            folders.prepare()
+    finally:
+        holder.kill()
+        holder.wait()
+        folders.release(shared / "fer-app" / "2")
+    assert other.read_bytes() == b"not ours" and (shared / "tmpzz").exists()
+    # The holder is gone: its slot is free again, and swept when claimed.
+    (first / "uploads" / ("cd" * 32)).mkdir(parents=True)
+    (first / "uploads" / ("cd" * 32) / "left.png").write_bytes(b"left by the killed app")
+    monkeypatch.delenv("FER_APP_DIR")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(shared))  # prepare pointed it at its own uploads
+    assert folders.prepare() == first / "uploads" and not (first / "uploads" / ("cd" * 32)).exists()
+    folders.release(first)
+    assert other.read_bytes() == b"not ours"
 
 
 def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +78,7 @@ def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeyp
     outside.write_bytes(b"kept")
     (work / "link").symlink_to(outside)
     assert folders.prepare() == uploads and os.environ["GRADIO_TEMP_DIR"] == str(uploads)
+    folders.release(tmp_path)
     assert sorted(p.name for p in uploads.iterdir()) == ["user-notes.txt"]
     assert list(work.iterdir()) == [] and outside.read_bytes() == b"kept"
 

@@ -19,7 +19,7 @@ from .conftest import ASTRONAUT, ROOT
 def upload_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "uploads"
     folder.mkdir()
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    monkeypatch.setenv("FER_APP_DIR", str(tmp_path))
     return folder
 
 

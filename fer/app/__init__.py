@@ -30,12 +30,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     Pillow's own decompression-bomb guard is set to the app's pixel limit for the whole process (a
     second line behind `fer.io`'s check), which an app may do and the library does not.
     """
+    import logging
+    import sys
+
     from PIL import Image
 
     from fer.app import folders
     from fer.limits import MAX_PIXELS
 
-    folders.prepare()
+    # Before the folders are prepared: their start-up sweep says what it removed.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        folders.prepare()
+    except folders.FolderInUse as exc:
+        sys.exit(f"error: {exc}")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     import torch
 

@@ -3,7 +3,9 @@
 answers, and keeps nothing, not even in the session. The browser UI runs its own events.
 
 They read the session's settings (changed through the undocumented ``/apply_settings``), and are
-bound to hidden triggers: no UI action fires them.
+bound to hidden triggers: no UI action fires them. These four are the only events callable by name
+(`CALLABLE_BY_NAME`); every other event is the UI's own, private, reached only through the queue
+as the page reaches it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ def run_evaluation(value: Any, current: Settings) -> list[Any]:
     if not report.ok:
         gr.Warning(report.message)
     return evaluate.report_outputs(report)
+
+
+#: Events a client may call by name (``/call/<name>``; `fer.app.security` refuses any other name).
+PUBLIC = ("predict", "analyse_video", "evaluate")
+CALLABLE_BY_NAME = (*PUBLIC, "apply_settings")
 
 
 def bind(settings: Any, guarded: Any) -> None:

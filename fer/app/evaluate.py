@@ -190,6 +190,6 @@ def build(settings: Any, evaluation: Any, guarded: Any) -> EvaluateTab:
         outputs = inline_outputs(tab.outputs)(report_outputs)(report)
         return [*outputs, report.record if report.record is not None else kept]
 
-    run.click(on_run, [archive, settings, evaluation], [*tab.outputs, evaluation], api_visibility="undocumented",
+    run.click(on_run, [archive, settings, evaluation], [*tab.outputs, evaluation], api_visibility="private",
               concurrency_limit=1, concurrency_id="long-jobs", preprocess=False, postprocess=False)
     return tab

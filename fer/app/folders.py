@@ -1,23 +1,30 @@
-"""The app's own folders on disk, and what removes files from them.
+"""The app's own folders on disk, who owns them, and what removes files from them.
 
-Layout (``FER_APP_DIR``, default ``<system temp>/fer-app``)::
+Each running app owns one folder (``FER_APP_DIR`` when set, else the first free slot
+``<base>/fer-app/<n>``, base being ``GRADIO_TEMP_DIR`` when the caller set one, else the system
+temp folder), held by an exclusive lock on ``instance.lock`` for the life of the process: a second
+app never shares it (with the same ``FER_APP_DIR`` it stops with a one-line message), and only
+an unlocked slot, whose owner has exited, is ever swept. Nothing outside that folder is touched,
+whatever else shares ``GRADIO_TEMP_DIR`` or the temp folder. Layout::
 
-    uploads/   Gradio's upload folder (GRADIO_TEMP_DIR unless the caller set one): Gradio stores an
-               upload as ``uploads/<hash>/<name>`` and its own cache cleaning (``delete_cache``)
-               removes it after `fer.limits.UPLOAD_MAX_AGE_S`.
-    work/      the app's temporary files while a request runs (an unpacked zip, a clip being
-               decoded); each is deleted when its request ends.
+    instance.lock  the owner's lock (its pid inside, for the message a second app gets)
+    uploads/       Gradio's upload folder (``GRADIO_TEMP_DIR`` is pointed here): Gradio stores an
+                   upload as ``uploads/<hash>/<name>`` and its own cache cleaning (``delete_cache``)
+                   removes it after `fer.limits.UPLOAD_MAX_AGE_S`.
+    work/          the app's temporary files while a request runs (a clip being decoded); each
+                   is deleted when its request ends.
 
 Nothing removes a file a request may still be reading: an upload is read at once, and removed only
 once older than `fer.limits.UPLOAD_MAX_AGE_S`. Two sweeps back Gradio's cleaning: at start-up,
-everything a killed server left (`sweep_at_start`); while running, every upload older than the age,
-and the half-received files of torn uploads, which Gradio writes as ``uploads/tmp*`` and never
-tracks (`sweep_uploads`). Importing this module does not import Gradio.
+everything a killed server left in the folder now owned (`sweep_at_start`); while running, every
+upload older than the age, and the half-received files of torn uploads, which Gradio writes as
+``uploads/tmp*`` and never tracks (`sweep_uploads`). Importing this module does not import Gradio.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -27,20 +34,38 @@ import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from fer.errors import InputError
+
 log = logging.getLogger(__name__)
 
 #: Gradio's layout of an upload: a folder named by the hex digest of the file's bytes.
 HASH_FOLDER = re.compile(r"[0-9a-f]{40,128}")
+#: Slots tried under ``<base>/fer-app`` when ``FER_APP_DIR`` is not set.
+MAX_SLOTS = 64
+LOCK_NAME = "instance.lock"
+
+#: The locks this process holds: folder → open lock file (kept open: closing releases the lock).
+_HELD: dict[str, int] = {}
+
+
+class FolderInUse(InputError):
+    """Another running app owns the folder asked for."""
+
+
+def default_base() -> Path:
+    """Where the slots live: ``<GRADIO_TEMP_DIR or system temp>/fer-app`` (read at call time)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "fer-app"
 
 
 def app_dir() -> Path:
-    """``FER_APP_DIR``, else ``<system temp>/fer-app`` (read at call time)."""
-    return Path(os.environ.get("FER_APP_DIR") or Path(tempfile.gettempdir()) / "fer-app")
+    """This app's folder: ``FER_APP_DIR`` (`prepare` sets it to the slot it claimed)."""
+    explicit = os.environ.get("FER_APP_DIR")
+    return Path(explicit) if explicit else default_base() / "unclaimed"
 
 
 def upload_dir() -> Path:
-    """Gradio's upload folder: GRADIO_TEMP_DIR when set, else ``app_dir()/uploads``."""
-    return Path(os.environ.get("GRADIO_TEMP_DIR") or app_dir() / "uploads")
+    """Gradio's upload folder: ``app_dir()/uploads``."""
+    return app_dir() / "uploads"
 
 
 def work_dir() -> Path:
@@ -48,13 +73,65 @@ def work_dir() -> Path:
     return app_dir() / "work"
 
 
+def claim(folder: Path) -> bool:
+    """Take the exclusive lock of ``folder`` (created if missing) for this process.
+
+    Returns:
+        True when this process holds it now; False when another process does.
+    """
+    key = os.path.abspath(folder)
+    if key in _HELD:
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD[key] = fd
+    return True
+
+
+def release(folder: Path) -> None:
+    """Give up the lock of ``folder`` (tests; a process's locks go with it anyway)."""
+    fd = _HELD.pop(os.path.abspath(folder), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _owner_pid(folder: Path) -> str:
+    with contextlib.suppress(OSError):
+        return (folder / LOCK_NAME).read_text()[:12].strip() or "?"
+    return "?"
+
+
 def prepare() -> Path:
-    """Point Gradio at `upload_dir` (before any Blocks is built: Gradio reads GRADIO_TEMP_DIR when
-    it creates them), create the folders, and sweep what a previous run left. Returns the upload folder."""
+    """Claim this app's folder, point Gradio at its ``uploads`` (before any Blocks is built:
+    Gradio reads GRADIO_TEMP_DIR when it creates them), create the folders, and sweep what a
+    previous owner left. Returns the upload folder.
+
+    Raises:
+        FolderInUse: ``FER_APP_DIR`` names a folder another running app owns; or every slot is taken.
+    """
+    explicit = os.environ.get("FER_APP_DIR")
+    if explicit:
+        folder = Path(explicit)
+        if not claim(folder):
+            raise FolderInUse(f"FER_APP_DIR={folder} is in use by another running app (pid {_owner_pid(folder)}); "
+                              "give each app its own folder")
+    else:
+        base = default_base()
+        folder = next((base / str(n) for n in range(1, MAX_SLOTS + 1) if claim(base / str(n))), None)
+        if folder is None:
+            raise FolderInUse(f"all {MAX_SLOTS} app folders under {base} are in use; set FER_APP_DIR")
+        os.environ["FER_APP_DIR"] = str(folder)
     uploads = upload_dir()
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)
-    for folder in (uploads, work_dir()):
-        folder.mkdir(parents=True, exist_ok=True)
+    for sub in (uploads, work_dir()):
+        sub.mkdir(parents=True, exist_ok=True)
     removed = sweep_at_start(uploads, work_dir())
     if removed:
         log.info("removed %d files a previous run left on disk", removed)

@@ -253,12 +253,12 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
             remember(session, data, name, analysis)
         return all_outputs(analysis, measured, live_session)
 
-    picture.input(on_input, [picture, settings, evaluation, live], tab.outputs, api_visibility="undocumented",
+    picture.input(on_input, [picture, settings, evaluation, live], tab.outputs, api_visibility="private",
                   preprocess=False, postprocess=False, show_progress="minimal")
 
     for text, button in example_buttons.items():
         button.click(guarded(inline_outputs(tab.outputs)(_example_handler(EXAMPLES[text]))), [settings, evaluation, live],
-                     tab.outputs, api_visibility="undocumented", postprocess=False, show_progress="minimal")
+                     tab.outputs, api_visibility="private", postprocess=False, show_progress="minimal")
 
     picked = [status, *tab.face_widgets]
 
@@ -284,9 +284,9 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
 
     # One at a time per app: the dropdown re-sends its value when it loses focus, which must not
     # overtake a thumbnail's click that came after it.
-    faces.input(on_face, [faces, evaluation, live], picked, api_visibility="undocumented", preprocess=False,
+    faces.input(on_face, [faces, evaluation, live], picked, api_visibility="private", preprocess=False,
                 postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
-    gallery.select(on_gallery, [evaluation, live], [faces, *picked], api_visibility="undocumented",
+    gallery.select(on_gallery, [evaluation, live], [faces, *picked], api_visibility="private",
                    postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
     return tab
 

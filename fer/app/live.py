@@ -294,8 +294,8 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
             session.confusion.reset()
         return [session, session_html(session)]
 
-    reset.click(on_reset, [live], [live, session_panel], api_visibility="undocumented")
-    posing.change(guarded(session_html), [live], [session_panel], api_visibility="undocumented")
+    reset.click(on_reset, [live], [live, session_panel], api_visibility="private")
+    posing.change(guarded(session_html), [live], [session_panel], api_visibility="private")
 
     @guarded
     def on_export(session: Any) -> Any:
@@ -306,5 +306,5 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
         return gr.update(value=inline_file(session.confusion.to_csv().encode(), "session-counts.csv", "text/csv"),
                          visible=True)
 
-    export.click(on_export, [live], [csv_file], api_visibility="undocumented", postprocess=False)
+    export.click(on_export, [live], [csv_file], api_visibility="private", postprocess=False)
     return tab

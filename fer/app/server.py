@@ -131,7 +131,7 @@ def _bind_settings(options: settings_tab.SettingsTab, settings: Any, evaluation:
           [settings, options.status, about_md, live_tab.posing, options.widgets[3]], api_visibility="undocumented",
           api_name="apply_settings", preprocess=False).then(
         inline_outputs(image_tab.outputs)(on_redo), [settings, evaluation, live_state], image_tab.outputs,
-        api_visibility="undocumented", api_name="redo_image", postprocess=False, show_progress="hidden")
+        api_visibility="private", api_name="redo_image", postprocess=False, show_progress="hidden")
 
 
 def launch_options(share: bool = False) -> dict[str, Any]:
@@ -153,7 +153,10 @@ def launch_options(share: bool = False) -> dict[str, Any]:
         "state_session_capacity": STATE_SESSION_CAPACITY,
         "show_error": False,
         # OnDeviceFiles: the in-browser engine's runtime and models under /ondevice/ (fer.app.ondevice).
-        "app_kwargs": {"middleware": [Middleware(Hardening), Middleware(OnDeviceFiles)], "lifespan": upkeep},
+        "app_kwargs": {"middleware": [Middleware(Hardening, public=api.CALLABLE_BY_NAME,
+                                                 file_folders=lambda: (str(folders.upload_dir()),)),
+                                      Middleware(OnDeviceFiles)],
+                       "lifespan": upkeep},
     }
 
 
@@ -217,7 +220,9 @@ def run(argv: Sequence[str] | None = None) -> None:
         app = build_app(model, [] if model in PRETRAINED else [model])
     except FerError as exc:
         sys.exit(f"error: {exc}")
-    app.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
+    # api_open=False: the queue-less /run/* routes refuse every queued event (all of them are), so
+    # the queue's size and concurrency limits bound all the work (fer.app.security refuses them too).
+    app.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY, api_open=False)
     # SIGTERM (a container or service stopping) takes the same way out as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

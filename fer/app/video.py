@@ -168,11 +168,11 @@ def build(settings: Any, guarded: Any) -> VideoTab:
             return "⚠️ The server has no room to keep this clip now; try again in a few minutes."
         return f"**{upload.name}** received. Choose a rate and press **Analyse clip**."
 
-    clip.upload(on_upload, [clip], [status], api_visibility="undocumented", preprocess=False, show_progress="hidden")
+    clip.upload(on_upload, [clip], [status], api_visibility="private", preprocess=False, show_progress="hidden")
     def on_clear(request: gr.Request) -> None:
         MEMORY.drop(getattr(request, "session_hash", None), KIND)
 
-    clip.clear(on_clear, None, None, api_visibility="undocumented")
+    clip.clear(on_clear, None, None, api_visibility="private")
 
     @guarded
     def on_example(request: gr.Request) -> list[Any]:
@@ -181,7 +181,7 @@ def build(settings: Any, guarded: Any) -> VideoTab:
         # Gradio 6's video value is a plain file record; this one carries the clip inline.
         return [inline_file(data, EXAMPLE.name, "video/mp4"), f"**{EXAMPLE.name}** loaded. Press **Analyse clip**."]
 
-    example.click(on_example, None, [clip, status], api_visibility="undocumented", postprocess=False)
+    example.click(on_example, None, [clip, status], api_visibility="private", postprocess=False)
 
     @guarded
     @inline_outputs(tab.outputs)
@@ -193,6 +193,6 @@ def build(settings: Any, guarded: Any) -> VideoTab:
         report = analyse_clip(kept.data, kept.name, current, rate, progress=lambda f, m: progress(f, desc=m))
         return report_outputs(report)
 
-    run.click(on_run, [fps, settings], tab.outputs, api_visibility="undocumented", concurrency_limit=1,
+    run.click(on_run, [fps, settings], tab.outputs, api_visibility="private", concurrency_limit=1,
               concurrency_id="long-jobs", preprocess=False, postprocess=False)
     return tab
