@@ -11,6 +11,9 @@ import os
 # Before Gradio is imported: it reads these at import time.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# FFmpeg (inside OpenCV) prints every decoding error of a damaged clip to stderr, dozens of lines
+# per upload; the app reports a damaged clip in one line itself.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from fer.app import main  # noqa: E402
 

@@ -8,7 +8,10 @@
     >>> result.to_csv()           # one row per face per sampled frame
 
 Limits (`fer.limits`): file size `MAX_VIDEO_BYTES`, length `MAX_VIDEO_SECONDS`, at most
-`MAX_VIDEO_FRAMES` frames sampled. Frames are decoded one at a time and never written anywhere.
+`MAX_VIDEO_FRAMES` frames sampled, and at most `MAX_VIDEO_DECODE_PIXELS` pixels decoded (the
+declared size × frame count is checked before decoding, and the decoded pixels are counted while
+reading, for containers that do not declare a count or lie about it); a caller may also give a
+wall-clock limit. Frames are decoded one at a time and never written anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time as clock
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,7 @@ import cv2
 import numpy as np
 
 from fer.errors import InputError
-from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
+from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_DECODE_PIXELS, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 from fer.tracking import Agreement, Box, FaceTracker, count_opinion
 
 if TYPE_CHECKING:
@@ -99,21 +103,27 @@ def _is_still_image(path: str | os.PathLike) -> bool:
         return False
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike, max_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS) -> VideoInfo:
     """Read a clip's header and check it against the limits.
 
     Raises:
-        InputError: missing, empty, too large, unreadable, frames over `MAX_PIXELS`, or longer than
-            `MAX_VIDEO_SECONDS`.
+        InputError: missing, empty, too large, unreadable, frames over `MAX_PIXELS`, longer than
+            `MAX_VIDEO_SECONDS`, or declaring more than ``max_decode_pixels`` pixels in all.
     """
     capture, name, size = _open(path)
     try:
-        return _info(capture, name, size)
+        return _info(capture, name, size, max_decode_pixels)
     finally:
         capture.release()
 
 
-def _info(capture: cv2.VideoCapture, name: str, size: int) -> VideoInfo:
+def _too_much_decoding(name: str, width: int, height: int, max_decode_pixels: int) -> InputError:
+    frames = max_decode_pixels // max(1, width * height)
+    return InputError(f"{name}: too much to decode ({width}×{height} frames: at most {frames:,} of them, "
+                      f"{max_decode_pixels / 1e9:g} billion pixels in all); send a shorter or smaller clip")
+
+
+def _info(capture: cv2.VideoCapture, name: str, size: int, max_decode_pixels: int) -> VideoInfo:
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if np.isfinite(fps) and 0 < fps <= _MAX_FPS else _FALLBACK_FPS
     frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -127,27 +137,38 @@ def _info(capture: cv2.VideoCapture, name: str, size: int) -> VideoInfo:
         raise InputError(
             f"{name}: video is {info.duration:.1f} s long, over the {MAX_VIDEO_SECONDS:.0f} s limit; trim it first"
         )
+    if frames * width * height > max_decode_pixels:
+        raise _too_much_decoding(name, width, height, max_decode_pixels)
     return info
 
 
 def sample_frames(
-    path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_FPS, max_frames: int = MAX_VIDEO_FRAMES
+    path: str | os.PathLike,
+    sample_fps: float = DEFAULT_SAMPLE_FPS,
+    max_frames: int = MAX_VIDEO_FRAMES,
+    *,
+    max_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS,
+    deadline: float | None = None,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode a clip and yield frames at about ``sample_fps``.
 
-    The whole file is read in order (``grab`` skips the colour conversion of unwanted frames):
-    seeking by frame number is inexact for many codecs. When there are more than ``max_frames``
-    candidates, the rate is lowered so the samples still span the whole clip.
+    The whole file is read in order, and only sampled frames are converted to RGB (``grab``
+    decodes without converting): seeking by frame number is inexact for many codecs. When there
+    are more than ``max_frames`` candidates, the rate is lowered so the samples still span the
+    whole clip.
 
     Args:
         path: a video file OpenCV can read.
         sample_fps: wanted samples per second of video (> 0).
         max_frames: most frames yielded (1 … `MAX_VIDEO_FRAMES`).
+        max_decode_pixels: most pixels decoded in all (declared before, counted while decoding).
+        deadline: a ``time.monotonic()`` instant after which decoding stops with an `InputError`.
     Yields:
         ``(frame_index, time_seconds, frame)`` with ``frame`` ``(H, W, 3)`` uint8 RGB.
     Raises:
-        InputError: see `probe_video`; also for a clip with no decodable frame, or one that turns out
-            longer than `MAX_VIDEO_SECONDS` while reading.
+        InputError: see `probe_video`; also for a clip with no decodable frame, one that turns out
+            longer than `MAX_VIDEO_SECONDS` or over ``max_decode_pixels`` while reading, or past
+            ``deadline``.
     """
     if not sample_fps > 0:
         raise InputError(f"sample rate must be above 0 frames per second, got {sample_fps}")
@@ -155,15 +176,21 @@ def sample_frames(
         raise InputError(f"max_frames must be between 1 and {MAX_VIDEO_FRAMES}, got {max_frames}")
     capture, name, size = _open(path)
     try:
-        info = _info(capture, name, size)
+        info = _info(capture, name, size, max_decode_pixels)
         step = 1.0 / sample_fps
         if info.duration is not None and info.duration * sample_fps > max_frames:
             step = info.duration / max_frames
-        next_time, yielded, index = 0.0, 0, -1
+        next_time, yielded, index, decoded = 0.0, 0, -1, 0
         while yielded < max_frames:
+            if deadline is not None and clock.monotonic() > deadline:
+                raise JobTimeout(name)
             if not capture.grab():
                 break
             index += 1
+            # The header's size: a frame of another size still costs about as much to decode.
+            decoded += info.width * info.height
+            if decoded > max_decode_pixels:
+                raise _too_much_decoding(name, info.width, info.height, max_decode_pixels)
             time = index / info.fps
             if time > MAX_VIDEO_SECONDS:
                 raise InputError(f"{name}: video is longer than the {MAX_VIDEO_SECONDS:.0f} s limit; trim it first")
@@ -173,6 +200,9 @@ def sample_frames(
             ok, bgr = capture.retrieve()
             if not ok or bgr is None:
                 continue
+            if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:
+                raise InputError(f"{name}: a frame is {bgr.shape[1]}×{bgr.shape[0]}, over the "
+                                 f"{MAX_PIXELS / 1e6:.0f} MP limit")
             next_time += step
             yielded += 1
             yield index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -180,6 +210,14 @@ def sample_frames(
             raise InputError(f"{name}: no frame could be decoded")
     finally:
         capture.release()
+
+
+class JobTimeout(InputError):
+    """A clip's analysis ran past its wall-clock limit."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name}: stopped, this clip takes longer to analyse than this server allows; "
+                         "send a shorter clip or a lower sampling rate")
 
 
 @dataclass(frozen=True)
@@ -280,6 +318,7 @@ def analyse_video(
     max_frames: int = MAX_VIDEO_FRAMES,
     smoothing: float = 0.0,
     progress: Callable[[float, str], None] | None = None,
+    time_limit_s: float | None = None,
 ) -> VideoAnalysis:
     """Run the pipeline on sampled frames of a clip, following faces by box overlap.
 
@@ -290,11 +329,13 @@ def analyse_video(
         max_frames: most frames analysed.
         smoothing: weight of the past in each face's exponential moving average (0 = raw).
         progress: called as ``progress(fraction in [0, 1], message)`` after each frame.
+        time_limit_s: wall-clock seconds the whole analysis may take (None: no limit).
     Returns:
         `VideoAnalysis`.
     Raises:
-        InputError: the clip is refused (see `sample_frames`).
+        InputError: the clip is refused (see `sample_frames`); `JobTimeout` past ``time_limit_s``.
     """
+    deadline = None if time_limit_s is None else clock.monotonic() + time_limit_s
     info = probe_video(path)
     expected = max_frames
     if info.duration is not None:
@@ -302,7 +343,9 @@ def analyse_video(
         expected = max(1, min(max_frames, int(last * sample_fps + 1e-6) + 1))
     tracker = FaceTracker(smoothing=smoothing, max_missed=max(2, round(sample_fps)))
     result = VideoAnalysis(info, pipeline.labels, sample_fps=sample_fps, smoothing=smoothing)
-    for index, time, frame in sample_frames(path, sample_fps, max_frames):
+    for index, time, frame in sample_frames(path, sample_fps, max_frames, deadline=deadline):
+        if deadline is not None and clock.monotonic() > deadline:
+            raise JobTimeout(str(path))
         predictions = pipeline.predict_faces(pipeline.detect(frame), attention=False)
         for pred in predictions:
             result.agreement = count_opinion(result.agreement, pred, pipeline.main.spec.name)

@@ -116,3 +116,41 @@ def test_bad_arguments_refused(clip: Path, tmp_path: Path) -> None:
         next(sample_frames(clip, sample_fps=0))
     with pytest.raises(InputError, match="max_frames"):
         next(sample_frames(clip, max_frames=0))
+
+
+def test_decoding_is_bounded_before_and_while_reading(clip: Path) -> None:
+    """A clip whose declared size × frame count is over the decode budget is refused before any
+    frame is decoded; one whose header says less than it holds is stopped once the decoded pixels
+    pass the budget."""
+    info = probe_video(clip)
+    per_frame = info.width * info.height
+    with pytest.raises(InputError, match="too much to decode"):
+        probe_video(clip, max_decode_pixels=per_frame * info.frames - 1)
+    decoded: list[int] = []
+    with pytest.raises(InputError, match="too much to decode"):
+        for index, _, _ in sample_frames(clip, sample_fps=10, max_decode_pixels=per_frame * info.frames - 1):
+            decoded.append(index)
+    assert decoded == []  # refused on the header
+    # The header's count hidden (as some containers do): counted while decoding instead.
+    real_info = fer.video._info
+
+    def no_count(capture, name, size, max_decode_pixels):
+        found = real_info(capture, name, size, max_decode_pixels=10**12)
+        return fer.video.VideoInfo(found.path, found.fps, 0, found.width, found.height, found.bytes)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(fer.video, "_info", no_count), pytest.raises(InputError, match="too much"):
+        for index, _, _ in sample_frames(clip, sample_fps=10, max_decode_pixels=per_frame * 5):
+            decoded.append(index)
+    assert decoded == [0, 1, 2, 3, 4]
+
+
+def test_a_deadline_stops_the_analysis(clip: Path, pipeline) -> None:
+    import time
+
+    with pytest.raises(fer.video.JobTimeout, match="takes longer to analyse than this server allows"):
+        list(sample_frames(clip, deadline=time.monotonic() - 1))
+    with pytest.raises(fer.video.JobTimeout):
+        analyse_video(pipeline, clip, time_limit_s=0.0)
+    assert analyse_video(pipeline, clip, time_limit_s=60.0).frames_sampled == 10

@@ -21,7 +21,7 @@ from fer.app.settings import PIPELINES, Settings
 from fer.app.uploads import read_upload
 from fer.assets import ASSETS_DIR
 from fer.errors import FerError, InputError
-from fer.limits import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS, SESSION_TTL_S
+from fer.limits import MAX_VIDEO_BYTES, MAX_VIDEO_JOB_S, MAX_VIDEO_SECONDS, SESSION_TTL_S
 
 #: The example clip (made from the shipped pictures by ``scripts/make_assets.py``).
 EXAMPLE = ASSETS_DIR / "astronaut-clip.mp4"
@@ -89,7 +89,8 @@ def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
         path = folder / ("clip" + (Path(name).suffix.lower()[:8] or ".mp4"))
         path.write_bytes(data)
         try:
-            analysis = analyse_video(pipe, path, sample_fps=fps, smoothing=settings.smoothing, progress=progress)
+            analysis = analyse_video(pipe, path, sample_fps=fps, smoothing=settings.smoothing, progress=progress,
+                                     time_limit_s=MAX_VIDEO_JOB_S)
         except FerError as exc:
             # The decoder names the private temporary file; the user knows the clip by its name.
             return VideoReport(False, str(exc).replace(str(path), name))
