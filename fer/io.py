@@ -40,7 +40,7 @@ def describe(source: ImageSource) -> str:
     return f"<{type(source).__name__}>"
 
 
-def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS, *, name: str | None = None) -> np.ndarray:
     """Read an image into RGB pixels.
 
     Accepts a path, encoded bytes (one of `READ_FORMATS`, whatever the file is named), a PIL image
@@ -53,13 +53,14 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             ``(H, W, 4)`` RGBA (a masked array is refused: which value its masked pixels should
             take is the caller's choice, e.g. ``arr.filled(0)``).
         max_pixels: images with more pixels are refused before they are decoded.
+        name: what to call the image in messages (default: the path, or the kind of object).
     Returns:
         ``(H, W, 3)`` uint8 RGB, C-contiguous (a new array; the input is never modified).
     Raises:
         InputError: unreadable, truncated, empty, too large, another format than `READ_FORMATS`, an
             image mode that has no RGB conversion, or an array of the wrong shape/dtype.
     """
-    name = describe(source)
+    name = describe(source) if name is None else name
     if isinstance(source, np.ndarray):
         return _from_array(source, name, max_pixels)
     if isinstance(source, Image.Image):

@@ -64,12 +64,17 @@ def test_sessions_are_separate_and_reset(settings: Settings, astronaut: np.ndarr
     ({"path": "/work/main/assets/astronaut.png"}, "not a file"),
     ("/etc/passwd", "data: URL"),
     (12, "data: URL"),
+    # Bounded before decoding: the bytes by the URL's length, the pixels by the header.
+    ("data:image/png;base64," + "A" * (3 * 2**20), "larger than 2 MB"),
+    ("data:image/png;base64," + __import__("base64").b64encode(
+        __import__("tests.badinputs", fromlist=["png_bomb"]).png_bomb(4000, 2200)).decode(), "webcam frame: image is"),
 ])
 def test_broken_or_file_frames_are_a_status_line(settings: Settings, frame: object, reason: str) -> None:
     with pytest.raises(InputError, match=reason):
         decode_frame(frame)
     session, out = live.step(frame, settings, live.NOT_POSING, None, now=0.0)
     assert session is None and out.status.startswith("⚠️") and "\n" not in out.status and reason in out.status
+    assert "bytes>" not in out.status  # named as a person knows it, not "<N bytes>"
 
 
 def test_a_truncated_frame_then_a_good_one(settings: Settings, astronaut: np.ndarray) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from fer.errors import InputError
 from fer.io import IMAGE_FORMATS, encode_image, read_image
+from fer.limits import MAX_FRAME_BYTES, MAX_FRAME_PIXELS
 
 
 def bytes_url(data: bytes, mime: str) -> str:
@@ -91,7 +92,9 @@ def decode_frame(frame: Any) -> np.ndarray | None:
     """A webcam frame as the browser sends it → ``(H, W, 3)`` uint8 RGB (None: no frame).
 
     Only pixels travel this way: a ``data:image/…;base64,…`` URL, or Gradio's record carrying one
-    in ``url``. A record naming a file (``path``) is refused: the webcam never sends files.
+    in ``url``. A record naming a file (``path``) is refused: the webcam never sends files. The
+    frame's size is bounded before it is decoded: at most `fer.limits.MAX_FRAME_BYTES` encoded and
+    `fer.limits.MAX_FRAME_PIXELS` pixels (read from its header).
 
     Raises:
         InputError: a file record, not base64, not an image, truncated, too large.
@@ -106,13 +109,16 @@ def decode_frame(frame: Any) -> np.ndarray | None:
             return None
     if not isinstance(frame, str) or not frame.startswith("data:"):
         raise InputError("webcam frame: expected a data: URL of a picture")
+    # base64 carries 3 bytes in 4 characters: refuse by length before decoding anything.
+    if len(frame) > (MAX_FRAME_BYTES * 4) // 3 + 128:
+        raise InputError(f"webcam frame: larger than {MAX_FRAME_BYTES // 2**20} MB; send a smaller picture")
     try:
         data = data_url_bytes(frame)
     except InputError:
         raise InputError("webcam frame: not valid base64 image data") from None
     if not data:
         raise InputError("webcam frame: empty")
-    return read_image(data)
+    return read_image(data, max_pixels=MAX_FRAME_PIXELS, name="webcam frame")
 
 
 def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]], Callable[..., list[Any]]]:
