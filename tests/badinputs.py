@@ -553,13 +553,15 @@ def zip_cases() -> list[BadInput]:
 
 
 #: Installed as ``sitecustomize`` in a subprocess: records every attempt to reach a host other than
-#: this machine (a DNS lookup or a socket connect) to the file named by FER_NET_AUDIT_LOG.
+#: this machine (a DNS lookup or a socket connect) to the file named by FER_NET_AUDIT_LOG, and
+#: every program it starts to FER_PROC_AUDIT_LOG (when set).
 NET_AUDIT_SITECUSTOMIZE = '''
 import ipaddress
 import os
 import sys
 
 _LOG = os.environ.get("FER_NET_AUDIT_LOG")
+_PROC_LOG = os.environ.get("FER_PROC_AUDIT_LOG")
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
 
 
@@ -577,8 +579,8 @@ def _is_local(host):
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _record(line):
-    with open(_LOG, "a", encoding="utf-8") as fh:
+def _record(line, log=None):
+    with open(log or _LOG, "a", encoding="utf-8") as fh:
         fh.write(line + "\\n")
 
 
@@ -590,6 +592,8 @@ def _hook(event, args):
     elif event == "socket.getaddrinfo":
         if args[0] is not None and not _is_local(args[0]):
             _record(f"getaddrinfo {args[0]!r}")
+    elif _PROC_LOG and event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system", "os.spawn"):
+        _record(f"{event} {str(args[0])[:200]}", _PROC_LOG)
 
 
 if _LOG:

@@ -541,8 +541,8 @@ def test_queue_full_is_told_and_server_keeps_serving(server, client):
     flood = QUEUE_MAX_SIZE * 2
     # One upload per request, as browsers send them.
     picture = ASTRONAUT.read_bytes()
-    uploaded = httpx.post(server.url + "/gradio_api/upload", timeout=REQUEST_TIMEOUT,
-                          files=[("files", (f"face-{i}.png", picture, "image/png")) for i in range(flood)]).json()
+    uploaded = [httpx.post(server.url + "/gradio_api/upload", timeout=REQUEST_TIMEOUT,
+                           files=[("files", (f"face-{i}.png", picture, "image/png"))]).json()[0] for i in range(flood)]
     config = httpx.get(server.url + "/config", timeout=10).json()
     dep = next(d for d in config["dependencies"] if d.get("api_name") == "predict")
     session = uuid.uuid4().hex[:11]
