@@ -124,10 +124,10 @@ def prepare() -> Path:
                               "give each app its own folder")
     else:
         base = default_base()
-        folder = next((base / str(n) for n in range(1, MAX_SLOTS + 1) if claim(base / str(n))), None)
-        if folder is None:
+        slot = next((base / str(n) for n in range(1, MAX_SLOTS + 1) if claim(base / str(n))), None)
+        if slot is None:
             raise FolderInUse(f"all {MAX_SLOTS} app folders under {base} are in use; set FER_APP_DIR")
-        os.environ["FER_APP_DIR"] = str(folder)
+        os.environ["FER_APP_DIR"] = str(slot)
     uploads = upload_dir()
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)
     for sub in (uploads, work_dir()):
