@@ -106,6 +106,10 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
                                                             _free_port(), more), nprocs=2, start_method="spawn")
     ranks = [json.loads((logs / f"rank-{r}.json").read_text()) for r in range(2)]
     _assert_same_run(single, tmp_path / "two")
+    # One copy of the inputs for both processes (a memory map rank 0 wrote), removed at the end.
+    assert ModelSpec.load(tmp_path / "two" / "best.json").training["inputs"] == "memory-mapped, shared by 2 processes"
+    assert ModelSpec.load(single).training["inputs"] == "in memory"
+    assert not list((tmp_path / "two").glob("inputs*"))
     for b, extra in zip(batches, more, strict=True):
         one = train(TrainConfig(**{**extra, "out": str(tmp_path / f"one-{b}")}))
         _assert_same_run(one, tmp_path / f"two-{b}")

@@ -131,6 +131,17 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
     return out
 
 
+def broadcast(obj: Any, ctx: Context) -> Any:
+    """Rank 0's ``obj`` (picklable) on every rank."""
+    if ctx.world_size == 1:
+        return obj
+    import torch
+
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(ctx: Context) -> None:
     """Wait until every rank gets here (e.g. until rank 0 has written a file the others read)."""
     if ctx.world_size > 1:

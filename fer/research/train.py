@@ -37,10 +37,10 @@ from fer.models import ARCHITECTURES, LoadedModel, ModelSpec, predict_probabilit
 from fer.research import distributed as dist
 from fer.research.datasets import load_dataset, restrict_labels
 from fer.research.evaluate import EvaluationResult, score
-from fer.research.face_cache import crop_size_for, prepare_crops, weighted_crops
 from fer.research.preemption import Preempted, StopRequest
 from fer.research.recipes import TrainConfig, WeightAverage, lr_factor, make_optimizer, warmup_factor
 from fer.research.runs import STATE_FILE, environment, resume_state, run_id, run_identity, saliency_digest
+from fer.research.shared_inputs import release, training_inputs
 from fer.research.splits import part_fingerprints, split_dataset
 from fer.research.step_log import StepLog
 
@@ -217,7 +217,10 @@ def train(config: TrainConfig) -> Path:
     config = config.resolved()
     device = resolve_device(config.device)
     with dist.process_group(device) as ctx, StopRequest() as stop:
-        return _train(config, dist.device_for(device, ctx), ctx, stop)
+        try:
+            return _train(config, dist.device_for(device, ctx), ctx, stop)
+        finally:
+            release(Path(config.out or "."), ctx)
 
 
 def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: StopRequest) -> Path:
@@ -251,20 +254,14 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
     if state == "finished":
         return out / "best.json"
 
-    if not ctx.main:
-        dist.barrier(ctx)  # rank 0 detects faces first; the others then read its cache
-    crops = prepare_crops(dataset.samples, crop_size=crop_size_for(dataset.samples, config.input_size),
-                          assume_cropped=dataset.assume_cropped, margin=config.margin, cache_dir=config.cache_dir,
-                          progress=config.progress and ctx.main)
-    if ctx.main:
-        dist.barrier(ctx)
+    # Rank 0 detects faces and weights them; every rank then reads one shared copy (removed by `train`).
+    crops = training_inputs(dataset, config, predictor, ctx, out)
     row_of = {sample.key: row for row, sample in enumerate(crops.samples)}
     parts = {name: np.array([row_of[dataset.samples[i].key] for i in getattr(split, name)
                              if dataset.samples[i].key in row_of], np.int64) for name in ("train", "val", "test")}
     if len(parts["train"]) < 2:
         raise InputError(f"{dataset.name}: fewer than 2 training images have a face crop ({len(crops.skipped)} skipped)")
-    inputs = weighted_crops(crops, predictor, config.saliency_floor, progress=config.progress and ctx.main,
-                            description=f"saliency ({config.saliency})")
+    inputs = crops.images
     labels = dataset.labels
     crop_labels = crops.labels
     targets = np.array([labels.index(label) for label in crop_labels], np.int64)
@@ -409,6 +406,7 @@ def _train(config: TrainConfig, device: torch.device, ctx: dist.Context, stop: S
         "run_id": run_id(identity),
         "skipped": [s.to_dict() for s in (*dataset.skipped, *crops.skipped)][:100],
         "skipped_count": len(dataset.skipped) + len(crops.skipped),
+        "inputs": crops.held,
         "best_epoch": best_epoch,
         "best_val_accuracy": round(best_accuracy, 6) if best_accuracy >= 0 else None,
         "selection": "best validation accuracy" if len(val_rows) else "last epoch (no validation data)",
