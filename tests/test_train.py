@@ -416,9 +416,10 @@ def test_the_grey_stem_is_timms_adapt_input_conv() -> None:
     torch.testing.assert_close(grey.bias, conv.bias, rtol=0, atol=0)
 
 
-def test_warmup_label_smoothing_clipping_and_weight_average(tmp_path: Path) -> None:
+def test_warmup_label_smoothing_clipping_and_weight_average(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each option changes the run and does what it says: warmup ramps the step's learning rate,
-    the saved "best" weights are the moving average of the weights."""
+    the saved "best" weights are the moving average of the weights, and a run with all of them
+    preempted mid-epoch resumes bit-identical (the average and the warmup position are restored)."""
     import csv
 
     from fer.research.recipes import warmup_factor
@@ -441,3 +442,24 @@ def test_warmup_label_smoothing_clipping_and_weight_average(tmp_path: Path) -> N
 
     best, last = load_file(str(tmp_path / "all" / "best.safetensors")), load_file(str(tmp_path / "all" / "last.safetensors"))
     assert any(not torch.equal(best[k], last[k]) for k in best if best[k].is_floating_point())
+    import os
+    import signal
+
+    import fer.research.train as T
+    from fer.research.preemption import Preempted
+
+    real_params, draws = T.augment_params, {"n": 0}
+
+    def signal_on_second_draw(n, generator, max_zoom=T.MAX_ZOOM):  # noqa: ANN001, ANN202
+        draws["n"] += 1
+        if draws["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_params(n, generator, max_zoom)
+
+    monkeypatch.setattr(T, "augment_params", signal_on_second_draw)
+    again = TrainConfig(out=str(tmp_path / "again"), **base, **options)
+    with pytest.raises(Preempted):
+        train(again)
+    resumed = train(TrainConfig(out=str(tmp_path / "again"), resume=True, **base, **options))
+    assert _sha(resumed.with_suffix(".safetensors")) == _sha(run.with_suffix(".safetensors"))
+    assert ModelSpec.load(resumed).training["history"] == spec.training["history"]
