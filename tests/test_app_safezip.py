@@ -1,15 +1,16 @@
 """`fer.app.safezip`: uploaded archives cannot escape their folder, explode or crash the request;
-`dataset_root` finds the labelled data under wrapping folders but keeps a single label folder."""
+`read_members` reads them into memory; `members_root` finds the labelled data under wrapping folders
+but keeps a single label folder."""
 
 from __future__ import annotations
 
 import struct
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
-from fer.app.safezip import dataset_root, safe_extract
+from fer.app.safezip import members_root, read_members, safe_extract
 from fer.errors import InputError
 
 from .badinputs import _zip, zip_cases
@@ -85,16 +86,22 @@ def test_good_archives_unpack(tmp_path: Path) -> None:
         "faces/happy/a.png", "faces/neutral/c.png", "faces/sad/b.png"]
 
 
-def test_dataset_root_descends_wrappers_but_keeps_a_single_label_folder(tmp_path: Path) -> None:
-    wrapped = tmp_path / "a"
-    (wrapped / "faces" / "happy").mkdir(parents=True)
-    (wrapped / "faces" / "sad").mkdir()
-    (wrapped / "__MACOSX").mkdir()
-    assert dataset_root(wrapped, frozenset({"happy", "sad"})) == wrapped / "faces"
-    single = tmp_path / "b"
-    (single / "happy").mkdir(parents=True)
-    (single / "happy" / "x.png").write_bytes(b"1")
-    assert dataset_root(single, frozenset({"happy"})) == single
-    nested = tmp_path / "c"
-    (nested / "happy" / "session1").mkdir(parents=True)
-    assert dataset_root(nested, frozenset({"happy"})) == nested  # a label, even with subfolders
+def test_members_root_descends_wrappers_but_keeps_a_single_label_folder() -> None:
+    def root(*names: str, labels: frozenset[str] = frozenset({"happy", "sad"})) -> str:
+        return members_root([PurePosixPath(n) for n in names], labels).as_posix()
+
+    assert root("faces/happy/a.png", "faces/sad/b.png", "__MACOSX/faces/._a.png") == "faces"
+    assert root("happy/x.png", labels=frozenset({"happy"})) == "."
+    assert root("happy/session1/x.png", labels=frozenset({"happy"})) == "."  # a label, even with subfolders
+    assert root("wrap/inner/happy/a.png", "wrap/inner/sad/b.png") == "wrap/inner"
+
+
+def test_members_are_read_into_memory_and_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    members = read_members(_zip({"faces/happy/a.png": b"1", "faces/sad/b.png": b"2", "./faces/neutral/c.png": b"3"}))
+    assert members == {PurePosixPath("faces/happy/a.png"): b"1", PurePosixPath("faces/sad/b.png"): b"2",
+                       PurePosixPath("faces/neutral/c.png"): b"3"}
+    assert list(tmp_path.iterdir()) == []
+    for evil in ("../x.png", "/etc/x.png", "C:/x.png", "a/../../x.png"):
+        with pytest.raises(InputError, match="refused entry"):
+            read_members(_zip({"happy/ok.png": b"1", evil: b"2"}))

@@ -4,16 +4,16 @@ tabs quote them beside each answer. `evaluate_archive` is also what ``/evaluate`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from fer.app.folders import scratch
 from fer.app.media import inline_outputs
-from fer.app.safezip import dataset_root, safe_extract
+from fer.app.safezip import members_root, read_members
 from fer.app.settings import PIPELINES, Settings
 from fer.app.uploads import read_upload
 from fer.app.views import evaluation_record
@@ -53,32 +53,29 @@ class EvalReport:
     record: dict[str, Any] | None = None
 
 
-def load_labelled(folder: Path) -> Any:
-    """A dataset from an unpacked archive: RaFD when most file names follow RaFD's pattern, else
-    one folder per label (`fer.research.datasets.Dataset`)."""
+def load_labelled(members: Mapping[PurePosixPath, bytes]) -> Any:
+    """A dataset from an archive's members held in memory (`fer.app.safezip.read_members`): under
+    its data folder (`fer.app.safezip.members_root`), RaFD when most file names follow RaFD's
+    pattern, else one folder per label (`fer.research.datasets.dataset_from_files`)."""
     from fer.models import LABEL_SYNONYMS
-    from fer.research.datasets import IMAGE_SUFFIXES, RAFD_PATTERN, load_folder, load_rafd
+    from fer.research.datasets import dataset_from_files
 
-    root = dataset_root(folder, frozenset(LABEL_SYNONYMS))
-    images = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-              and "__MACOSX" not in p.parts]
-    if not images:
-        raise InputError("the archive holds no images (expected <label>/<image> folders or RaFD file names)")
-    if sum(bool(RAFD_PATTERN.match(p.stem)) for p in images) > len(images) / 2:
-        return load_rafd(root, angles=None)
-    return load_folder(root, name="uploaded")
+    files = {p: body for p, body in members.items() if not any(part.startswith((".", "__MACOSX")) for part in p.parts)}
+    root = members_root(files, frozenset(LABEL_SYNONYMS))
+    return dataset_from_files({p.relative_to(root): body for p, body in files.items() if p.is_relative_to(root)},
+                              root=root)
 
 
 def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bool = False) -> EvalReport:
-    """Unpack a zip held in memory into a private folder (deleted at the end), evaluate the
-    settings' whole pipeline on it (`fer.research.evaluate.evaluate`: each image's largest face,
-    top-1, as the Image tab answers) and draw its confusion matrix.
+    """Read a zip held in memory member by member (nothing is written to disk, no face cache
+    either), evaluate the settings' whole pipeline on it (`fer.research.evaluate.evaluate`: each
+    image's largest face, top-1, as the Image tab answers) and draw its confusion matrix.
 
     Args:
         name: the archive's name as the user gave it; only ``.zip`` is taken.
         progress: show tqdm bars (the app's progress bar follows them).
     """
-    from fer.research.evaluate import evaluate, plot_confusion
+    from fer.research.evaluate import confusion_png, evaluate
 
     if Path(name).suffix.lower() != ".zip":
         return EvalReport(False, f"{name}: wrong file type; upload a .zip of labelled face images.")
@@ -86,26 +83,18 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
         pipe = PIPELINES.get(settings)
     except FerError as exc:
         return EvalReport(False, str(exc))
-    with scratch("fer-eval-") as tmp:
-        unpacked = tmp / "data"
-        unpacked.mkdir()
-        try:
-            safe_extract(data, unpacked, name)
-            dataset = load_labelled(unpacked)
-            # The face-crop cache lives in the private folder too: nothing of the upload outlives it.
-            # The session's whole pipeline (detector, margin, saliency input, ensemble): the score is
-            # that of the answers Image and Live give with these settings.
-            result = evaluate(pipe, dataset, cache_dir=tmp / "cache", progress=progress)
-            figure = read_image(plot_confusion(result, tmp / "confusion.png",
-                                               title=f"{pipe.spec.name} on the uploaded faces"))
-        except FerError as exc:
-            # Paths inside the private folder mean nothing to the user: show them relative to the archive.
-            return EvalReport(False, str(exc).replace(f"{unpacked}/", "").replace(str(unpacked), "the archive"))
-        skipped = [{"file": _in_archive(s.path, unpacked), "reason": s.reason}
-                   for s in (*dataset.skipped, *result.skipped)]
+    try:
+        dataset = load_labelled(read_members(data, name))
+        # The session's whole pipeline (detector, margin, saliency input, ensemble): the score is
+        # that of the answers Image and Live give with these settings.
+        result = evaluate(pipe, dataset, cache=False, progress=progress)
+        figure = read_image(confusion_png(result, title=f"{pipe.spec.name} on the uploaded faces"))
+    except FerError as exc:
+        return EvalReport(False, str(exc))
+    # Skipped files by their name inside the archive (a {"path": ...} record would look like a
+    # downloadable file to Gradio clients).
+    skipped = [{"file": s.path, "reason": s.reason} for s in (*dataset.skipped, *result.skipped)]
     data_out = result.to_dict()
-    # Skipped files by their name inside the archive: the folder is gone, and a {"path": ...}
-    # record would look like a downloadable file to Gradio clients.
     data_out["skipped"] = skipped
     message = f"Scored {result.n} face{'s' if result.n != 1 else ''} of {len(dataset)} labelled images."
     if skipped:
@@ -121,14 +110,6 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
             for label, v in data_out["per_class"].items()]
     return EvalReport(True, message, headline, rows, figure, data_out,
                       evaluation_record(settings.config, data_out, len(dataset)))
-
-
-def _in_archive(path: str, unpacked: Path) -> str:
-    """``path`` relative to the unpacked archive folder (as the user named it in the zip)."""
-    try:
-        return Path(path).relative_to(unpacked).as_posix()
-    except ValueError:
-        return Path(path).name
 
 
 def report_outputs(report: EvalReport) -> list[Any]:

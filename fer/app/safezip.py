@@ -1,5 +1,5 @@
-"""Unpacking an uploaded zip of labelled faces without letting it escape its folder, explode, or
-crash the request: every refusal is one line naming the entry."""
+"""Reading an uploaded zip of labelled faces member by member into memory without letting it
+escape, explode, or crash the request: every refusal is one line naming the entry."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from fer.errors import InputError
@@ -45,32 +46,32 @@ def _checked_parts(name: str, entry: str) -> tuple[str, ...]:
     return parts
 
 
-def safe_extract(
+def read_members(
     data: bytes,
-    dest: str | os.PathLike,
     name: str = "the archive",
     *,
     max_bytes: int = MAX_ZIP_BYTES,
     max_entries: int = MAX_ZIP_ENTRIES,
     max_unpacked: int = MAX_ZIP_UNPACKED_BYTES,
-) -> list[Path]:
-    """Unpack a zip archive held in memory into ``dest`` after checking it cannot escape or explode.
+) -> dict[PurePosixPath, bytes]:
+    """The files of a zip archive held in memory, read member by member into memory after checking
+    every entry: nothing is written anywhere, and no name can point outside the archive.
 
     Refused: archives over ``max_bytes``, with more than ``max_entries`` entries, declaring more
     than ``max_unpacked`` bytes or actually inflating past it (declared sizes can lie); entries with
     absolute paths, drive letters or ``..``; entries named ``.``, nested too deep or with names too
-    long to write; a file and a folder of the same name; symbolic links; encrypted entries; names
-    that claim UTF-8 and are not.
+    long; a file and a folder of the same name; a file twice; symbolic links; encrypted entries;
+    names that claim UTF-8 and are not.
 
     Args:
         data: the archive's bytes.
         name: what to call the archive in messages.
     Returns:
-        The files written, inside ``dest``.
+        Each file's checked relative path (``faces/happy/a.png``, ``.`` parts dropped) → its bytes,
+        in archive order; folders are implied by the paths.
     Raises:
-        InputError: the archive is refused (nothing outside ``dest`` is ever written).
+        InputError: the archive is refused (one line naming the entry).
     """
-    dest = Path(dest).resolve()
     if len(data) > max_bytes:
         raise InputError(f"{name}: archive is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
     try:
@@ -79,7 +80,7 @@ def safe_extract(
         raise InputError(f"{name}: its file names are marked UTF-8 but are not; re-create the zip") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise InputError(f"{name}: not a zip archive (or a damaged one)") from None
-    written: list[Path] = []
+    members: dict[PurePosixPath, bytes] = {}
     with archive:
         infos = archive.infolist()
         if len(infos) > max_entries:
@@ -104,46 +105,74 @@ def safe_extract(
                 raise InputError(f"{name}: entry {_shown(info.filename)} clashes with a folder or file of the same name")
         unpacked = 0
         for info in infos:
-            target = dest.joinpath(*_checked_parts(name, info.filename))
-            if not target.resolve().is_relative_to(dest):
-                raise InputError(f"{name}: refused entry {_shown(info.filename)} (outside the archive folder)")
+            if info.is_dir():
+                continue
+            path = PurePosixPath(*_checked_parts(name, info.filename))
+            if path in members:
+                raise InputError(f"{name}: entry {_shown(info.filename)} appears twice")
+            chunks = []
             try:
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, open(target, "xb") as out:
+                with archive.open(info) as source:
                     while chunk := source.read(1 << 20):
                         unpacked += len(chunk)
                         if unpacked > max_unpacked:
                             raise InputError(
                                 f"{name}: archive unpacks to more than {max_unpacked / 2**20:.0f} MB (a zip bomb?)"
                             )
-                        out.write(chunk)
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                        chunks.append(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
                 raise InputError(f"{name}: damaged entry {_shown(info.filename)} ({exc})") from None
-            except FileExistsError:
-                raise InputError(f"{name}: entry {_shown(info.filename)} appears twice") from None
-            except OSError as exc:
-                raise InputError(f"{name}: entry {_shown(info.filename)} cannot be unpacked "
-                                 f"({exc.strerror or type(exc).__name__})") from None
-            written.append(target)
+            members[path] = b"".join(chunks)
+    return members
+
+
+def safe_extract(
+    data: bytes,
+    dest: str | os.PathLike,
+    name: str = "the archive",
+    **limits: int,
+) -> list[Path]:
+    """Write the files `read_members` accepts (same refusals, same ``limits``) under ``dest``, for
+    a caller that needs them on disk (the app does not: Evaluate reads the members in memory).
+
+    Returns:
+        The files written, inside ``dest``.
+    Raises:
+        InputError: the archive is refused before anything is written, or a file cannot be written.
+    """
+    members = read_members(data, name, **limits)
+    dest = Path(dest).resolve()
+    written: list[Path] = []
+    for path, body in members.items():
+        target = dest.joinpath(*path.parts)
+        if not target.resolve().is_relative_to(dest):
+            raise InputError(f"{name}: refused entry {_shown(str(path))} (outside the archive folder)")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as out:
+                out.write(body)
+        except OSError as exc:
+            raise InputError(f"{name}: entry {_shown(str(path))} cannot be unpacked "
+                             f"({exc.strerror or type(exc).__name__})") from None
+        written.append(target)
     return written
 
 
-def dataset_root(folder: Path, labels: frozenset[str] = frozenset()) -> Path:
-    """The folder holding the labelled data: descend through single wrapping folders
-    (``faces.zip`` → ``faces/happy/...``), skipping macOS ``__MACOSX`` metadata, but never into a
-    folder that holds the images themselves or is named as a label (``happy/a.jpg`` is one label
-    folder, not a wrapper)."""
-    current = folder
+def members_root(paths: Iterable[PurePosixPath], labels: frozenset[str] = frozenset()) -> PurePosixPath:
+    """The folder (relative to the archive) holding the labelled data: descend through single
+    wrapping folders (``faces.zip`` → ``faces/happy/...``), skipping macOS ``__MACOSX`` metadata and
+    hidden names, but never into a folder that holds the images themselves or is named as a label
+    (``happy/a.jpg`` is one label folder, not a wrapper)."""
+    files = [p for p in paths if not any(part.startswith((".", "__MACOSX")) for part in p.parts)]
+    current = PurePosixPath()
     while True:
-        entries = [p for p in current.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-        dirs = [p for p in entries if p.is_dir()]
+        inside = [p.relative_to(current) for p in files if p.is_relative_to(current) and p != current]
+        entries = {p.parts[0] for p in inside}
+        dirs = {p.parts[0] for p in inside if len(p.parts) > 1}
         if len(dirs) == 1 and len(entries) == 1:
-            inner = dirs[0]
-            holds_folders = any(p.is_dir() for p in inner.iterdir() if not p.name.startswith((".", "__MACOSX")))
-            if holds_folders and inner.name.lower() not in labels:
-                current = inner
+            (inner,) = dirs
+            holds_folders = any(len(p.parts) > 2 for p in inside)
+            if holds_folders and inner.lower() not in labels:
+                current = current / inner
                 continue
         return current

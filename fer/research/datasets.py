@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -62,8 +62,9 @@ class Sample:
         label: expression name (canonical, e.g. ``"happy"``, or a CFEE compound name).
         subject: who is pictured; samples sharing it never go to different splits ("": the file
             name did not say, so the sample cannot be split by subject).
-        path: the image file, or None when the pixels live in a CSV (`pixels`).
+        path: the image file, or None when the pixels live in a CSV (`pixels`) or in memory (`data`).
         pixels: ``(H, W)`` uint8 grey pixels for CSV datasets, else None.
+        data: the encoded image file held in memory (an uploaded archive's member), else None.
         attributes: what the dataset records besides (RaFD angle/gaze/…, FER2013 usage).
     """
 
@@ -73,6 +74,18 @@ class Sample:
     path: Path | None = None
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
     attributes: Mapping[str, str] = field(default_factory=dict)
+    data: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def source(self) -> str | Path | bytes | np.ndarray:
+        """What `fer.io.read_image` reads this sample from: its pixels, bytes or file."""
+        if self.pixels is not None:
+            return self.pixels
+        if self.data is not None:
+            return self.data
+        if self.path is None:
+            raise InputError(f"{self.key}: the sample has no image")
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -205,15 +218,71 @@ def _existing_dir(root: str | Path, what: str) -> Path:
     return path.resolve()  # specs record where the data was, not where the shell happened to be
 
 
-def _finish(name: str, root: Path, samples: list[Sample], skipped: list[Skipped], assume_cropped: bool,
+def _finish(name: str, root: Path | PurePosixPath, samples: list[Sample], skipped: list[Skipped], assume_cropped: bool,
             options: Mapping[str, Any], label_set: Iterable[str] = ()) -> Dataset:
     if not samples:
-        raise InputError(f"{name}: no usable labelled images under {root}")
+        raise InputError(f"{name}: no usable labelled images under {root}" if str(root) != "." else
+                         f"{name}: no usable labelled images")
     return Dataset(name, str(root), tuple(samples), ordered_labels(s.label for s in samples), assume_cropped,
                    tuple(skipped), dict(options), ordered_labels(label_set))
 
 
 # --------------------------------------------------------------------------- loaders
+
+
+RAFD_NAME_REFUSED = "file name is not RaFD's Rafd<angle>_<subject>_<ethnicity>_<gender>_<expression>_<gaze>"
+
+
+def rafd_sample(key: str, stem: str, *, path: Path | None = None, data: bytes | None = None) -> Sample | None:
+    """The `Sample` a RaFD file name (``stem``, no suffix) describes: label, subject, angle,
+    ethnicity, gender and gaze; None when the name is not RaFD's or names no known expression."""
+    from fer.models import canonical_label
+
+    match = RAFD_PATTERN.match(stem)
+    label = canonical_label(match["expression"]) if match else None
+    if match is None or label is None:
+        return None
+    attributes = {"angle": f"{int(match['angle']):03d}", "ethnicity": match["ethnicity"],
+                  "gender": match["gender"].lower(), "gaze": match["gaze"].lower()}
+    return Sample(key, label, str(int(match["subject"])), path, attributes=attributes, data=data)
+
+
+def dataset_from_files(files: Mapping[PurePosixPath, bytes], name: str = "uploaded", *,
+                       root: PurePosixPath = PurePosixPath()) -> Dataset:
+    """A labelled dataset from image files held in memory (an uploaded archive's members, paths
+    relative to the data's folder ``root``, which the samples' keys start with; nothing is
+    written): RaFD when most image names follow RaFD's
+    pattern (every angle and gaze, as `load_rafd`), else one folder per label (as `load_folder`:
+    ``<label>/…/<image>``, subjects by `DEFAULT_SUBJECT_PATTERN`).
+
+    Raises:
+        InputError: no image among the files, or none labelled.
+    """
+    from fer.models import CANONICAL_LABELS
+
+    images = sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise InputError("the archive holds no images (expected <label>/<image> folders or RaFD file names)")
+    samples: list[Sample] = []
+    skipped: list[Skipped] = []
+    if sum(bool(RAFD_PATTERN.match(p.stem)) for p in images) > len(images) / 2:
+        for path in images:
+            sample = rafd_sample(str(root / path), path.stem, data=files[path])
+            if sample is None:
+                skipped.append(Skipped(str(root / path), RAFD_NAME_REFUSED))
+            else:
+                samples.append(sample)
+        return _finish("rafd", PurePosixPath(), samples, skipped, False, {"in_memory": True}, CANONICAL_LABELS)
+    pattern = _compile(None)
+    label_set = []
+    for path in images:
+        if len(path.parts) < 2:
+            skipped.append(Skipped(str(root / path), "image is not inside a <label>/ folder, so it has no label"))
+            continue
+        label = normalise_label(path.parts[0])
+        label_set.append(label)
+        samples.append(Sample(str(root / path), label, _subject_of(path.stem, pattern), data=files[path]))
+    return _finish(name, PurePosixPath(), samples, skipped, False, {"in_memory": True}, label_set)
 
 
 def load_rafd(
@@ -234,7 +303,7 @@ def load_rafd(
         A `Dataset` named "rafd"; labels canonical (contemptuous → contempt, …), subject = model number.
         Image files whose name does not parse are in ``skipped``.
     """
-    from fer.models import CANONICAL_LABELS, canonical_label
+    from fer.models import CANONICAL_LABELS
 
     root = _existing_dir(root, "rafd")
     if angles is not None and (bad_angles := [a for a in angles if int(a) not in RAFD_ANGLES]):
@@ -243,18 +312,14 @@ def load_rafd(
         raise InputError(f"rafd: unknown gaze(s) {bad_gazes}; RaFD has {', '.join(RAFD_GAZES)}")
     samples, skipped = [], []
     for path in _image_files(root):
-        match = RAFD_PATTERN.match(path.stem)
-        label = canonical_label(match["expression"]) if match else None
-        if match is None or label is None:
-            skipped.append(Skipped(str(path), "file name is not RaFD's "
-                                   "Rafd<angle>_<subject>_<ethnicity>_<gender>_<expression>_<gaze>"))
+        sample = rafd_sample(str(path), path.stem, path=path)
+        if sample is None:
+            skipped.append(Skipped(str(path), RAFD_NAME_REFUSED))
             continue
-        angle, gaze = int(match["angle"]), match["gaze"].lower()
+        angle, gaze = int(sample.attributes["angle"]), sample.attributes["gaze"]
         if (angles is not None and angle not in angles) or (gazes is not None and gaze not in gazes):
             continue
-        attributes = {"angle": f"{angle:03d}", "ethnicity": match["ethnicity"], "gender": match["gender"].lower(),
-                      "gaze": gaze}
-        samples.append(Sample(str(path), label, str(int(match["subject"])), path, attributes=attributes))
+        samples.append(sample)
     options = {"angles": list(angles) if angles is not None else None,
                "gazes": list(gazes) if gazes is not None else None, "assume_cropped": assume_cropped}
     # RaFD's eight expressions are exactly the canonical labels.

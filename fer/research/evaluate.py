@@ -197,6 +197,7 @@ def evaluate(
     saliency_weights: str | None = None,
     restrict_labels: bool = True,
     progress: bool = False,
+    cache: bool = True,
 ) -> EvaluationResult:
     """Evaluate a pipeline on labelled face images: each image's largest face, top-1, scored by
     the code that answers ``fer predict`` (`fer.Pipeline.predict_faces`; ready-made crops by
@@ -213,7 +214,7 @@ def evaluate(
         margin, device, saliency_weights: only for a ``model`` that is not a pipeline or config
             (those carry their own).
         cache_dir: face cache folder (default ``fer.cache.cache_dir("crops")``: none with
-            ``FER_CACHE_DIR=off``).
+            ``FER_CACHE_DIR=off``); ``cache`` False writes none (the app's uploads).
         restrict_labels: score over the labels model and data share, probabilities renormalised
             over them (the default; right for cross-dataset work). False scores over all the
             model's labels: use it for data that holds only some classes (a folder of happy faces),
@@ -230,9 +231,9 @@ def evaluate(
     if isinstance(model, (Pipeline, PipelineConfig)) and (margin is not None or device != "cpu" or saliency_weights):
         raise InputError("a pipeline or PipelineConfig carries its own margin, device and saliency weights")
     if isinstance(model, Pipeline):
-        return _evaluate(model, samples, assume_cropped, cache_dir, batch_size, restrict_labels, progress)
+        return _evaluate(model, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress)
     with pipeline_for(model, margin=margin, device=device, saliency_weights=saliency_weights) as pipe:
-        return _evaluate(pipe, samples, assume_cropped, cache_dir, batch_size, restrict_labels, progress)
+        return _evaluate(pipe, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress)
 
 
 def pipeline_for(model: PipelineConfig | LoadedModel | Ensemble | str | Path, *, margin: float | None = None,
@@ -249,7 +250,7 @@ def pipeline_for(model: PipelineConfig | LoadedModel | Ensemble | str | Path, *,
 
 
 def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assume_cropped: bool | None,
-              cache_dir: str | Path | None, batch_size: int, restrict_labels: bool,
+              cache_dir: str | Path | None, cache: bool, batch_size: int, restrict_labels: bool,
               progress: bool) -> EvaluationResult:
     from tqdm.auto import tqdm
 
@@ -276,13 +277,13 @@ def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assum
         # Ready-made crops: every network gets them as they are (`Pipeline.predict_crops`).
         crops = samples.subset(np.arange(len(samples))[part]) if isinstance(samples, Crops) else prepare_crops(
             samples[part], crop_size=crop_size_for(samples, pipe.main.spec.input_size), assume_cropped=True,
-            cache_dir=cache_dir, progress=show)
+            progress=show)  # ready-made crops: nothing is detected, so nothing is cached
         kept, skipped = crops.samples, crops.skipped
 
         def batch(i: int, j: int) -> list[Prediction]:
             return pipe.predict_crops(crops.images[i:j], crops.keypoints[i:j], attention=False)
     else:
-        faces, kept, skipped = largest_faces(samples[part], pipe, cache_dir=cache_dir, progress=show)
+        faces, kept, skipped = largest_faces(samples[part], pipe, cache_dir=cache_dir, cache=cache, progress=show)
 
         def batch(i: int, j: int) -> list[Prediction]:
             return pipe.predict_faces(faces[i:j], attention=False)
@@ -308,8 +309,18 @@ def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assum
 
 
 def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None = None) -> Path:
-    """Write a PNG with the confusion matrix twice: counts, and rows normalised to recall
+    """Write `confusion_png` to ``path`` (its folder made if needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(confusion_png(result, title))
+    return path
+
+
+def confusion_png(result: EvaluationResult, title: str | None = None) -> bytes:
+    """A PNG, in memory, with the confusion matrix twice: counts, and rows normalised to recall
     (`fer.plots.draw_confusion`)."""
+    import io
+
     from fer.plots import draw_confusion, new_figure
 
     heading = title or f"{result.model or 'model'} on {result.dataset or 'data'}"
@@ -325,11 +336,10 @@ def plot_confusion(result: EvaluationResult, path: str | Path, title: str | None
         draw_confusion(ax, result.confusion, result.labels, normalise=normalise)
         ax.set_title(name, fontsize=9)
     fig.suptitle(heading, fontsize=10, x=0.02, ha="left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out = io.BytesIO()
     # bbox "tight": square heatmaps leave the layout engine too little height for the rotated labels.
-    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)
-    return path
+    fig.savefig(out, format="png", dpi=110, bbox_inches="tight", pad_inches=0.15)
+    return out.getvalue()
 
 
 def format_result(result: EvaluationResult) -> str:

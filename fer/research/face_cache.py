@@ -245,7 +245,7 @@ def prepare_crops(
                 if sample.pixels is not None:
                     crop, kp = square_crop(read_image(sample.pixels), crop_size), assumed
                 elif assume_cropped:
-                    crop, kp = square_crop(read_image(sample.path), crop_size), assumed
+                    crop, kp = square_crop(read_image(sample.source), crop_size), assumed
                 else:
                     crop, kp = cache.get(sample.path)
             except InputError as exc:
@@ -270,6 +270,7 @@ def largest_faces(
     pipe: Pipeline,
     *,
     cache_dir: str | Path | None = None,
+    cache: bool = True,
     progress: bool = False,
     description: str = "faces",
 ) -> tuple[list[Face], tuple[Sample, ...], tuple[Skipped, ...]]:
@@ -277,6 +278,8 @@ def largest_faces(
     ``pipe(image)`` answers first), cached like `FaceCache` under a key of the file's SHA-256 and
     every setting that changes the face (detector model, engine, threshold, the networks' crop
     styles and size).
+
+    ``cache`` False keeps nothing on disk (the app's uploads).
 
     Returns:
         ``(faces, kept, skipped)``: one `fer.face.Face` per kept sample (with every network's crop,
@@ -288,7 +291,7 @@ def largest_faces(
     from fer.face import Face
     from fer.io import read_image
 
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir("crops")
+    folder = None if not cache else Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir("crops")
     detector = pipe.detector
     others = tuple(dict.fromkeys(st for st in pipe.styles.values() if st != detector.style))
     settings = (f"face|{detector.model}|{detector.engine}|{float(detector.min_score)}|{detector.crop_size}|"
@@ -299,7 +302,8 @@ def largest_faces(
     skipped: list[Skipped] = []
     for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
         try:
-            data = sample.pixels if sample.pixels is not None else Path(sample.path).read_bytes()
+            source = sample.source
+            data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
             digest = hashlib.sha256(data.tobytes() if isinstance(data, np.ndarray) else data).hexdigest()
             entry = None if folder is None else folder / digest[:2] / f"{digest}-{tag}.npz"
             cached = _read_entry(entry)
