@@ -24,8 +24,10 @@ import pytest
 from fer.app import ondevice
 from fer.io import read_image
 
-from .browser_helpers import ASSETS, missing
-from .browser_page import browser_prerequisites, chromium_executable
+from .browser_helpers import ASSETS
+
+# The session's headless Chromium (skipped locally, failed in CI, when missing).
+pytest_plugins = ["tests.browser_helpers", "tests.browser_page"]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>fer on-device</title>
 <script type="module">
@@ -79,16 +81,9 @@ def served() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def device_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A Chromium page with the engine loaded, and the URLs it requested."""
-    reason = browser_prerequisites()
-    if reason:
-        missing(reason)
-    from playwright.sync_api import sync_playwright
-
-    with served() as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_executable(),
-                                             args=["--headless=new", "--no-sandbox", "--disable-gpu"])
+def device_page(browser: Any) -> Iterator[Any]:
+    """A page of the session's Chromium with the engine loaded, and the URLs it requested."""
+    with served() as url:
         page = browser.new_page()
         requests: list[Any] = []
         page.on("requestfinished", lambda request: requests.append(request))
@@ -98,7 +93,7 @@ def device_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         try:
             yield page
         finally:
-            browser.close()
+            page.close()
 
 
 def run_engine(page: Any, rgb: np.ndarray) -> list[dict[str, Any]]:

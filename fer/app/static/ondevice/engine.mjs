@@ -208,7 +208,10 @@ export class Engine {
   // Pipeline.__call__ with the app's Live settings: faces, largest first, each with its crop, the
   // face prior, every network's probabilities (over the main network's labels) and the main
   // network's raw Grad-CAM maps for every class (`camFor` turns one into the picture's map).
-  async analyse(frame, { maxFaces = 10, margin = DEFAULT_MARGIN, minScore = MIN_SCORE } = {}) {
+  //
+  // `skip`: names of networks other than the main one not to run on this frame (their members
+  // are then missing): Live runs the second opinion on every other frame.
+  async analyse(frame, { maxFaces = 10, margin = DEFAULT_MARGIN, minScore = MIN_SCORE, skip = [] } = {}) {
     const image = toRgb(frame);
     const found = (await this.detect(image, { minScore }))
       .map((d) => ({ ...d, area: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) }))
@@ -220,6 +223,7 @@ export class Engine {
     });
     if (!faces.length) return faces;
     for (const net of this.networks) {
+      if (net !== this.main && skip.includes(net.name)) continue;
       const crops = faces.map((f, i) => (net === this.main || net.crop === "aligned" && net.margin === margin
         ? f.crop : net.crop === "box" ? boxCrop(image, found[i].box, net.margin) : cropFace(image, found[i].keypoints, found[i].box, net.margin).crop));
       const size = net.input_size, channels = net.colour === "grey" ? 1 : 3, per = channels * size * size;
