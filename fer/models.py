@@ -66,6 +66,11 @@ class ModelSpec(JsonSpec):
     (``crop * (floor + (1 - floor) * map)``; 0.0 means pure products).
     ``evaluation`` holds measured metrics: ``{"dataset", "split", "n", "accuracy", "macro_f1",
     "labels", "confusion", "per_class"}`` (rows of ``confusion`` are true labels).
+    ``published`` cites the best published figure for these weights, never measured by us:
+    ``{"accuracy", "dataset", "split", "n", "n_note", "source", "quote", "reference", "unlike"}``
+    (accuracy in [0, 1]; ``n`` the test images it was scored on, ``n_note`` where that n comes from;
+    ``quote`` the source's words; ``reference`` what to compare it with; ``unlike`` what it does
+    not tell), or ``{"none": why}`` when nothing is published.
     ``crop`` and ``margin`` say how the face crop the model was trained on is cut (see
     `fer.crops.CropStyle`): ``"aligned"``, our eye-levelled square, or ``"box"``, the detector's
     axis-aligned box zero-padded to a centred square (face-api's way); ``margin`` None means the
@@ -93,6 +98,7 @@ class ModelSpec(JsonSpec):
     crop: Literal["aligned", "box"] = "aligned"
     hf_repo: str | None = None
     evaluation: Mapping[str, Any] | None = None
+    published: Mapping[str, Any] | None = None
     training: Mapping[str, Any] | None = None
     notes: str = ""
 

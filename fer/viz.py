@@ -15,10 +15,30 @@ from PIL import Image
 
 from fer.pipeline import Prediction
 
-# Turbo (Mikhailov 2019): perceptually smoother than jet and readable by most colour-blind viewers.
-_LUT: np.ndarray = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1].copy()
-# The same table shaped (256, 1, 3), as cv2.applyColorMap takes a user colour map (RGB order kept).
-_LUT_CV: np.ndarray = _LUT[:, None, :].copy()
+
+def _table(cv_map: int) -> np.ndarray:
+    """OpenCV's colour map ``cv_map`` as a ``(256, 3)`` uint8 RGB table."""
+    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv_map)[:, 0, ::-1].copy()
+
+
+#: The colour maps of the two kinds of map, built once: where humans look (saliency) in viridis,
+#: the CNN's Grad-CAM in inferno, so the two are never read as one (both perceptually uniform,
+#: readable by most colour-blind viewers, and dark-to-light so "low → high" needs no legend to
+#: learn); ``"turbo"`` (Mikhailov 2019) for anything else.
+PALETTES: dict[str, np.ndarray] = {
+    "saliency": _table(cv2.COLORMAP_VIRIDIS),
+    "attention": _table(cv2.COLORMAP_INFERNO),
+    "turbo": _table(cv2.COLORMAP_TURBO),
+}
+# The same tables shaped (256, 1, 3), as cv2.applyColorMap takes a user colour map (RGB order kept).
+_PALETTES_CV: dict[str, np.ndarray] = {name: table[:, None, :].copy() for name, table in PALETTES.items()}
+
+
+def palette_stops(palette: str, stops: int = 6) -> list[str]:
+    """``stops`` colours of a palette from low to high as ``"#rrggbb"``, for an HTML colour key."""
+    table = PALETTES[palette]
+    return ["#" + bytes(table[round(i * 255 / (stops - 1))].tolist()).hex() for i in range(stops)]
+
 
 #: One colour per canonical expression (RGB), used for boxes and labels.
 LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -33,13 +53,13 @@ def label_colour_hex(label: str) -> str:
     return "#" + bytes(LABEL_COLOURS.get(label, _DEFAULT_COLOUR)).hex()
 
 
-def colorize(heat: np.ndarray) -> np.ndarray:
-    """Map ``(h, w)`` float values in [0, 1] to ``(h, w, 3)`` uint8 RGB with the Turbo colour map."""
+def colorize(heat: np.ndarray, palette: str = "turbo") -> np.ndarray:
+    """Map ``(h, w)`` float values in [0, 1] to ``(h, w, 3)`` uint8 RGB with a `PALETTES` colour map."""
     index = (np.clip(heat, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return cv2.applyColorMap(index, userColor=_LUT_CV)
+    return cv2.applyColorMap(index, userColor=_PALETTES_CV[palette])
 
 
-def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, palette: str = "turbo") -> np.ndarray:
     """Blend a heatmap over an image.
 
     Args:
@@ -47,6 +67,7 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> 
         heat: ``(h, w)`` float32 in [0, 1]; resized to ``(H, W)`` if needed.
         alpha: weight of the colour map where ``heat`` is 1; where it is 0 the image shows at
             ``1 - alpha / 2``, so cold regions stay readable.
+        palette: a `PALETTES` key.
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
@@ -56,7 +77,7 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> 
     heat = np.clip(heat, 0.0, 1.0, dtype=np.float32)
     weight = heat * np.float32(0.5 * alpha) + np.float32(0.5 * alpha)
     # One OpenCV pass with per-pixel weights (rounded) instead of five image-sized float32 temporaries.
-    return cv2.blendLinear(image, colorize(heat), 1.0 - weight, weight)
+    return cv2.blendLinear(image, colorize(heat, palette), 1.0 - weight, weight)
 
 
 def annotate(frame: np.ndarray, predictions: Sequence[Prediction], names: Sequence[str] | None = None) -> np.ndarray:
@@ -105,13 +126,13 @@ def prediction_views(pred: Prediction, input_size: int, colour: str, alpha: floa
 
     Keys: ``"crop"`` (the aligned face), ``"input"`` (what the CNN sees, `cnn_view`, at the model's
     ``input_size`` and ``colour``), and, when computed, ``"saliency"`` (where humans would look)
-    and ``"attention"`` (Grad-CAM).
+    and ``"attention"`` (Grad-CAM), each in its own colour map (`PALETTES`).
     """
     views = {"crop": pred.crop, "input": cnn_view(pred.model_input, input_size, colour)}
     if pred.saliency is not None:
-        views["saliency"] = heatmap_overlay(pred.crop, pred.saliency, alpha)
+        views["saliency"] = heatmap_overlay(pred.crop, pred.saliency, alpha, "saliency")
     if pred.attention is not None:
-        views["attention"] = heatmap_overlay(pred.crop, pred.attention, alpha)
+        views["attention"] = heatmap_overlay(pred.crop, pred.attention, alpha, "attention")
     return views
 
 

@@ -145,6 +145,9 @@ def spec(sources: dict[str, bytes]) -> ModelSpec:
         margin=0.0,
         crop="box",
         evaluation=None,
+        published={
+            "none": "its author publishes no accuracy and names no test data (face-api.js)",
+        },
         notes=(
             "FaceExpressionNet of face-api.js (Vincent Mühler), as shipped by @vladmandic/face-api 1.7.15: "
             "TF.js weights quantised to 8 bits per tensor, dequantised here as TF.js does. Accuracy not "

@@ -6,10 +6,11 @@ Usage:
     python scripts/screenshots.py                 # writes docs/screenshots/*.png
     python scripts/screenshots.py --out /tmp/shots
 
-Writes, each with a result shown: ``live-desktop.png`` and ``image-desktop.png`` (the first
-screen of a 1440×900 laptop), ``live-phone.png`` and ``image-phone.png`` (a 390 px wide phone,
-from the top down to the confusion statistics), ``video.png`` and ``evaluate.png`` (laptop, down
-to the results).
+Writes, each with a result shown: ``image-SIZE.png`` (the worked example a visitor arrives on)
+and ``live-SIZE.png`` (the fake webcam running), the first screen of a 1440×900 laptop
+(``desktop``), a 1280×720 one (``laptop``) and a 390×844 phone (``phone``), plus
+``image-phone-full.png`` (the phone down to the maps); ``video.png`` and ``evaluate.png``
+(1440×900, down to the results).
 
 Needs Debian's ``chromium`` (or ``FER_CHROMIUM=/path/to/chrome``), ``ffmpeg`` and Playwright
 (requirements-dev.txt).
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_helpers import ASTRONAUT, PHONE, VIEWPORT, make_eval_zip, running_app_server  # noqa: E402
+from tests.browser_helpers import PHONE, SMALL_LAPTOP, VIEWPORT, make_eval_zip, running_app_server  # noqa: E402
 from tests.browser_page import (  # noqa: E402
     AppPage,
     analyse_video,
@@ -35,7 +36,6 @@ from tests.browser_page import (  # noqa: E402
     load_video_example,
     run_evaluation,
     running_browser,
-    show_image,
     start_webcam,
 )
 
@@ -80,25 +80,27 @@ def shoot(app: AppPage, path: Path, *last: str) -> Path:
 
 
 def shoot_result_blocks(browser: Browser, server: AppServer, out: Path) -> None:
-    """Live (webcam running) and Image (the astronaut analysed), on a laptop and on a phone."""
-    sizes: dict[str, ViewportSize] = {"desktop": VIEWPORT, "phone": PHONE}
+    """Image (the worked example a visitor arrives on, no click) and Live (webcam running), on a
+    laptop, a small laptop and a phone; the phone also from the picture down to the maps."""
+    sizes: dict[str, ViewportSize] = {"desktop": VIEWPORT, "laptop": SMALL_LAPTOP, "phone": PHONE}
     for size, viewport in sizes.items():
-        # The phone's picture runs down to the end of the result block; the laptop's is its first screen.
         phone = size == "phone"
+        with app_page(browser, server, viewport) as app:
+            shoot(app, out / f"image-{size}.png")
+            if phone:
+                shoot(app, out / "image-phone-full.png", "#image-gradcam")
         with app_page(browser, server, viewport) as app:
             start_webcam(app)
             app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
             app.page.wait_for_timeout(LIVE_SETTLE_S * 1000)
-            shoot(app, out / f"live-{size}.png", *(["#live-confusion"] if phone else []))
-        with app_page(browser, server, viewport) as app:
-            show_image(app, ASTRONAUT)
-            shoot(app, out / f"image-{size}.png", *(["#image-confusion"] if phone else []))
+            shoot(app, out / f"live-{size}.png")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the app and a browser, walk through Live, Image, Video and Evaluate, save PNGs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
+    parser.add_argument("--only-results", action="store_true", help="only the Image and Live result blocks")
     args = parser.parse_args(argv)
     reason = browser_prerequisites()
     if reason:
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         with running_app_server(work / "server") as server, running_browser(work) as browser:
             shoot_result_blocks(browser, server, args.out)
+            if args.only_results:
+                return 0
             with app_page(browser, server) as app:
                 load_video_example(app)
                 analyse_video(app, "5")

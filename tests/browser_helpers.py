@@ -52,6 +52,8 @@ STEP_TIMEOUT_S = 60.0
 VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 #: A phone (CSS pixels of an iPhone 12-15 class screen).
 PHONE: ViewportSize = {"width": 390, "height": 844}
+#: A small laptop: the first screen must still hold the whole result block.
+SMALL_LAPTOP: ViewportSize = {"width": 1280, "height": 720}
 #: Pictures are read back from the page at most this many pixels on a side (enough to compare).
 MAX_READ_SIDE = 256
 

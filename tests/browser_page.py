@@ -171,6 +171,9 @@ class AppPage:
         self.log_start = self.server.log_size()
         self.page.goto(self.server.url, wait_until="domcontentloaded", timeout=STEP_TIMEOUT_S * 1000)
         self.page.locator("#tabs [role=tab]").first.wait_for(timeout=STEP_TIMEOUT_S * 1000)
+        # Every visitor arrives on a worked example (the Image tab analysing the astronaut): wait
+        # for it, so that nothing a test does next races with it.
+        self.wait_text("#image-status", r"^Example: ")
 
     def tab(self, name: str) -> None:
         """Switch to the tab labelled ``name`` ("Live", "Image", …) by its button in the tab bar."""
@@ -440,15 +443,20 @@ def app_page(browser: Browser, server: AppServer, viewport: ViewportSize = VIEWP
 def _wait_image_result(app: AppPage, act: Callable[[], None]) -> str:
     """Do ``act`` on the Image tab and wait for its result: the input widget showing a new inline
     picture (the analysed one, boxes drawn), or a new warning in the status. Returns the status."""
-    before_src, before_status = app.src("#image-input img"), app.text("#image-status")
+    # The status's own text (not Gradio's progress line drawn over it while the event runs).
+    status_text = "#image-status .prose"
+    before_src, before_status = app.src("#image-input img"), app.text(status_text)
     act()
 
     def done() -> bool:
-        src, status = app.src("#image-input img"), app.text("#image-status")
-        return (src.startswith("data:") and src != before_src) or (status.startswith("⚠️") and status != before_status)
+        # A new picture, or a new status with a picture (the arrival example pressed again shows
+        # the same picture under its own status), or a new warning.
+        src, status = app.src("#image-input img"), app.text(status_text)
+        return (src.startswith("data:") and (src != before_src or status != before_status)) or \
+            (status.startswith("⚠️") and status != before_status)
 
     app.wait_until(done, "the picture's result")
-    return app.text("#image-status")
+    return app.text(status_text)
 
 
 def show_image(app: AppPage, image: Path = ASTRONAUT) -> str:
@@ -471,6 +479,8 @@ def start_webcam(app: AppPage) -> None:
     app.page.evaluate(TRACK_RECORDER)
     app.page.locator("#live-input").get_by_text(re.compile("Access Webcam", re.I)).click()
     app.page.locator("#live-input button", has_text="Record").click()
+    # Until then the panels show the arrival example: wait for a frame's own status line.
+    app.wait_text("#live-status", r"^\d+ faces? \(|^No face in view", FIRST_FRAME_TIMEOUT_S)
     app.wait_until(lambda: app.src("#live-saliency img").startswith("data:") and app.label("live-top-k") != "",
                    "the first analysed webcam frame", FIRST_FRAME_TIMEOUT_S)
 

@@ -256,7 +256,7 @@ def test_live_stream_over_http(app_server: AppServer) -> None:
     for html in (saliency, cnn_input, gradcam):
         assert 'src="data:image/jpeg;base64,' in html
     assert "predictor: face-prior" in saliency and "Grad-CAM for happy" in gradcam
-    assert "Not measured yet" in confusion and "<svg" in timeline and "face-api" in opinion
+    assert "about 66 %" in confusion and "<svg" in timeline and "face-api" in opinion
     assert "#1 happy" in boxes and "data:" not in boxes  # boxes as numbers for the page to draw
 
     # A broken frame, and a record naming a file, are one status line each; the stream goes on.
@@ -276,7 +276,7 @@ def test_live_stream_over_http(app_server: AppServer) -> None:
         if isinstance(out[8], str) and "frames</b> counted" in out[8]:
             counted = out[8]
     assert "as posed" in counted and "happy 100% of" in counted and "<table" in counted
-    # The confusion panel now quotes the posed counts (no model-card evaluation, no Evaluate run).
-    assert "posed expressions in Live" in out[5]
+    # The trust panel now quotes the posed counts as a personal check, beside the card's figure.
+    assert "Your personal check (Live, posing" in out[5] and "about 66 %" in out[5]
     last = stream.close()
     assert "following #1" in last[6]

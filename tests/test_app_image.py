@@ -34,7 +34,7 @@ def test_astronaut_is_happy_with_every_view(settings: Settings) -> None:
     assert shown is analysis.shown and status == analysis.message and json == data
     assert faces["visible"] is False and gallery["visible"] is False  # one face: no face picker
     assert all('src="data:image/jpeg;base64,' in p for p in panels) and list(top_k)[0] == "happy"
-    assert "Not measured yet" in confusion
+    assert "about 66 %" in confusion and "not measured by us" in confusion  # the card, before any Evaluate run
     # The other network (face-api, trained on other data) gives its opinion beside the top-k.
     assert "Second opinion" in opinion and "face-api (trained on other data): <b>happy</b>" in opinion
     assert "agrees" in opinion and "Over this session" not in opinion  # one picture: no session rate

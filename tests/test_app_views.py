@@ -3,13 +3,16 @@ the confusion panel and where its numbers come from) and the inline charts."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import fer
-from fer.app import charts, views
+from fer.app import charts, trust, views
 from fer.app.settings import PIPELINES, default_settings
 from fer.config import PipelineConfig
+from fer.errors import InputError
 from fer.tracking import SessionConfusion
 
 EVALUATION = {
@@ -41,10 +44,33 @@ def test_face_view_shows_saliency_cnn_input_and_gradcam(astronaut_view: views.Fa
 def test_panels_are_titled_outside_the_inline_picture(astronaut_view: views.FaceView) -> None:
     html = views.panels_html(astronaut_view)
     assert len(html) == 3
-    for panel, title in zip(html, views.TITLES.values(), strict=True):
-        assert panel.index(title) < panel.index('src="data:image/jpeg;base64,') < panel.index("fer-caption")
+    for panel, key in zip(html, views.TITLES, strict=True):
+        title = astronaut_view.titles[key]
+        assert panel.index(f'<h3 class="fer-title">{title}</h3>') < panel.index('src="data:image/jpeg;base64,') \
+            < panel.index("fer-caption") < panel.index('class="fer-info"><span class="fer-i"')
     empty = views.panels_html(views.FaceView(), "no face in view")
-    assert all("no face in view" in p and "<img" not in p for p in empty)
+    assert all("no face in view" in p and "<img" not in p and "fer-key" not in p for p in empty)
+
+
+def test_maps_say_what_made_them_and_carry_their_own_colour_key(astronaut: np.ndarray,
+                                                                 astronaut_view: views.FaceView) -> None:
+    from fer.viz import PALETTES, colorize, palette_stops
+
+    assert astronaut_view.titles == {"saliency": "Typical human gaze on faces", "model_input": "What mini-Xception sees",
+                                     "attention": "Where mini-Xception looked"}
+    assert "template from eye-tracking studies" in astronaut_view.info["saliency"]
+    saliency, model_input, gradcam = views.panels_html(astronaut_view)
+    # Human gaze and Grad-CAM in two different colour maps, each with its key (low → high).
+    assert ", ".join(palette_stops("saliency")) in saliency and ", ".join(palette_stops("attention")) in gradcam
+    assert "fer-key" not in model_input
+    assert not np.array_equal(PALETTES["saliency"], PALETTES["attention"])
+    ramp = np.linspace(0, 1, 64, dtype=np.float32)[None]
+    assert np.abs(colorize(ramp, "saliency").astype(int) - colorize(ramp, "attention")).mean() > 40
+    # Another predictor, another title: spectral residual is no model of human gaze.
+    settings = dataclasses.replace(default_settings("mini_xception_fer2013"), saliency="spectral-residual")
+    pipe = PIPELINES.get(settings)
+    view = views.face_view(pipe(astronaut, attention=True)[0], pipe, top_k=3)
+    assert view.titles["saliency"] == "What stands out in the image: not human gaze"
 
 
 def test_confusion_statistics_come_from_the_best_source() -> None:
@@ -73,18 +99,56 @@ def test_the_model_card_is_quoted_only_while_the_model_runs_as_trained(pipeline)
         record = views.evaluation_record(fed.config, EVALUATION, n_images=21)
         assert views.measured(fed, record).source.startswith("measured in this session")
         assert views.measured(wider, record) is None
+        # Neither is the published figure (measured on the network as trained).
+        assert "No published figure applies" in trust.trust_html(fed, "happy") and "about 66 %" not in trust.trust_html(fed, "happy")
 
 
-def test_confusion_panel_reads_the_column_of_the_answer() -> None:
+def test_wilson_interval_matches_the_published_tables() -> None:
+    from fer.metrics import wilson_interval
+
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    with pytest.raises(InputError):
+        wilson_interval(3, 0)
+
+
+def test_trust_quotes_the_card_with_source_n_interval_and_what_it_is_not() -> None:
+    pipe = PIPELINES.get(default_settings("mini_xception_fer2013"))
+    html = trust.trust_html(pipe, "happy")
+    # 66 % of 3,589 (a FER2013 test split): Wilson 95 % 64.4-67.5 %.
+    for part in ("about 66 %", "n = 3,589", "95 % interval 64–68 %", "arXiv 1710.07557", "not measured by us",
+                 "65 ± 5 %", "What it is not", "Per expression: not measured by us"):
+        assert part in html, part
+
+
+def test_trust_says_nothing_is_published_for_face_api_and_shows_agreement(astronaut: np.ndarray) -> None:
+    from fer.tracking import count_opinion
+
+    pipe = PIPELINES.get(default_settings("face_api_expression"))
+    pred = pipe(astronaut)[0]
+    agreement = count_opinion(None, pred, pipe.main.spec.name)
+    html = trust.trust_html(pipe, pred.label, agreement=agreement, agreement_where="on this face")
+    assert "face-api: no accuracy is published" in html and "about 66 %" not in html
+    assert "face-api and mini-Xception agree on <b>1 of 1</b> faces on this face (95 % interval 21–100 %)" in html
+
+
+def test_trust_measured_figures_carry_n_interval_and_coverage_and_live_stays_beside() -> None:
+    pipe = PIPELINES.get(default_settings("mini_xception_fer2013"))
     measured = views.measured_for(PipelineConfig(), EVALUATION)
-    html = views.confusion_html(measured, "surprise")
-    assert "Accuracy <b>80%</b> on n=20" in html and "When it says <b>surprise</b>, it was really (of 8)" in html
+    live = SessionConfusion(pipe.labels)
+    live.add("happy", "happy", 3)
+    html = trust.trust_html(pipe, "surprise", measured, live)
+    assert "<b>80 %</b> right on n = 20 (95 % interval 58–92 %), over 3 of 7 expressions (fear, happy, surprise)" in html
+    assert "When it says <b>surprise</b>, it was really (of 8, that measurement)" in html
     assert html.index(">surprise<") < html.index(">fear<") and "75%" in html and "25%" in html
-    assert "no <b>sad</b> class" in views.confusion_html(measured, "sad")
-    never = views.confusion_html(views.Measured(("a", "b"), np.array([[3, 0], [1, 0]]), "x"), "b")
-    assert "never answered <b>b</b>" in never
-    nothing = views.confusion_html(None, "happy")
-    assert "Not measured yet" in nothing and "<b>Evaluate</b>" in nothing and "<i>I&#x27;m posing</i>" in nothing
+    assert "about 66 %" in html  # the card's figure stays
+    assert "Your personal check (Live, posing: one person, one camera): <b>100 %</b> right on n = 3" in html
+    assert "over 1 of 7 expressions (happy)" in html
+    assert "no <b>sad</b> class" in trust.trust_html(pipe, "sad", measured)
+    never = views.Measured(("a", "b"), np.array([[3, 0], [1, 0]]), "x")
+    assert "never answered <b>b</b>" in trust.trust_html(pipe, "b", never)
+    # Posed counts alone: their own column, labelled as such.
+    assert "(of 3, your posed frames)" in trust.trust_html(pipe, "happy", None, live)
 
 
 def test_timeline_draws_every_label_that_was_ever_top1() -> None:

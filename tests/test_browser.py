@@ -34,6 +34,7 @@ from .browser_helpers import (
     ASTRONAUT,
     NO_FACE,
     PHONE,
+    SMALL_LAPTOP,
     VIEWPORT,
     AppServer,
     make_eval_zip,
@@ -63,7 +64,7 @@ pytest_plugins = ["tests.browser_helpers", "tests.browser_page"]
 pytestmark = pytest.mark.browser
 
 COLLAGE = ASSETS / "astronaut-collage.jpg"
-TABS = ["Live", "Image", "Video", "Evaluate", "Settings", "About"]
+TABS = ["Image", "Live", "Video", "Evaluate", "Settings", "About"]
 PANELS = ("saliency", "model-input", "gradcam")
 #: Narrowest picture view on a phone, and tallest header, in CSS pixels.
 MIN_PICTURE_PX = 300
@@ -112,24 +113,39 @@ def assert_healthy(app: AppPage, allowed: Sequence[str] = ()) -> None:
 
 
 def block_ids(tab: str) -> list[str]:
-    """The result block's elements in reading order: input, the three panels, top-k, confusion."""
-    return [f"#{tab}-{part}" for part in ("input", *PANELS, "top-k", "confusion")]
+    """The result block's seven elements in reading order: input, the three maps, top-k, second
+    opinion, trust."""
+    return [f"#{tab}-{part}" for part in ("input", *PANELS, "top-k", "second-opinion", "confusion")]
+
+
+def assert_block_filled(app: AppPage, tab: str) -> None:
+    """Every panel of the block shows a result: the maps, the top-k, the second opinion and the
+    card's published figure with its source, n and interval."""
+    for panel in PANELS:
+        assert app.src(f"#{tab}-{panel} img").startswith("data:"), f"#{tab}-{panel}: no picture"
+    assert app.label(f"{tab}-top-k") == "happy"
+    assert re.search(r"face-api \(trained on other data\): happy \d+% · agrees", app.text(f"#{tab}-second-opinion"))
+    trust = app.text(f"#{tab}-confusion")
+    for part in ("about 66 %", "n = 3,589", "95 % interval 64–68 %", "arXiv 1710.07557", "not measured by us"):
+        assert part in trust, f"#{tab}-confusion: no {part!r} in {trust!r}"
+
+
+def assert_honest_maps(app: AppPage, tab: str) -> None:
+    """Each map says what made it and carries its own colour key, human gaze and Grad-CAM in two
+    different colour maps; every panel has its ⓘ line."""
+    assert app.text(f"#{tab}-saliency .fer-title") == "Typical human gaze on faces"
+    assert app.text(f"#{tab}-gradcam .fer-title") == "Where mini-Xception looked"
+    keys = [app.page.locator(f"#{tab}-{p} .fer-key-bar").evaluate("e => getComputedStyle(e).backgroundImage")
+            for p in ("saliency", "gradcam")]
+    assert all(k.startswith("linear-gradient") for k in keys) and keys[0] != keys[1], keys
+    for panel in PANELS:
+        assert app.page.locator(f"#{tab}-{panel} .fer-info").is_visible(), f"#{tab}-{panel}: no ⓘ line"
 
 
 def overlap(a: FloatRect, b: FloatRect) -> bool:
     """Whether two rectangles share more than a rounding's width."""
     return (a["x"] + SLACK < b["x"] + b["width"] and b["x"] + SLACK < a["x"] + a["width"]
             and a["y"] + SLACK < b["y"] + b["height"] and b["y"] + SLACK < a["y"] + a["height"])
-
-
-def show_result(app: AppPage, tab: str, folder: Path) -> None:
-    """Give the tab something to analyse: the user's own photo (Image) or the fake webcam (Live)."""
-    if tab == "image":
-        assert show_image(app, own_picture(folder / "me.png")).startswith("1 face")
-    else:
-        start_webcam(app)
-    assert app.label(f"{tab}-top-k") == "happy"
-    app.page.evaluate("scrollTo(0, 0)")
 
 
 def assert_panels_readable(app: AppPage, tab: str) -> None:
@@ -169,10 +185,18 @@ def assert_no_sideways_scrolling(app: AppPage) -> None:
 # --------------------------------------------------------------------------- layout
 
 
-@pytest.mark.parametrize("tab", ["live", "image"])
-def test_result_block_fits_a_laptops_first_screen(open_app: Callable[..., AppPage], tmp_path: Path, tab: str) -> None:
-    app = open_app(VIEWPORT)
-    show_result(app, tab, tmp_path)
+@pytest.mark.parametrize("viewport", [VIEWPORT, SMALL_LAPTOP], ids=["1440x900", "1280x720"])
+@pytest.mark.parametrize("tab", ["image", "live"])
+def test_result_block_fits_a_laptops_first_screen(open_app: Callable[..., AppPage], tab: str,
+                                                  viewport: ViewportSize) -> None:
+    """Image: the worked example a visitor arrives on, no click; Live: the fake webcam."""
+    app = open_app(viewport)
+    if tab == "image":
+        assert app.page.get_by_role("tab", name="Image", exact=True).get_attribute("aria-selected") == "true"
+    else:
+        start_webcam(app)
+    assert_block_filled(app, tab)
+    app.page.evaluate("scrollTo(0, 0)")
     width, height = app.viewport()
     boxes = {selector: app.box(selector) for selector in block_ids(tab)}
     for selector, box in boxes.items():
@@ -182,37 +206,48 @@ def test_result_block_fits_a_laptops_first_screen(open_app: Callable[..., AppPag
     source = boxes[f"#{tab}-input"]
     for selector in block_ids(tab)[1:]:
         assert source["x"] + source["width"] <= boxes[selector]["x"] + SLACK, f"{selector} not right of the input"
-    # The three panels side by side, the answer (top-k, confusion) below them.
+    # The three panels side by side, the answer (top-k, second opinion, trust) below them.
     panels = [boxes[f"#{tab}-{p}"] for p in PANELS]
     assert len({round(p["y"]) for p in panels}) == 1 and panels[0]["x"] < panels[1]["x"] < panels[2]["x"]
-    for selector in (f"#{tab}-top-k", f"#{tab}-confusion"):
+    for selector in block_ids(tab)[4:]:
         assert boxes[selector]["y"] >= panels[0]["y"] + panels[0]["height"] - SLACK
     assert_panels_readable(app, tab)
+    assert_honest_maps(app, tab)
     assert_tab_bar_complete(app)
     assert_no_sideways_scrolling(app)
     assert_healthy(app)
 
 
-@pytest.mark.parametrize("tab", ["live", "image"])
-def test_result_block_stacks_on_a_phone(open_app: Callable[..., AppPage], tmp_path: Path, tab: str) -> None:
+@pytest.mark.parametrize("tab", ["image", "live"])
+def test_a_phone_shows_the_answer_under_the_picture_and_the_maps_as_thumbnails(open_app: Callable[..., AppPage],
+                                                                                tab: str) -> None:
     app = open_app(PHONE)
-    show_result(app, tab, tmp_path)
-    ids = block_ids(tab)
-    boxes = {selector: app.box(selector) for selector in ids}
-    # Stacked in reading order, each below the one before: so none overlaps another.
-    for above, below in zip(ids, ids[1:], strict=False):
-        assert boxes[above]["y"] + boxes[above]["height"] <= boxes[below]["y"] + SLACK, f"{below} not below {above}"
-    for i, first in enumerate(ids):
-        for second in ids[i + 1:]:
-            assert not overlap(boxes[first], boxes[second]), f"{first} overlaps {second}"
-    media = "video" if tab == "live" else "img"
-    views = {f"#{tab}-input": app.box(f"#{tab}-input {media}"),
-             **{f"#{tab}-{p}": app.box(f"#{tab}-{p} .fer-picture") for p in PANELS}}
-    for selector, box in views.items():
-        assert box["width"] >= MIN_PICTURE_PX, f"{selector}: picture {box['width']:.0f} px wide"
+    if tab == "live":
+        start_webcam(app)
+    assert_block_filled(app, tab)
+    app.page.evaluate("scrollTo(0, 0)")
+    width, height = app.viewport()
+    picture = app.box(f"#{tab}-input")
+    answer = [app.box(f"#{tab}-{part}") for part in ("top-k", "second-opinion", "confusion")]
+    # Directly under the picture (Live: its one-line status between), in order, within one screen.
+    assert 0 <= answer[0]["y"] - (picture["y"] + picture["height"]) < 120, (picture, answer[0])
+    for above, below in zip(answer, answer[1:], strict=False):
+        assert above["y"] + above["height"] <= below["y"] + SLACK
+    assert answer[-1]["y"] + answer[-1]["height"] - answer[0]["y"] <= height, "the answer is taller than a screen"
+    # Then the three maps, one row of thumbnails.
+    maps = [app.box(f"#{tab}-{p}") for p in PANELS]
+    assert len({round(m["y"]) for m in maps}) == 1 and maps[0]["x"] < maps[1]["x"] < maps[2]["x"]
+    assert maps[0]["y"] >= answer[-1]["y"] + answer[-1]["height"] - SLACK
+    assert all(m["width"] < width / 3 for m in maps)
+    # A tap opens a map large, over the page; another tap closes it.
+    thumbnail = app.page.locator(f"#{tab}-gradcam .fer-panel")
+    thumbnail.click()
+    app.wait_until(lambda: app.box(f"#{tab}-gradcam .fer-picture")["width"] >= MIN_PICTURE_PX, "the map opened large")
+    assert app.page.locator(f"#{tab}-gradcam .fer-key").is_visible()  # its key and ⓘ line come with it
+    thumbnail.click()
+    app.wait_until(lambda: app.box(f"#{tab}-gradcam .fer-picture")["width"] < width / 3, "the map closed")
     header = app.box("#header")
     assert header["height"] < MAX_PHONE_HEADER_PX, f"header {header['height']:.0f} px high"
-    assert_panels_readable(app, tab)
     assert_tab_bar_complete(app)
     assert_no_sideways_scrolling(app)
     assert_healthy(app)
@@ -344,6 +379,7 @@ def test_settings_redraw_the_image_and_warn_about_saliency_input(app: AppPage, t
     app.wait_text("#settings-status", r"saliency shown: spectral-residual")
     app.tab("Image")
     app.wait_text("#image-saliency", r"predictor: spectral-residual")
+    assert app.text("#image-saliency .fer-title") == "What stands out in the image: not human gaze"
     after = app.pixels("#image-saliency img")
     assert float(np.abs(before.astype(np.int16) - after.astype(np.int16)).mean()) > 5
     assert app.label("image-top-k") == "happy" and len(app.uploads) == 1  # redrawn from memory, not uploaded again
@@ -365,11 +401,19 @@ def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
     app.wait_text("#settings-status", r"Model \*?\*?face_api_expression")
     app.tab("Image")
     app.wait_text("#image-second-opinion", r"mini-Xception \(trained on other data\): happy")
+    # Nothing is published for face-api: the trust panel says so, and quotes the agreement instead.
+    trust = app.wait_text("#image-confusion", r"face-api: no accuracy is published").string
+    assert re.search(r"agree on 1 of 1 faces on this face \(95 % interval 21–100 %\)", trust), trust
+    assert "about 66 %" not in trust
     app.tab("Settings")
     app.choose("settings-model", "ensemble")
     app.wait_text("#settings-status", r"Model \*?\*?ensemble")
     app.tab("Image")
-    app.wait_text("#image-second-opinion", r"face-api \(trained on other data\): happy .*agrees")
+    # The ensemble's answer is the average of both: the panel shows both, not one half of itself.
+    app.wait_text("#image-second-opinion", r"The ensemble's two networks\s+mini-Xception: happy \d+% · "
+                                           r"face-api: happy \d+% · they agree")
+    trust = app.text("#image-confusion")
+    assert "about 66 %" in trust and "face-api: no accuracy is published" in trust
     load_video_example(app)
     assert re.search(r"agreed on \d+% of \d+ faces", analyse_video(app, "2"))
     assert_healthy(app)
@@ -383,8 +427,10 @@ def test_evaluate_is_quoted_beside_the_image_tabs_answer(app: AppPage, tmp_path:
     assert "happy" in app.text("#evaluate-table")
     click_example(app, 0)
     # The archive holds two labelled images (the coffee cup has no face and is skipped).
-    app.wait_text("#image-confusion", r"measured in this session on your 2 images")
-    assert "When it says happy" in app.text("#image-confusion")
+    trust = app.wait_text("#image-confusion", r"Measured in this session on your 2 images").string
+    # n, interval and label coverage with the measured figure; the card's published one stays beside it.
+    assert re.search(r"100 % right on n = 1 \(95 % interval 21–100 %\), over 1 of 7 expressions \(happy\)", trust), trust
+    assert "When it says happy" in trust and "about 66 %" in trust
     assert_healthy(app)
 
 

@@ -3,6 +3,7 @@ result block beside it shows the chosen face. `analyse` is also what ``/predict`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from fer.app import views
+from fer.app import trust, views
 from fer.app.media import fit_image, inline_outputs
 from fer.app.sessions import MEMORY, Kept
 from fer.app.settings import PIPELINES, Settings
@@ -28,6 +29,10 @@ EXAMPLES: dict[str, Path] = {
     "collage (five faces)": ASSETS / "astronaut-collage.jpg",
     "coffee (no face)": ASSETS / "coffee.png",
 }
+#: The example every visitor finds analysed on arrival (a key of `EXAMPLES`).
+ARRIVAL = "astronaut (one face)"
+ARRIVAL_NOTE = ("Example: the astronaut photo, analysed. Drop your own picture above, paste one, take a "
+                "snapshot, or try another example.")
 #: Longest side of the annotated picture shown (and kept in the session's memory).
 DISPLAY_MAX_SIDE = 1280
 KIND = "image"
@@ -126,20 +131,41 @@ def _named(exc: Exception, data: Any, name: str) -> str:
 
 def face_outputs(analysis: ImageAnalysis | None, index: int, evaluation: Mapping[str, Any] | None,
                  live: Any) -> list[Any]:
-    """Values of the per-face widgets (three picture panels, top-k, second opinion, confusion) for
+    """Values of the per-face widgets (three picture panels, top-k, second opinion, trust) for
     face ``index``."""
     if analysis is None or not analysis.predictions:
         empty = views.FaceView()
         note = "no face" if analysis is not None and analysis.ok else None
+        settings = analysis.settings if analysis is not None else None
         return [*views.panels_html(empty, note), {}, views.second_opinion_html(None, ""),
-                views.confusion_html(None, None) if analysis else ""]
+                trust_for(settings, None, evaluation, live)]
     index = index if 0 <= index < len(analysis.predictions) else 0
     pipe = PIPELINES.get(analysis.settings)
     pred = analysis.predictions[index]
     view = views.face_view(pred, pipe, analysis.settings.top_k)
-    measured = views.measured(pipe, evaluation, getattr(live, "confusion", None))
-    return [*views.panels_html(view), view.top_k, views.second_opinion_html(pred, pipe.main.spec.name),
-            views.confusion_html(measured, view.label)]
+    opinion = views.second_opinion_html(pred, pipe.main.spec.name, ensemble=views.is_ensemble(pipe))
+    return [*views.panels_html(view), view.top_k, opinion,
+            trust_for(analysis.settings, view.label, evaluation, live, analysis.predictions)]
+
+
+def trust_for(settings: Settings | None, label: str | None, evaluation: Mapping[str, Any] | None, live: Any,
+              predictions: list[Any] | None = None) -> str:
+    """The trust panel for the answer ``label`` (`fer.app.trust`): the card's figures, this session's
+    Evaluate run of the model, the visitor's posed counts, and the networks' agreement over the
+    picture's faces."""
+    from fer.tracking import count_opinion
+
+    settings = settings or Settings()
+    try:
+        pipe = PIPELINES.get(settings)
+    except FerError:
+        return ""
+    agreement = None
+    for pred in predictions or ():
+        agreement = count_opinion(agreement, pred, pipe.main.spec.name)
+    where = "on this picture" if predictions and len(predictions) > 1 else "on this face"
+    measured = views.measured(pipe, evaluation)
+    return trust.trust_html(pipe, label, measured, getattr(live, "confusion", None), agreement, where)
 
 
 def all_outputs(analysis: ImageAnalysis | None, evaluation: Mapping[str, Any] | None, live: Any) -> list[Any]:
@@ -211,7 +237,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
         guarded: the app's error wrapper for handlers.
     """
     with gr.Row(equal_height=False, elem_classes="fer-block"):
-        with gr.Column(scale=4, min_width=300, elem_classes="fer-input-column"):
+        with gr.Column(scale=3, min_width=300, elem_classes="fer-input-column"):
             picture = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
                                label="Your picture", show_label=False, height=430, format="jpeg",
                                buttons=["fullscreen"], elem_id="image-input")
@@ -225,7 +251,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
             gallery = gr.Gallery(label="Faces", show_label=False, columns=6, height=96, object_fit="contain",
                                  allow_preview=False, format="jpeg", visible=False, fit_columns=False,
                                  buttons=[], elem_id="image-gallery")
-        with gr.Column(scale=7, min_width=300, elem_classes="fer-result"):
+        with gr.Column(scale=8, min_width=300, elem_classes="fer-result"):
             with gr.Row(equal_height=True, elem_classes="fer-panels"):
                 empty = views.FaceView()
                 panels = [gr.HTML(html, min_width=240, elem_id=f"image-{suffix}", padding=False)
@@ -235,8 +261,8 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
                 with gr.Column(min_width=240):
                     top_k = gr.Label(label="Top expressions", show_label=True, elem_id="image-top-k")
                     opinion = gr.HTML(views.second_opinion_html(None, ""), elem_id="image-second-opinion", padding=False)
-                confusion = gr.HTML(views.confusion_html(None, None), min_width=240, elem_id="image-confusion",
-                                    padding=False)
+                confusion = gr.HTML(trust_for(settings.value, None, None, None), min_width=240,
+                                    elem_id="image-confusion", padding=False)
     with gr.Accordion("Per-face JSON (what the /predict API returns)", open=False):
         faces_json = gr.JSON(elem_id="image-json")
     tab = ImageTab(picture, status, faces, gallery, panels, top_k, opinion, confusion, faces_json, example_buttons)
@@ -289,6 +315,26 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
     gallery.select(on_gallery, [evaluation, live], [faces, *picked], api_visibility="private",
                    postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
     return tab
+
+
+@functools.lru_cache(maxsize=8)
+def example_analysis(path: Path, settings: Settings) -> tuple[bytes, ImageAnalysis]:
+    """A shipped example's bytes and analysis, computed once per settings: every visitor's first
+    screen shows one, and the analysis is only read afterwards."""
+    data = path.read_bytes()
+    return data, analyse(data, settings, path.name)
+
+
+def arrival(current: Settings, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
+    """The page just opened: the Image tab shows the worked example (`ARRIVAL`), every panel filled,
+    kept for the session like an upload (a face pick or a settings change redraws it)."""
+    path = EXAMPLES[ARRIVAL]
+    data, analysis = example_analysis(path, current)
+    remember(getattr(request, "session_hash", None), data, path.name, analysis)
+    values = all_outputs(analysis, measured, live_session)
+    if analysis.ok and analysis.predictions:
+        values[1] = f"{ARRIVAL_NOTE} {analysis.message}"
+    return values
 
 
 def _example_handler(path: Path) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from fer.app import charts, views
+from fer.app import charts, trust, views
 from fer.app.media import decode_frame, fit_image, inline_file
 from fer.app.settings import PIPELINES, Settings
 from fer.errors import FerError
@@ -48,6 +48,8 @@ HOW_TO = ("**Click to Access Webcam** and allow the camera. **On this device** (
 #: Where Live's frames are analysed: in the page (fer/app/static/ondevice/live.mjs) or by `step`.
 WHERE_CHOICES = [("On this device (nothing sent)", "device"), ("On the server", "server")]
 CAMERA_OFF = "Camera off."
+EXAMPLE_STATUS = ("Until your camera starts, the panels show the astronaut photo as an example. Click to Access "
+                  "Webcam, then Record, to see your own face analysed.")
 SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
                 "posed versus said. Nothing is counted while *(not posing)*.")
 
@@ -133,7 +135,8 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
         if posing and posing != NOT_POSING and posing in pipe.labels:
             session.confusion.add(posing, label)
         session.agreement = count_opinion(session.agreement, focus, pipe.main.spec.name)
-        opinion = views.second_opinion_html(focus, pipe.main.spec.name, session.agreement)
+        opinion = views.second_opinion_html(focus, pipe.main.spec.name, session.agreement,
+                                             ensemble=views.is_ensemble(pipe))
         names = ", ".join(f"#{t.id} {pipe.labels[int(np.argmax(t.probabilities))]}" for t in tracks)
         status = f"{len(tracks)} face{'s' if len(tracks) > 1 else ''} ({names}); following #{tracks[0].id}, the largest."
         if posing and posing != NOT_POSING:
@@ -203,13 +206,30 @@ def session_html(session: LiveSession | None) -> str:
 
 def confusion_for(session: LiveSession | None, settings: Settings, evaluation: Mapping[str, Any] | None,
                   label: str | None) -> str:
-    """The confusion panel for the followed face's answer."""
+    """The trust panel for the followed face's answer (`fer.app.trust`): the card's figures, this
+    session's Evaluate run, the visitor's posed counts, and the networks' agreement over the stream."""
     try:
         pipe = PIPELINES.get(settings)
     except FerError:
-        return views.confusion_html(None, None)
-    measured = views.measured(pipe, evaluation, session.confusion if session else None)
-    return views.confusion_html(measured, label)
+        return ""
+    measured = views.measured(pipe, evaluation)
+    return trust.trust_html(pipe, label, measured, session.confusion if session else None,
+                            session.agreement if session else None, "over this stream")
+
+
+def example_values(settings: Settings) -> list[Any] | None:
+    """What the tab shows until the camera starts: the Image tab's arrival example, as panels,
+    top-k, second opinion and trust (None when it finds no face)."""
+    from fer.app.image import ARRIVAL, EXAMPLES, example_analysis
+
+    _, analysis = example_analysis(EXAMPLES[ARRIVAL], settings)
+    if not analysis.predictions:
+        return None
+    pipe = PIPELINES.get(settings)
+    pred = analysis.predictions[0]
+    view = views.face_view(pred, pipe, settings.top_k)
+    opinion = views.second_opinion_html(pred, pipe.main.spec.name, ensemble=views.is_ensemble(pipe))
+    return [*views.panels_html(view), view.top_k, opinion, confusion_for(None, settings, None, view.label)]
 
 
 @dataclass
@@ -237,8 +257,9 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
     """Lay out the tab (inside an open ``gr.Tab``) and bind its events; ``live`` is the session's
     `gr.State` holding its `fer.tracking.LiveSession`."""
     labels = PIPELINES.get(settings.value).labels
+    example = example_values(settings.value)
     with gr.Row(equal_height=False, elem_classes="fer-block"):
-        with gr.Column(scale=4, min_width=300, elem_classes="fer-input-column"):
+        with gr.Column(scale=3, min_width=300, elem_classes="fer-input-column"):
             webcam = gr.Image(sources=["webcam"], streaming=True, label="Webcam", show_label=False, height=360,
                               webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {"width": 640, "height": 480}}),
                               elem_id="live-input")
@@ -247,22 +268,24 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
                      interactive=True)
             gr.HTML('<div id="live-where-note" role="status" aria-live="polite"></div>', padding=False)
             gr.Markdown(HOW_TO, elem_id="live-how-to", elem_classes="fer-note")
-            status = gr.Markdown(CAMERA_OFF, elem_id="live-status")
+            status = gr.Markdown(EXAMPLE_STATUS if example else CAMERA_OFF, elem_id="live-status",
+                                 elem_classes="fer-near-input")
             # Filled by the page script (fer/app/static/app.js) when the camera is refused or stopped.
-            gr.HTML('<div id="fer-camera-note" role="status" aria-live="polite"></div>', padding=False)
+            gr.HTML('<div id="fer-camera-note" role="status" aria-live="polite"></div>', padding=False,
+                    elem_classes="fer-near-input")
             # The tracked faces of the last frame, drawn over the preview by the page script.
             boxes = gr.HTML(boxes_html(1, 1, [], ()), padding=False, elem_classes="fer-hidden", elem_id="live-boxes")
-        with gr.Column(scale=7, min_width=300, elem_classes="fer-result"):
+        with gr.Column(scale=8, min_width=300, elem_classes="fer-result"):
+            first = example or [*views.panels_html(views.FaceView()), None, views.second_opinion_html(None, ""),
+                                confusion_for(None, settings.value, None, None)]
             with gr.Row(equal_height=True, elem_classes="fer-panels"):
                 panels = [gr.HTML(html, min_width=240, elem_id=f"live-{suffix}", padding=False)
-                          for html, suffix in zip(views.panels_html(views.FaceView()),
-                                                  ("saliency", "model-input", "gradcam"), strict=True)]
+                          for html, suffix in zip(first[:3], ("saliency", "model-input", "gradcam"), strict=True)]
             with gr.Row(equal_height=False, elem_classes="fer-answer"):
                 with gr.Column(min_width=240):
-                    top_k = gr.Label(label="Top expressions (smoothed)", elem_id="live-top-k")
-                    opinion = gr.HTML(views.second_opinion_html(None, ""), elem_id="live-second-opinion", padding=False)
-                confusion = gr.HTML(confusion_for(None, settings.value, None, None), min_width=240,
-                                    elem_id="live-confusion", padding=False)
+                    top_k = gr.Label(first[3], label="Top expressions (smoothed)", elem_id="live-top-k")
+                    opinion = gr.HTML(first[4], elem_id="live-second-opinion", padding=False)
+                confusion = gr.HTML(first[5], min_width=240, elem_id="live-confusion", padding=False)
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             timeline = gr.HTML(timeline_html(None), elem_id="live-timeline", padding=False)

@@ -43,8 +43,8 @@ DEFAULT_CONCURRENCY = 2
 
 HEADER = """\
 # Facial expressions and visual saliency
-Each face is cropped and classified by a CNN (the plain crop, by default); beside the answer: a saliency map of
-where people look at faces, the CNN's input, its Grad-CAM and how often it errs (after Mavani et al., ICCV-W 2017).
+Each face is classified by a CNN; beside the answer: where people typically look, what the CNN sees, where it
+looked, a second opinion and how far to trust it (after Mavani et al., ICCV-W 2017).
 
 **A facial expression is not a feeling**: do not use this to judge anyone (*About*).
 """
@@ -85,10 +85,11 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
         api.bind(settings, guarded)  # first: /predict must be dependency 0 (see fer.app.api.bind)
         gr.Markdown(HEADER, elem_id="header")
         with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Live", id="live", elem_id="tab-live"):
-                live_tab = live.build(settings, evaluation, live_state, guarded)
+            # Image first: a visitor's first screen is a worked example, analysed on arrival.
             with gr.Tab("Image", id="image", elem_id="tab-image"):
                 image_tab = image.build(settings, evaluation, live_state, guarded)
+            with gr.Tab("Live", id="live", elem_id="tab-live"):
+                live_tab = live.build(settings, evaluation, live_state, guarded)
             with gr.Tab("Video", id="video", elem_id="tab-video"):
                 video.build(settings, guarded)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
@@ -98,6 +99,8 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
             with gr.Tab("About", id="about", elem_id="tab-about"):
                 about_md = about.build(settings)
         _bind_settings(options, settings, evaluation, live_state, about_md, live_tab, image_tab)
+        app.load(guarded(inline_outputs(image_tab.outputs)(image.arrival)), [settings, evaluation, live_state],
+                 image_tab.outputs, api_visibility="undocumented", postprocess=False, show_progress="hidden")
         app.unload(_forget_session)
     return app
 

@@ -104,7 +104,7 @@ def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
     if not summary:
         message += " No face found: try a clip with a larger, frontal face."
     elif analysis.agreement is not None and analysis.agreement.total:
-        message += " " + views.agreement_sentence(analysis.agreement).replace("this session", "this clip")
+        message += " " + views.agreement_sentence(analysis.agreement, "this clip")
     timelines = "".join(
         charts.timeline_svg(*analysis.series(face), analysis.labels, f"Face #{face}", k=min(settings.top_k, 4))
         for face in analysis.faces[:MAX_TIMELINES]

@@ -52,6 +52,23 @@ def evaluation_markdown(evaluation: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def published_markdown(published: Mapping[str, Any] | None) -> list[str]:
+    """Markdown lines for a spec's ``published`` record: the figure with its source, n and 95 %
+    Wilson interval, or why there is none."""
+    from fer.metrics import wilson_interval
+
+    if not published or "accuracy" not in published:
+        return [f"None: {(published or {}).get('none', 'the card cites no published evaluation')}."]
+    accuracy, n = float(published["accuracy"]), int(published["n"])
+    low, high = wilson_interval(round(accuracy * n), n)
+    lines = [f"Accuracy {_percent(accuracy)} on {published['dataset']} {published.get('split', '')} "
+             f"(n = {n:,}, {published.get('n_note', '')}; 95 % Wilson interval {_percent(low)} – {_percent(high)}), "
+             f"as reported by {published['source']}" + (f": \"{published['quote']}\"" if published.get("quote") else "") + "."]
+    lines += ["", f"For scale: {published['reference']}."] if published.get("reference") else []
+    lines += ["", f"What it is not: {published['unlike']}."] if published.get("unlike") else []
+    return lines
+
+
 def model_card(spec: ModelSpec) -> str:
     """The model card of ``spec`` as markdown: what the model is, how it was trained, how it scored,
     and its limits. Metrics are printed only where the spec records measured ones."""
@@ -74,6 +91,7 @@ def model_card(spec: ModelSpec) -> str:
     lines += _table(("Field", "Value"), facts) + [""]
     lines += ["## Evaluation", ""]
     lines += evaluation_markdown(spec.evaluation) if spec.evaluation else ["Not measured here.", ""]
+    lines += ["## Published evaluation (cited, not measured here)", "", *published_markdown(spec.published), ""]
     training = spec.training or {}
     if training:
         split = training.get("split") or {}

@@ -2,7 +2,7 @@
 // camera on Stop (Gradio's streaming webcam 6.31 only stops sending frames and leaves every track
 // live, the preview playing and the browser's camera light on) and reopens it on Record; draws
 // the tracked faces' boxes over the webcam preview (the server sends them as numbers in
-// #fer-live-boxes).
+// #fer-live-boxes); opens a phone's map thumbnails large on a tap.
 (() => {
   const note = (text) => {
     const el = document.getElementById("fer-camera-note");
@@ -118,6 +118,28 @@
       layer.appendChild(box);
     }
   };
+  // Phones show the three maps as thumbnails: a tap opens one large over the page, another tap (or
+  // Escape) closes it. Which one is open is kept by its block's id, so a live redraw keeps it open.
+  let zoomed = null;
+  const applyZoom = () => {
+    for (const open of document.querySelectorAll(".fer-panel.fer-zoomed")) {
+      if (!zoomed || open.parentElement.closest("[id]")?.id !== zoomed) open.classList.remove("fer-zoomed");
+    }
+    const panel = zoomed && document.querySelector(`#${zoomed} .fer-panel`);
+    if (panel && !panel.classList.contains("fer-zoomed")) panel.classList.add("fer-zoomed");
+  };
+  document.addEventListener("click", (event) => {
+    const panel = event.target.closest && event.target.closest(".fer-panels .fer-panel");
+    if (!panel) return;
+    const owner = panel.parentElement.closest("[id]");
+    zoomed = zoomed || !owner || !matchMedia("(max-width: 700px)").matches ? null : owner.id;
+    applyZoom();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && zoomed) { zoomed = null; applyZoom(); }
+  });
+  new MutationObserver(() => { if (zoomed) applyZoom(); }).observe(document.documentElement, { childList: true, subtree: true });
+
   let shown = null;  // the boxes last drawn: redraw only when the server sent others
   const watchBoxes = () => {
     const source = document.getElementById("fer-live-boxes");
