@@ -93,7 +93,9 @@ def test_a_page_that_may_not_run_it_falls_back_to_the_server(app: AppPage) -> No
     app.page.locator("#tabs [role=tab]").first.wait_for()
     app.tab("Live")
     app.wait_until(lambda: where(app) == "server", "the server path")
-    assert app.page.locator("#live-where").get_by_label("On the server").is_checked()
+    # The radio follows once Gradio has drawn the tab (Live is not the first tab).
+    app.wait_until(lambda: app.page.locator("#live-where").get_by_label("On the server").is_checked(),
+                   "the server path chosen on the radio", timeout=10)
     note = app.text("#live-where-note")
     assert note.startswith("This browser cannot analyse here") and "server" in note and "\n" not in note
     assert_healthy(app)

@@ -63,6 +63,13 @@ function fallBack(reason) {
   state.unusable = reason;
   state.running = false;
   choose("server");
+  // The Live tab is not the first: Gradio draws it when opened and may then set the radio back to
+  // its first value without a DOM change to observe, so the choice is kept for a few seconds.
+  let tries = 0;
+  const keep = setInterval(() => {
+    if (chosen() === "device") choose("server");
+    if (++tries >= 20) clearInterval(keep);
+  }, 250);
   note(`This browser cannot analyse here: ${reason}, so frames go to the server.`);
   mark();
 }
