@@ -25,8 +25,10 @@ def privacy_markdown() -> str:
     """What the server keeps of a visitor's pictures, and for how long (what the tests check)."""
     return f"""\
 ### Privacy
-- **Webcam:** frames are analysed in memory and never written to disk, logged or kept; the pictures
-  sent back are inlined in the page. Your session's posed-versus-said counts (numbers only) stay in
+- **Webcam, on this device** (Live's default where the browser can): the frames are analysed by this
+  page itself and none is sent anywhere; the page downloads the models once, from this app.
+- **Webcam, on the server:** frames are sent to the app, analysed in memory and never written to disk,
+  logged or kept; the pictures sent back are inlined in the page. Your session's posed-versus-said counts (numbers only) stay in
   server memory for your session; their CSV is made in memory too.
 - **Uploads** (pictures, clips, zips): Gradio stores each upload in its upload folder; the app reads
   it once into memory and writes it nowhere else. Gradio deletes it within {upload_minutes()} minutes,
