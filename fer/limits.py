@@ -66,8 +66,10 @@ QUEUE_MAX_SIZE = 32
 SESSION_MEMORY_BYTES = 256 * 1024 * 1024
 SESSION_TTL_S = 600
 
-#: App: sessions Gradio keeps state for (each API call is a session of its own); the oldest go first.
-STATE_SESSION_CAPACITY = 1_000
+#: App: sessions Gradio keeps state for (each API call is a session of its own): sessions of no
+#: browser go first, then the least recently used (`fer.app.owners`). The environment may lower it
+#: (FER_STATE_SESSION_CAPACITY): the attack tests do, to fill it quickly.
+STATE_SESSION_CAPACITY = int(os.environ.get("FER_STATE_SESSION_CAPACITY", "1000"))
 
 #: App: an upload stays at most this many seconds in Gradio's upload folder, which is swept every
 #: `UPLOAD_SWEEP_EVERY_S` seconds (so a file is gone within the sum of the two). The environment

@@ -29,6 +29,8 @@ httpx = pytest.importorskip("httpx")
 
 TIMEOUT = 60
 API = "gradio_api"
+#: Sessions the server keeps state for here (the shipped 1,000 would take minutes to fill).
+STATE_CAPACITY = 80
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     base = tmp_path_factory.mktemp("attacks")
     env, _ = net_audit_env(base / "audit", dict(os.environ))
     env["FER_PROC_AUDIT_LOG"] = str(base / "audit" / "processes.log")
+    env["FER_STATE_SESSION_CAPACITY"] = str(STATE_CAPACITY)
     srv = start_app_server(base, env=env)
     yield srv
     stop_app_server(srv)
@@ -178,6 +181,50 @@ def test_a_session_hash_is_no_bearer_token(server: AppServer) -> None:
             assert data.status_code == 404
             assert client.get(server.url + f"{API}/heartbeat/{session}", timeout=TIMEOUT).status_code == 404
         assert _join(server, visitor, reset, session, [None]) == 200  # the visitor goes on
+
+
+def _listen(server: AppServer, client: Any, session: str) -> list[dict[str, Any]]:
+    """The completed events of a session's results stream, until it closes."""
+    done = []
+    with client.stream("GET", server.url + f"{API}/queue/data", params={"session_hash": session},
+                       timeout=TIMEOUT) as events:
+        for line in events.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    done.append(message)
+                if message.get("msg") == "close_stream":
+                    break
+    return done
+
+
+def test_many_sessions_of_no_browser_do_not_push_a_visitor_out(server: AppServer) -> None:
+    """More one-off sessions than Gradio keeps state for (an API client's calls, each its own
+    session) go first when the store is full: the visitor's settings stay."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = httpx.get(server.url + "config", timeout=TIMEOUT).json()
+    deps = {d.get("api_name"): d for d in config["dependencies"]}
+    session = uuid.uuid4().hex[:11]
+    with httpx.Client() as visitor:
+        visitor.get(server.url, timeout=TIMEOUT)
+        settings = ["mini_xception_fer2013", "spectral-residual", "model default", 0.2, 5, "short", 3, 0.5]
+        assert _join(server, visitor, deps["apply_settings"], session, [None, *settings]) == 200
+        assert _listen(server, visitor, session)[0]["success"]
+
+        def anonymous(i: int) -> int:
+            while True:  # the queue refuses when full: try again, as a flood would
+                code = _join(server, httpx, deps["on_reset"], f"flood{i:06d}", [None])
+                if code != 503:
+                    return code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(anonymous, range(2 * STATE_CAPACITY)))
+        assert set(codes) == {200}
+        record = upload(server, ASTRONAUT.read_bytes(), "astronaut.png", visitor)
+        assert _join(server, visitor, deps["predict"], session, [record, None]) == 200
+        (answer,) = _listen(server, visitor, session)
+        assert answer["output"]["data"][1]["saliency"] == "spectral-residual", answer
 
 
 def test_a_clip_that_decodes_too_much_is_refused_at_once(server: AppServer, tmp_path: Path) -> None:

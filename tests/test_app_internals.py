@@ -68,3 +68,36 @@ def test_example_copies_are_known_and_the_cache_can_be_emptied(blocks: gradio.Bl
     blocks.temp_file_sets.append({str(cached)})
     internals.empty_cache(blocks)
     assert not cached.exists()
+
+
+def test_a_full_session_store_evicts_sessions_of_no_browser_first(blocks: gradio.Blocks) -> None:
+    """Gradio's store at capacity: sessions that are no browser's tab go first, then (only when none
+    is left) the least recently used of all, the one being used never."""
+    from gradio.state_holder import StateHolder
+
+    from fer.app.owners import MAX_TABS_PER_BROWSER, Owners
+
+    owners = Owners()
+    holder = StateHolder()
+    holder.set_blocks(blocks)
+    holder.capacity = MAX_TABS_PER_BROWSER + 4
+    internals.evict_anonymous_first(holder, owners.anonymous)
+    owners.check("visitor", "c" * 32)
+    holder["visitor"]  # the oldest session of all
+    for i in range(50):  # an API client's calls, one session each
+        owners.check(f"api-{i}", None)
+        holder[f"api-{i}"]
+    assert "visitor" in holder and len(holder.session_data) == holder.capacity
+    # One browser's sessions past its first few tabs count as no browser's.
+    for i in range(MAX_TABS_PER_BROWSER + 10):
+        owners.check(f"tab-{i}", "d" * 32)
+        holder[f"tab-{i}"]
+    assert "visitor" in holder and "tab-0" in holder and f"tab-{MAX_TABS_PER_BROWSER + 9}" in holder
+    # Only browser tabs left (3 sessions of no browser remain): then the least recently used goes.
+    for i in range(1, 4):
+        owners.check(f"other-{i}", f"{i:032x}")
+        holder[f"other-{i}"]
+    assert "visitor" in holder
+    owners.check("other-4", f"{4:032x}")
+    holder["other-4"]
+    assert "visitor" not in holder and "other-4" in holder and len(holder.session_data) == holder.capacity

@@ -10,6 +10,7 @@ import logging
 import sys
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("fer.app")
@@ -110,3 +111,27 @@ def carries_inline(value: Any) -> bool:
 def sessions_held(state_holder: Any) -> int:
     """How many sessions Gradio holds state for now."""
     return len(state_holder.session_data)
+
+
+def evict_anonymous_first(state_holder: Any, anonymous: Callable[[str], bool]) -> None:
+    """When Gradio's session store is full, evict the least recently used session for which
+    ``anonymous(session_hash)`` holds, and only when there is none the least recently used of all.
+
+    Gradio's ``StateHolder.update`` evicts the least recently used session whatever it is, so a
+    client opening sessions faster than visitors use theirs (each API call is a session) would
+    push visitors' settings out; ``update`` is replaced on this one instance, same locking.
+    """
+
+    def update(session_id: str) -> None:
+        with state_holder.lock:
+            sessions = state_holder.session_data
+            if session_id in sessions:
+                sessions.move_to_end(session_id)
+            while len(sessions) > state_holder.capacity:
+                victim = next((s for s in sessions if s != session_id and anonymous(s)), None)
+                if victim is None:
+                    victim = next(iter(sessions))
+                sessions.pop(victim)
+                state_holder.time_last_used.pop(victim, None)
+
+    state_holder.update = update

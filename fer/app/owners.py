@@ -28,6 +28,9 @@ from urllib.parse import parse_qs
 COOKIE = "fer_browser"
 #: Session hashes remembered (the oldest first forgotten): far more than Gradio keeps state for.
 MAX_BOUND = 100_000
+#: Sessions one browser (cookie) opens that count as its own tabs; more are treated like sessions
+#: of no browser when Gradio's session store is full (`anonymous`).
+MAX_TABS_PER_BROWSER = 8
 
 _COOKIE_VALUE = re.compile(rb"(?:^|;)\s*" + COOKIE.encode() + rb"=([0-9a-f]{32})(?:;|$)")
 #: Routes that name a session in their path.
@@ -71,6 +74,8 @@ class Owners:
     def __init__(self, capacity: int = MAX_BOUND) -> None:
         self.capacity = capacity
         self._bound: OrderedDict[str, str | None] = OrderedDict()
+        self._tabs: dict[str, int] = {}
+        self._rank: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def check(self, session: str | None, cookie: str | None) -> bool:
@@ -80,8 +85,16 @@ class Owners:
         with self._lock:
             if session not in self._bound:
                 self._bound[session] = cookie
+                if cookie is not None:
+                    self._rank[session] = self._tabs.get(cookie, 0)
+                    self._tabs[cookie] = self._rank[session] + 1
                 if len(self._bound) > self.capacity:
-                    self._bound.popitem(last=False)
+                    old, old_cookie = self._bound.popitem(last=False)
+                    self._rank.pop(old, None)
+                    if old_cookie is not None:
+                        self._tabs[old_cookie] -= 1
+                        if not self._tabs[old_cookie]:
+                            del self._tabs[old_cookie]
                 return True
             self._bound.move_to_end(session)
             owner = self._bound[session]
@@ -101,6 +114,17 @@ class Owners:
             return True  # Gradio answers it 422 itself
         session = data.get("session_hash") if isinstance(data, dict) else None
         return self.check(session if isinstance(session, str) else None, cookie)
+
+    def anonymous(self, session: str) -> bool:
+        """Whether ``session`` is not a browser tab's: never seen, first used without a cookie
+        (an API client), or past its browser's first `MAX_TABS_PER_BROWSER` sessions. Such
+        sessions are the first to go when Gradio's session store is full
+        (`fer.app.internals.evict_anonymous_first`), so calls that keep nothing cannot push a
+        visitor's settings out."""
+        with self._lock:
+            if self._bound.get(session) is None:
+                return True
+            return self._rank.get(session, 0) >= MAX_TABS_PER_BROWSER
 
     def __len__(self) -> int:
         with self._lock:

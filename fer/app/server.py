@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
-from fer.app import about, api, evaluate, folders, image, internals, live, settings_tab, video
+from fer.app import about, api, evaluate, folders, image, internals, live, owners, settings_tab, video
 from fer.app.about import FORGET_SHOWN_EVERY_S
 from fer.app.media import inline_outputs
 from fer.app.ondevice import OnDeviceFiles
@@ -173,6 +173,7 @@ async def upkeep(server: Any) -> AsyncIterator[None]:
 
     uploads = folders.upload_dir()
     tick = min(FORGET_SHOWN_EVERY_S, UPLOAD_SWEEP_EVERY_S)
+    internals.evict_anonymous_first(server.state_holder, owners.OWNERS.anonymous)
 
     async def loop() -> None:
         last_forget = last_sweep = time.monotonic()
