@@ -112,6 +112,13 @@ def test_file_urls_serve_uploads_only_and_fetch_nothing(server: AppServer) -> No
             assert response.status_code == 404, (route, response.status_code)
             answers.add(response.content)
     assert answers == {b"Not Found"}  # one answer, whether the path exists or not
+    # A file record naming a URL in an event's inputs: Gradio would download it before any
+    # handler runs; it is refused first.
+    for url in ("http://example.com/x.png", "https://example.com/x.png", "//example.com/x.png"):
+        for meta in ({"_type": "gradio.FileData"}, None):
+            response = httpx.post(server.url + f"{API}/call/predict", timeout=TIMEOUT,
+                                  json={"data": [{"path": url, "orig_name": "x.png", "meta": meta}]})
+            assert response.status_code == 404, (url, response.status_code)
     assert "example.com" not in _audit(server, "network.log")
 
 
@@ -267,8 +274,16 @@ def test_two_apps_never_share_a_folder(server: AppServer) -> None:
     predict_ok(server)
 
 
-def test_no_traceback_after_the_attacks(server: AppServer) -> None:
+def test_no_traceback_after_the_attacks_nor_at_sigterm(server: AppServer) -> None:
+    """A record naming the upload folder itself (Gradio would keep the folder in its cache set and
+    fail deleting it at shutdown) is refused; then SIGTERM stops the server cleanly."""
+    for path in (str(server.gradio_dir), str(server.gradio_dir) + "/", str(server.gradio_dir / ("ab" * 32))):
+        record = {"path": path, "orig_name": "x.png", "meta": {"_type": "gradio.FileData"}}
+        response = httpx.post(server.url + f"{API}/call/predict", json={"data": [record]}, timeout=TIMEOUT)
+        assert response.status_code == 404, path
     predict_ok(server)
+    stop_app_server(server)  # SIGTERM
+    assert server.process.returncode is not None
     log = server.log()
     assert "Traceback" not in log, log[-3000:]
-    assert "Exception in ASGI application" not in log
+    assert "Exception in ASGI application" not in log and "shutdown failed" not in log

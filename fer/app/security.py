@@ -10,6 +10,9 @@
 - request bodies are bounded: an upload by ``Content-Length`` and by its number of files, every
   other request by `fer.limits.MAX_REQUEST_BYTES`, counted as the bytes arrive (413 past them);
 - a session hash only works from the browser it was first used by (`fer.app.owners`);
+- an event whose file records name a URL or a non-upload inside the upload folder is refused
+  before Gradio sees it (`fer.app.uploads.harmful_record_path`: Gradio would download the one and
+  cache the other);
 - security headers on every response; a client that goes away mid-request is one log line.
 
 Framing is allowed for the app's own pages and for the Hugging Face Hub, which shows a Space inside
@@ -22,13 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import ClientDisconnect
 
 from fer.app import owners
+from fer.app.uploads import harmful_record_path
 from fer.limits import MAX_REQUEST_BYTES, MAX_UPLOAD_FILES, MAX_UPLOAD_REQUEST_BYTES
 
 log = logging.getLogger("fer.app")
@@ -153,8 +157,9 @@ class Hardening:
 
         try:
             downstream = counted_receive
-            if method == "POST" and owners.names_session_in_body(path):
-                # The queue's routes name the session in their JSON body: read it (bounded) first.
+            if method == "POST" and (owners.names_session_in_body(path) or CALL_ROUTE.match(path)):
+                # Event requests: their JSON body names the session and any file records; read it
+                # (bounded) before Gradio does.
                 body, more = b"", True
                 while more:
                     message = await counted_receive()
@@ -162,8 +167,9 @@ class Hardening:
                         raise ClientDisconnect()
                     body += message.get("body", b"")
                     more = message.get("more_body", False)
-                if not owner.check_body(body, cookie):
-                    log.info("refused %s %s (session of another browser)", method, path[:120])
+                why = self._body_refusal(body, cookie)
+                if why:
+                    log.info("refused %s %s (%s)", method, path[:120], why)
                     await self._answer(send, 404, b"Not Found")
                     return
                 downstream = _replay(body, receive)
@@ -190,6 +196,21 @@ class Hardening:
         return ""
 
     @staticmethod
+    def _body_refusal(body: bytes, cookie: str | None) -> str:
+        """Why an event request's body is refused, or ``""`` (unreadable JSON: Gradio answers it)."""
+        import orjson
+
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ""
+        if not owners.OWNERS.check_body(data, cookie):
+            return "session of another browser"
+        if any(harmful_record_path(p) for p in _record_paths(data)):
+            return "file record naming no upload"
+        return ""
+
+    @staticmethod
     def _body_limit(path: str) -> tuple[int, int]:
         """``(bytes, files)`` a request body to ``path`` may hold (files 0: not an upload)."""
         if UPLOAD_ROUTE.match(path):
@@ -201,6 +222,20 @@ class Hardening:
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode()), *self.headers]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _record_paths(value: Any, depth: int = 0) -> Iterator[Any]:
+    """The ``path`` of every file record (a dict with one) in a parsed JSON body."""
+    if depth > 32:
+        return
+    if isinstance(value, dict):
+        if "path" in value:
+            yield value["path"]
+        for item in value.values():
+            yield from _record_paths(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _record_paths(item, depth + 1)
 
 
 def _replay(body: bytes, receive: Any) -> Callable[[], Any]:

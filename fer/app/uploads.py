@@ -105,17 +105,44 @@ def read_upload(value: Any, max_bytes: int) -> Upload | None:
     return Upload(data, name)
 
 
+def in_layout(path: str) -> bool:
+    """Whether ``path`` names a file where Gradio stores uploads (``<upload folder>/<hash>/<name>``):
+    a string check, no disk access (`_accepted` checks the folders on disk too)."""
+    file = Path(os.path.normpath(os.path.abspath(path)))
+    uploads = Path(os.path.normpath(os.path.abspath(upload_dir())))
+    return file.parent.parent == uploads and bool(HASH_FOLDER.fullmatch(file.parent.name))
+
+
+def harmful_record_path(path: Any) -> bool:
+    """Whether a file record naming ``path`` must not reach Gradio at all.
+
+    Gradio moves every file record of an event's inputs into its cache before any handler runs,
+    even with preprocessing off: a URL it downloads (so the server would fetch for a client), and
+    a path inside the upload folder it takes as already cached, whatever it is (the folder itself
+    then stays in its cache set, and its shutdown fails deleting it). Other paths Gradio refuses
+    itself, and the handlers answer them with `REFUSED` (`read_upload`).
+    """
+    if not isinstance(path, str):
+        return False
+    if "://" in path or path.startswith("//") or "\x00" in path:
+        return True
+    normal = os.path.normpath(os.path.abspath(path))
+    uploads = os.path.normpath(os.path.abspath(upload_dir()))
+    inside = normal == uploads or normal.startswith(uploads + os.sep)
+    return inside and not in_layout(path)
+
+
 def _accepted(path: str) -> Path:
     """``path`` if it is an upload in Gradio's layout, else `REFUSED`.
 
     The path is made absolute without resolving links (a link is then refused by ``O_NOFOLLOW``);
     ``..`` is collapsed first, so it cannot climb out of the upload folder.
     """
+    if not in_layout(path):
+        raise InputError(REFUSED)
     file = Path(os.path.normpath(os.path.abspath(path)))
     uploads = Path(os.path.normpath(os.path.abspath(upload_dir())))
     folder = file.parent
-    if folder.parent != uploads or not HASH_FOLDER.fullmatch(folder.name):
-        raise InputError(REFUSED)
     # The folders on the way must be real folders of the upload tree, not links out of it.
     try:
         if folder.is_symlink() or not folder.resolve().parent == uploads.resolve():
