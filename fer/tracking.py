@@ -289,8 +289,6 @@ class LiveSession:
         focus: track id of the face the views follow (the largest face), or None.
         frames: frames processed.
         started: time of the first frame (seconds, the caller's clock).
-        drawn: panel name → when it was last drawn (seconds, the caller's clock).
-        drawn_total: session-confusion frame count when that panel was last drawn (-1: never).
         agreement: how two networks answered the followed face, frame by frame (`Agreement`), when
             a second opinion runs; None otherwise.
     """
@@ -303,8 +301,6 @@ class LiveSession:
     focus: int | None = None
     frames: int = 0
     started: float | None = None
-    drawn: dict[str, float] = field(default_factory=dict)
-    drawn_total: int = -1
     agreement: Agreement | None = None
 
     def __post_init__(self) -> None:

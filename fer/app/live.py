@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -52,6 +52,20 @@ EXAMPLE_STATUS = ("Until your camera starts, the panels show the astronaut photo
                   "Webcam, then Record, to see your own face analysed.")
 SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
                 "posed versus said. Nothing is counted while *(not posing)*.")
+
+
+@dataclass
+class LiveState(LiveSession):
+    """A webcam session as the app keeps it: `fer.tracking.LiveSession` plus when each panel was
+    last redrawn (a display concern, so it lives here, not in the core).
+
+    Attributes:
+        drawn: panel name → when it was last drawn (seconds, the caller's clock).
+        drawn_total: session-confusion frame count when the session table was last drawn (-1: never).
+    """
+
+    drawn: dict[str, float] = field(default_factory=dict)
+    drawn_total: int = -1
 
 
 def posing_choices(labels: Sequence[str]) -> list[str]:
@@ -110,9 +124,9 @@ def step(frame: Any, settings: Settings, posing: str | None, session: LiveSessio
 
 
 def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: LiveSession | None,
-             now: float) -> tuple[LiveSession, FrameResult]:
+             now: float) -> tuple[LiveState, FrameResult]:
     pipe = PIPELINES.get(settings)
-    live = session if session is not None and session.labels == pipe.labels else LiveSession(
+    live = session if isinstance(session, LiveState) and session.labels == pipe.labels else LiveState(
         pipe.labels, timeline_frames=TIMELINE_FRAMES)
     session = live
     faces = pipe.detect(rgb)
@@ -154,7 +168,7 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
     return session, result
 
 
-def _due(session: LiveSession, panel: str, now: float) -> bool:
+def _due(session: LiveState, panel: str, now: float) -> bool:
     """Whether ``panel`` may be redrawn now (at most every `REDRAW_EVERY_S`); marks it drawn."""
     when = session.drawn.get(panel)
     if when is not None and now - when < REDRAW_EVERY_S:
