@@ -18,7 +18,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import pytest
 
+from .conftest import ARTIFACTS_DIR, free_port
+
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 
@@ -39,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 ASTRONAUT = ASSETS / "astronaut.png"
 NO_FACE = ASSETS / "coffee.png"
-#: Screenshots and the server log of each run (git-ignored).
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
+#: Screenshots and the server log of each run (outside the repository: `tests.conftest.ARTIFACTS_DIR`).
+ARTIFACTS = ARTIFACTS_DIR / "browser"
 
 #: A loaded 2-core machine takes 10-30 s to import torch, MediaPipe and Gradio and load the model.
 STARTUP_TIMEOUT_S = 180.0
@@ -77,13 +78,6 @@ def missing(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the app server

@@ -31,6 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+#: Screenshots, server logs and load-test reports the tests leave for a person to look at: outside
+#: the repository (tests write nothing into it), $FER_TEST_ARTIFACTS or <tmp>/fer-test-artifacts.
+ARTIFACTS_DIR = Path(os.environ.get("FER_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "fer-test-artifacts")
+
 ASSETS = ROOT / "assets"
 ASTRONAUT = ASSETS / "astronaut.png"
 NO_FACE = ASSETS / "coffee.png"
@@ -59,6 +63,15 @@ def pipeline():
 
     with fer.load(saliency="face-prior", attention=True) as pipe:
         yield pipe
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the one helper every test that starts a server uses)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def compose_faces(image: np.ndarray, box: tuple[int, int, int, int], count: int, side: int = 200) -> np.ndarray:

@@ -46,7 +46,7 @@ from .badinputs import (
     zip_cases,
 )
 from .browser_helpers import image_data_in
-from .conftest import ASTRONAUT, ROOT
+from .conftest import ARTIFACTS_DIR, ASTRONAUT, ROOT, free_port
 
 httpx = pytest.importorskip("httpx")
 gradio_client = pytest.importorskip("gradio_client")
@@ -118,12 +118,6 @@ class Server:
         return self.proc.returncode
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(base: Path, env: dict[str, str], port: int) -> Server:
     """Start ``python app.py`` with ``env`` and wait until it answers (its logs appended to)."""
     stdout, stderr = base / "stdout.log", base / "stderr.log"
@@ -159,7 +153,7 @@ def server(tmp_path_factory) -> Server:
     (base / "tmp").mkdir()
     env, _net_log = net_audit_env(base / "audit", {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"})
     env.pop("GRADIO_SERVER_NAME", None)  # the app's own default must be loopback
-    env.update(FER_APP_DIR=str(base / "app"), TMPDIR=str(base / "tmp"), GRADIO_SERVER_PORT=str(_free_port()),
+    env.update(FER_APP_DIR=str(base / "app"), TMPDIR=str(base / "tmp"), GRADIO_SERVER_PORT=str(free_port()),
                PYTHONUNBUFFERED="1")
     srv = _start(base, env, int(env["GRADIO_SERVER_PORT"]))
     yield srv
@@ -738,9 +732,8 @@ def test_twenty_streams_for_a_minute(server, live, record_property):
     for key, value in report.items():
         record_property(key, value)
     print("load test:", json.dumps(report))
-    out = ROOT / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    (out / "load_test.json").write_text(json.dumps(report, indent=2) + "\n")
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)  # outside the repository
+    (ARTIFACTS_DIR / "load_test.json").write_text(json.dumps(report, indent=2) + "\n")
     assert not errors, errors[:5]
     assert report["frames_per_client_min"] >= 3, report  # every client was served (a starved one gets <= 1)
     assert growth < 0.10, report

@@ -12,7 +12,7 @@ warning about saliency input, Gradio's API page.
 
 One app server and one browser serve every test (`tests.browser_helpers`, `tests.browser_page`);
 each test opens its own browser contexts, so its own Gradio sessions, and leaves a screenshot of
-each in ``test-artifacts/browser/``.
+each in ``$FER_TEST_ARTIFACTS/browser/`` (default ``<tmp>/fer-test-artifacts``).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ API_PAGE_PROBES = ("/gradio_api/mcp/schema", "/monitoring/summary",
 @pytest.fixture
 def open_app(browser: Browser, app_server: AppServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., AppPage]]:
     """Opens fresh users on the app (``open_app(viewport)``); each page is saved as
-    ``test-artifacts/browser/<test>-<n>.png`` whatever the outcome."""
+    ``ARTIFACTS/<test>-<n>.png`` whatever the outcome."""
     with contextlib.ExitStack() as stack:
         pages: list[AppPage] = []
 

@@ -20,7 +20,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=180)
 
 
-def _check_schema(doc: dict) -> None:
+def _check_schema(doc: dict) -> int:
+    """Checks every image and face record; returns how many faces were checked."""
     assert set(doc) == {"model", "labels", "images"}
     assert isinstance(doc["model"], str) and all(isinstance(x, str) for x in doc["labels"])
     for image in doc["images"]:
@@ -30,15 +31,17 @@ def _check_schema(doc: dict) -> None:
             assert set(face) == {"box", "score", "top_k"}
             assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
             assert 0.0 <= face["score"] <= 1.0
+            assert face["top_k"]
             for entry in face["top_k"]:
                 assert set(entry) == {"label", "probability"} and entry["label"] in doc["labels"]
+    return sum(len(image["faces"]) for image in doc["images"])
 
 
 def test_predict_json_schema_and_exit_0():
     result = run_cli("predict", str(ASTRONAUT), str(NO_FACE), "--json", "--top-k", "2")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)  # exactly one JSON object on stdout
-    _check_schema(doc)
+    assert _check_schema(doc) == 1  # the astronaut's face; the other image has none
     astro, coffee = doc["images"]
     assert astro["faces"][0]["top_k"][0]["label"] == "happy" and len(astro["faces"][0]["top_k"]) == 2
     assert coffee["faces"] == [] and coffee["error"] is None
@@ -51,7 +54,7 @@ def test_bad_file_one_line_error_others_processed(tmp_path):
     result = run_cli("predict", str(bad), str(ASTRONAUT), "--json")
     assert result.returncode == 1
     doc = json.loads(result.stdout)
-    _check_schema(doc)
+    assert _check_schema(doc) == 1  # the astronaut's face; the other image has none
     broken, astro = doc["images"]
     assert str(bad) in broken["error"] and "\n" not in broken["error"]
     assert astro["faces"][0]["top_k"][0]["label"] == "happy"

@@ -4,7 +4,6 @@ seed and global batch give the single process's weights and scores, and only ran
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,18 +20,13 @@ from fer.research.recipes import TrainConfig
 from fer.research.train import train
 from tests import distributed_worker as W
 from tests import synthetic as S
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Weights after training may differ by float summation order only (gradients are summed over
 #: ranks by all-reduce instead of within one batch); docs/TRAINING.md gives the measured gap.
 WEIGHT_ATOL = 1e-5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_shards_cover_every_item_once() -> None:
@@ -103,7 +97,7 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     torch.multiprocessing.start_processes(W.run_rank, args=({**config, "out": str(tmp_path / "two")}, str(logs),
-                                                            _free_port(), more), nprocs=2, start_method="spawn")
+                                                            free_port(), more), nprocs=2, start_method="spawn")
     ranks = [json.loads((logs / f"rank-{r}.json").read_text()) for r in range(2)]
     _assert_same_run(single, tmp_path / "two")
     # One copy of the inputs for both processes (a memory map rank 0 wrote), removed at the end.
@@ -132,7 +126,7 @@ def test_torchrun_runs_the_cli_as_one_job(tmp_path: Path) -> None:
     trains to a checkpoint whose spec records 2 processes; rank 0 alone prints the summary."""
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=9, size=32, gazes=("frontal",))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), "-m", "fer", "train", "--dataset", "rafd", "--root", str(tmp_path / "rafd"),
+               str(free_port()), "-m", "fer", "train", "--dataset", "rafd", "--root", str(tmp_path / "rafd"),
                "--crops", "--backbone", "mini_xception", "--no-pretrained", "--input-size", "32", "--epochs", "1",
                "--batch-size", "8", "--folds", "5", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180,
@@ -149,7 +143,7 @@ def test_two_nodes_with_c10d_rendezvous_are_one_job(tmp_path: Path) -> None:
     --nproc_per_node 1``) meet through c10d rendezvous; one run is written, its spec says 2 processes."""
     S.write_rafd(tmp_path / "rafd", n_subjects=5, seed=9, size=32, gazes=("frontal",))
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "fer-test",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "fer-test",
                "-m", "fer", "train", "--dataset", "rafd", "--root", str(tmp_path / "rafd"), "--crops", "--backbone",
                "mini_xception", "--no-pretrained", "--input-size", "32", "--epochs", "1", "--batch-size", "8",
                "--folds", "5", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")]

@@ -110,7 +110,9 @@ def test_several_faces_and_batch(ensemble_pipe, astronaut) -> None:
     assert len(predictions) == 3 and all(p.label == "happy" for p in predictions)
     faces = ensemble_pipe.detect(astronaut)
     single = ensemble_pipe.predict_faces(faces)[0]
-    for pred in ensemble_pipe.predict_faces(faces * 3):
+    batched = ensemble_pipe.predict_faces(faces * 3)
+    assert len(batched) == 3 * len(faces) == 3
+    for pred in batched:
         np.testing.assert_allclose(pred.probabilities, single.probabilities, atol=1e-5)
 
 

@@ -61,6 +61,7 @@ def test_batch_equals_single(astronaut, pipeline):
     faces = pipeline.detect(astronaut)
     single = pipeline.predict_faces(faces)[0].probabilities
     batched = pipeline.predict_faces(faces * 3)
+    assert faces and len(batched) == 3 * len(faces)
     for pred in batched:
         np.testing.assert_allclose(pred.probabilities, single, atol=1e-5)
 

@@ -136,10 +136,11 @@ def test_torn_and_misnamed_uploads_are_removed(app_server: AppServer) -> None:
     log_start = app_server.log_size()
     torn_upload(app_server)
     torn_upload(app_server, field="not-files", complete=True)
-    time.sleep(1)
-    # The half-received bytes are in the upload folder (Gradio wrote them as it read, and never
+    # The half-received bytes land in the upload folder (Gradio writes them as it reads, and never
     # tracks them); the app's sweep removes them like an upload.
-    left = new_files(app_server, before)
+    deadline = time.monotonic() + 30
+    while not (left := new_files(app_server, before)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert left and all(p.parent == app_server.gradio_dir and p.name.startswith("tmp") for p in left), left
     wait_gone(app_server, before, GONE_WITHIN_S + TEST_UPLOAD_SWEEP_EVERY_S)
     log = app_server.log(log_start)
