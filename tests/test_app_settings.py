@@ -77,8 +77,13 @@ def test_model_choices_list_registered_models_ensembles_and_local_runs(tmp_path:
     run.mkdir(parents=True)
     (run / "best.json").write_text("{}")
     (run / "best.safetensors").write_bytes(b"")
-    values = [value for _, value in model_choices(runs=tmp_path / "runs")]
-    assert values == ["face_api_expression", "mini_xception_fer2013", "ensemble", str(run / "best.json")]
+    choices = model_choices(runs=tmp_path / "runs")
+    assert [value for _, value in choices] == ["face_api_expression", "mini_xception_fer2013", "ensemble",
+                                               str(run / "best.json")]
+    # Names a visitor understands: what each network is and what it learnt from.
+    assert [shown for shown, _ in choices][:3] == ["face-api (trained on web images)",
+                                                   "mini-Xception (trained on FER2013)",
+                                                   "both, averaged (ensemble of the two)"]
 
 
 def test_the_settings_tab_refuses_and_keeps_the_current_settings() -> None:

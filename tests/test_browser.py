@@ -397,7 +397,7 @@ def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
     opinion = app.text("#image-second-opinion")
     assert "Second opinion" in opinion and "face-api (trained on other data): happy" in opinion and "agrees" in opinion
     app.tab("Settings")
-    app.choose("settings-model", "face_api_expression")
+    app.choose("settings-model", "face-api (trained on web images)")
     app.wait_text("#settings-status", r"Model \*?\*?face_api_expression")
     app.tab("Image")
     app.wait_text("#image-second-opinion", r"mini-Xception \(trained on other data\): happy")
@@ -406,7 +406,7 @@ def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
     assert re.search(r"agree on 1 of 1 faces on this face \(95 % interval 21–100 %\)", trust), trust
     assert "about 66 %" not in trust
     app.tab("Settings")
-    app.choose("settings-model", "ensemble")
+    app.choose("settings-model", "both, averaged (ensemble of the two)")
     app.wait_text("#settings-status", r"Model \*?\*?ensemble")
     app.tab("Image")
     # The ensemble's answer is the average of both: the panel shows both, not one half of itself.
@@ -477,16 +477,33 @@ def test_webcam_updates_the_panels_counts_poses_and_stops(app: AppPage) -> None:
 def test_stop_releases_the_camera_and_record_reopens_it(app: AppPage) -> None:
     start_webcam(app)
     assert "live" in camera_tracks(app)
+    assert not app.page.locator("#live-how-to").is_visible()  # streaming: the how-to is done
     for _ in range(2):  # twice Stop then Record: each Stop ends every track the page was ever given
         stop_webcam(app)
         app.wait_until(lambda: set(camera_tracks(app)) == {"ended"}, "every camera track ended", timeout=10)
         assert app.page.evaluate("() => document.querySelector('#live-input video').srcObject") is None
-        assert "Press Record" in app.text("#fer-camera-note")
+        assert "Press Record" in app.text("#fer-camera-note") and app.page.locator("#live-how-to").is_visible()
         shown = app.src("#live-saliency img")
         app.page.locator("#live-input button", has_text="Record").click()
         app.wait_until(lambda: camera_tracks(app).count("live") == 1, "the camera open again", timeout=30)
         app.wait_src_change("#live-saliency img", shown, timeout=30)  # frames analysed again
         assert app.text("#fer-camera-note") == ""
+    assert_healthy(app)
+
+
+def test_tabs_move_with_the_arrow_keys_and_the_top_k_rows_are_not_buttons(app: AppPage) -> None:
+    image = app.page.get_by_role("tab", name="Image", exact=True)
+    image.focus()
+    app.page.keyboard.press("ArrowRight")
+    app.wait_until(lambda: app.page.get_by_role("tab", name="Live", exact=True).get_attribute("aria-selected") == "true",
+                   "Live selected by the arrow key")
+    app.page.keyboard.press("ArrowLeft")
+    app.wait_until(lambda: image.get_attribute("aria-selected") == "true", "Image selected again")
+    rows = app.page.locator("#image-top-k button.confidence-set")
+    assert rows.count() == 3
+    assert all(rows.nth(i).get_attribute("tabindex") == "-1" for i in range(rows.count()))
+    # Panel titles are headings (a screen reader's outline of the block).
+    assert app.page.locator("#image-saliency h3, #image-second-opinion h3, #image-confusion h3").count() == 3
     assert_healthy(app)
 
 

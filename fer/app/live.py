@@ -48,6 +48,9 @@ HOW_TO = ("**Click to Access Webcam** and allow the camera. **On this device** (
 #: Where Live's frames are analysed: in the page (fer/app/static/ondevice/live.mjs) or by `step`.
 WHERE_CHOICES = [("On this device (nothing sent)", "device"), ("On the server", "server")]
 CAMERA_OFF = "Camera off."
+#: The no-face hint: the short-range detector misses faces far from the camera.
+NO_FACE = ("No face in view: face the camera, with light on your face. Far from the camera? Move closer, "
+           "or choose the full-range detector in Settings.")
 EXAMPLE_STATUS = ("Until your camera starts, the panels show the astronaut photo as an example. Click to Access "
                   "Webcam, then Record, to see your own face analysed.")
 SESSION_HINT = ("Choose **I'm posing** and hold that expression: every frame with a face is counted as "
@@ -156,7 +159,7 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
         if posing and posing != NOT_POSING:
             status += f" Counting: posing **{posing}**."
     else:
-        status = "No face in view: face the camera, with light on your face."
+        status = NO_FACE
         opinion = views.second_opinion_html(None, "")
     result = FrameResult(view, status, label=label, opinion=opinion,
                          boxes=boxes_html(rgb.shape[1], rgb.shape[0], tracks, pipe.labels))

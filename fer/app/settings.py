@@ -197,6 +197,12 @@ def find_checkpoints(root: str | Path = "runs") -> list[str]:
     return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+#: What the model dropdown calls the shipped models: what each is and what it learnt from.
+MODEL_NAMES = {"mini_xception_fer2013": "mini-Xception (trained on FER2013)",
+               "face_api_expression": "face-api (trained on web images)",
+               "ensemble": "both, averaged (ensemble of the two)"}
+
+
 def model_choices(extra: Sequence[str] = (), runs: str | Path = "runs") -> list[tuple[str, str]]:
     """``(shown name, value)`` for the model dropdown: ``extra`` (e.g. ``--model``) first, then the
     registered models, then local checkpoints under ``runs``. These are the only models a session
@@ -207,7 +213,7 @@ def model_choices(extra: Sequence[str] = (), runs: str | Path = "runs") -> list[
     choices: list[tuple[str, str]] = []
     for value in [*extra, *named, *find_checkpoints(runs)]:
         if value and value not in [v for _, v in choices]:
-            shown = value if value in named else f"{Path(value).parent.name or value} ({value})"
+            shown = MODEL_NAMES.get(value, value) if value in named else f"{Path(value).parent.name or value} ({value})"
             choices.append((shown, value))
     return choices
 

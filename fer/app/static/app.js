@@ -2,7 +2,8 @@
 // camera on Stop (Gradio's streaming webcam 6.31 only stops sending frames and leaves every track
 // live, the preview playing and the browser's camera light on) and reopens it on Record; draws
 // the tracked faces' boxes over the webcam preview (the server sends them as numbers in
-// #fer-live-boxes); opens a phone's map thumbnails large on a tap.
+// #fer-live-boxes); opens a phone's map thumbnails large on a tap; hides Live's how-to while
+// streaming; keeps the top-k's inert rows out of the tab order and moves between tabs by arrows.
 (() => {
   const note = (text) => {
     const el = document.getElementById("fer-camera-note");
@@ -75,11 +76,14 @@
     const button = event.target.closest && event.target.closest("#live-input button");
     if (!button) return;
     const text = (button.textContent || "").trim().toLowerCase();
+    const howTo = document.getElementById("live-how-to");
     if (text.startsWith("stop")) {
       stopCamera();
       drawBoxes([]);
+      if (howTo) howTo.classList.remove("fer-hidden");
     } else if (text.startsWith("record")) {
       if (liveTracks().length) note(""); else reopenCamera();
+      if (howTo) howTo.classList.add("fer-hidden");  // streaming: the how-to has done its job
     }
   }, true);
 
@@ -139,6 +143,24 @@
     if (event.key === "Escape" && zoomed) { zoomed = null; applyZoom(); }
   });
   new MutationObserver(() => { if (zoomed) applyZoom(); }).observe(document.documentElement, { childList: true, subtree: true });
+
+  // Access: the top-k's rows are Gradio buttons that do nothing here, so they leave the tab order
+  // (the values stay readable); the tab bar moves with the arrow keys, as a tab list does.
+  const quietRows = () => {
+    for (const row of document.querySelectorAll('[id$="-top-k"] button.confidence-set:not([tabindex])')) {
+      row.setAttribute("tabindex", "-1");
+      row.setAttribute("aria-disabled", "true");
+    }
+  };
+  new MutationObserver(quietRows).observe(document.documentElement, { childList: true, subtree: true });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    const tab = event.target.closest && event.target.closest("#tabs [role=tab]");
+    if (!tab) return;
+    const tabs = [...document.querySelectorAll("#tabs [role=tab]")].filter((t) => t.offsetParent !== null);
+    const next = tabs[(tabs.indexOf(tab) + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    if (next) { event.preventDefault(); next.focus(); next.click(); }
+  });
 
   let shown = null;  // the boxes last drawn: redraw only when the server sent others
   const watchBoxes = () => {
