@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                 requests: list = []
                 page.on("requestfinished", lambda request: requests.append(request))
                 page.goto(server.url)
+                page.get_by_role("tab", name="Live", exact=True).click()
                 frame = "() => +(document.querySelector('#live-top-k')?.dataset.frame || 0)"
                 page.wait_for_function("() => document.querySelector('#live-top-k')?.dataset.where === 'device'",
                                        timeout=120_000)

@@ -291,13 +291,26 @@ def export_network(name: str, out: Path) -> dict[str, object]:
 
 
 def display() -> dict[str, object]:
-    """What the page draws with, taken from the Python side so both modes look alike: the Turbo
-    colour table of `fer.viz`, the label colours, the networks' display names."""
-    from fer.app.views import NETWORK_NAMES
-    from fer.viz import _LUT, LABEL_COLOURS, label_colour_hex
+    """What the page draws with, taken from the Python side so that both modes look alike: the
+    server's own three panels (`fer.app.views.panels_html` for the astronaut, each picture turned
+    into a ``<canvas>`` the page draws on), the colour maps (`fer.viz.PALETTES`), the label colours,
+    the networks' display names."""
+    import re
 
-    return {"turbo": _LUT.reshape(-1).tolist(), "label_colours": {k: label_colour_hex(k) for k in LABEL_COLOURS},
-            "default_colour": label_colour_hex(""), "network_names": NETWORK_NAMES}
+    import fer
+    from fer.app import views
+    from fer.app.settings import second_opinion_for
+    from fer.io import read_image
+    from fer.viz import LABEL_COLOURS, PALETTES, label_colour_hex
+
+    main = "mini_xception_fer2013"
+    with fer.load(main, saliency="face-prior", attention=True, second_opinion=second_opinion_for(main)) as pipe:
+        view = views.face_view(pipe(read_image(ROOT / "assets" / "astronaut.png"))[0], pipe, 3)
+    panels = {key: re.sub(r'<img class="fer-picture"[^>]*>', '<canvas class="fer-picture"></canvas>', html)
+              for key, html in zip(views.TITLES, views.panels_html(view), strict=True)}
+    return {"panels": panels, "palettes": {k: PALETTES[k].reshape(-1).tolist() for k in ("saliency", "attention")},
+            "label_colours": {k: label_colour_hex(k) for k in LABEL_COLOURS},
+            "default_colour": label_colour_hex(""), "network_names": views.NETWORK_NAMES}
 
 
 def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

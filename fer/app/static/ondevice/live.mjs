@@ -109,25 +109,26 @@ function hideRecord() {
   }
 }
 
-function panel(id, title, caption, draw) {
+// One panel, in the server's own markup (models.json: fer.app.views.panels_html with a canvas for
+// the picture); only the Grad-CAM caption changes from frame to frame.
+function panel(id, template, caption, draw) {
   const view = deviceView(id);
   if (!view) return;
   if (!view.firstChild) {
-    view.innerHTML = '<figure class="fer-panel"><figcaption class="fer-title"></figcaption>'
-      + `<canvas class="fer-picture" width="${CROP_SIZE}" height="${CROP_SIZE}"></canvas>`
-      + '<figcaption class="fer-caption"></figcaption></figure>';
+    view.innerHTML = template;
+    const canvas = view.querySelector("canvas");
+    canvas.width = canvas.height = CROP_SIZE;
   }
-  view.querySelector(".fer-title").textContent = title;
-  view.querySelector(".fer-caption").textContent = caption;
+  if (caption) view.querySelector(".fer-caption").textContent = caption;
   draw(view.querySelector("canvas"));
 }
 
-// fer.viz.heatmap_overlay (alpha 0.5) on the crop, with fer.viz's Turbo table.
-function overlay(canvas, crop, heat, turbo) {
+// fer.viz.heatmap_overlay (alpha 0.5) on the crop, with one of fer.viz's colour tables.
+function overlay(canvas, crop, heat, table) {
   const ctx = canvas.getContext("2d"), img = ctx.createImageData(crop.width, crop.height);
   for (let i = 0, n = crop.width * crop.height; i < n; i++) {
     const h = Math.min(Math.max(heat[i], 0), 1), w = 0.25 * h + 0.25, k = Math.floor(h * 255) * 3;
-    for (let c = 0; c < 3; c++) img.data[4 * i + c] = Math.round(crop.data[3 * i + c] * (1 - w) + turbo[k + c] * w);
+    for (let c = 0; c < 3; c++) img.data[4 * i + c] = Math.round(crop.data[3 * i + c] * (1 - w) + table[k + c] * w);
     img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
@@ -250,12 +251,11 @@ async function analyse(video, e) {
   if (faces.length) {
     const face = faces[0], smoothed = tracks[0].probabilities, k = best(smoothed), label = e.labels[k];
     const net = e.main;
-    panel("live-saliency", "Where humans would look", "predictor: face-prior",
-          (c) => overlay(c, face.crop, face.saliency, e.manifest.display.turbo));
-    panel("live-model-input", "What the CNN sees", `${net.input_size}×${net.input_size} ${net.colour}, the plain crop`,
-          (c) => cnnView(c, face.crop, net));
-    panel("live-gradcam", "Where the CNN looked", `Grad-CAM for ${label}`,
-          (c) => overlay(c, face.crop, e.camFor(face, k), e.manifest.display.turbo));
+    const { panels, palettes } = e.manifest.display;
+    panel("live-saliency", panels.saliency, null, (c) => overlay(c, face.crop, face.saliency, palettes.saliency));
+    panel("live-model-input", panels.model_input, null, (c) => cnnView(c, face.crop, net));
+    panel("live-gradcam", panels.attention, `Grad-CAM for ${label}`,
+          (c) => overlay(c, face.crop, e.camFor(face, k), palettes.attention));
     topK(smoothed, e.labels);
     secondOpinion(face, e);
     if (status) status.textContent = `On this device: ${faces.length} face${faces.length > 1 ? "s" : ""}, following #${tracks[0].id} (${label})${rate}. Nothing of the frames leaves this page.`;
@@ -272,6 +272,7 @@ async function analyse(video, e) {
 async function loop() {
   try {
     if (!state.setUp) state.setUp = setUp();  // the page may be drawn before this module ran
+    if (state.unusable && chosen() === "device") choose("server");  // Gradio may redraw the radio
     // Gradio's radio changes its inputs' state without an event this module can rely on: follow it here.
     if (state.setUp && where() !== state.marked) { state.marked = where(); switched(); }
     const video = preview();
