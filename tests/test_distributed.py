@@ -156,4 +156,4 @@ def test_two_nodes_with_c10d_rendezvous_are_one_job(tmp_path: Path) -> None:
     spec = ModelSpec.load(tmp_path / "run" / "best.json")
     assert spec.training["world_size"] == 2 and spec.evaluation["n"] == 4
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "best.json", "best.safetensors", "confusion.png", "last.json", "last.safetensors", "last_state.pt"]
+        "best.json", "best.safetensors", "confusion.png", "last.json", "last.safetensors", "last_state.pt", "steps.csv"]
