@@ -201,6 +201,9 @@ def test_evaluate_scores_what_predict_answers(tmp_path: Path, astronaut: np.ndar
 
     labels = answers["labels"]
     assert scored["labels"] == labels
+    assert scored["config"] == {**scored["config"], "model": "ensemble", "detector": "full", "margin": 0.35,
+                                "min_score": 0.4, "saliency_input": True, "saliency": "spectral-residual",
+                                "saliency_floor": 0.5, "crop_size": 160}  # the pipeline it measured
     expected = np.zeros((len(labels), len(labels)), np.int64)
     for image in answers["images"]:
         if image["faces"]:

@@ -433,6 +433,6 @@ def run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     if args.plot is not None:
         plot_confusion(result, args.plot)
-    print(json.dumps({**result.to_dict(), "warnings": warnings}) if args.json else
+    print(json.dumps({**result.to_dict(), "config": config.to_dict(), "warnings": warnings}) if args.json else
           "\n".join([*warnings, format_result(result)]))
     return 1 if result.skipped else 0
