@@ -100,7 +100,7 @@ def build_app(model: str = "mini_xception_fer2013", extra_models: Sequence[str] 
                 about_md = about.build(settings)
         _bind_settings(options, settings, evaluation, live_state, about_md, live_tab, image_tab)
         app.load(guarded(inline_outputs(image_tab.outputs)(image.arrival)), [settings, evaluation, live_state],
-                 image_tab.outputs, api_visibility="undocumented", postprocess=False, show_progress="hidden")
+                 image_tab.outputs, api_visibility="private", postprocess=False, show_progress="hidden")
         app.unload(_forget_session)
     return app
 
