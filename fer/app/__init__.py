@@ -3,6 +3,7 @@
 - `server`: the page, the events between tabs, launch options and background upkeep;
 - one module per tab: `live`, `image`, `video`, `evaluate`, `settings_tab`, `about`;
 - shared: `settings` (what a session chooses, the shared pipelines), `views` (the result block),
+  `trust` (how far to trust the answer),
   `charts` (SVG timelines, count tables), `media` (pictures inline), `sessions` (bounded memory);
 - safety: `uploads` (the one place a client-named file is opened), `safezip`, `security` (HTTP
   hardening), `folders` (the app's folders and their sweeps);
