@@ -134,7 +134,9 @@ def test_evaluate(client: Client, tmp_path: Path) -> None:
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"not a zip at all")
     message, headline, table, confusion, result = client.predict(handle_file(str(broken)), api_name="/evaluate")
-    assert message == "⚠️ broken.zip: not a zip archive (or a damaged one)"
+    from fer.app.evaluate import LAYOUT
+
+    assert message == f"⚠️ broken.zip: not a zip archive (or a damaged one). Expected {LAYOUT}."
     assert headline == "" and confusion is None and result is None
 
 

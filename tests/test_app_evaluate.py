@@ -35,6 +35,9 @@ def test_an_archive_is_scored_and_leaves_nothing(settings: Settings, astronaut: 
     assert report.ok, report.message
     assert report.result["n"] == 2 and report.result["accuracy"] == 1.0
     assert "1 skipped" in report.message and "**Accuracy 100.0%** on n=2" in report.headline
+    # n, a 95 % interval and the labels it covers; the matrix as a table, not only as a plot.
+    assert "(95 % interval 34–100 %), over 1 of 7 expressions (happy)" in report.headline
+    assert "| true ↓ / answered → |" in report.headline and "| **happy** |" in report.headline
     assert report.result["skipped"] == [{"file": "faces/sad/s3_c.png", "reason": "no face found"}]
     assert [row[0] for row in report.rows] == ["happy", "sad"] and report.figure.dtype == np.uint8
     assert report.record == {"config": settings.config.to_dict(), "model": "mini_xception_fer2013",
@@ -51,8 +54,11 @@ def test_a_single_label_folder_is_data_not_a_wrapper(settings: Settings, astrona
 def test_refusals(settings: Settings) -> None:
     empty = evaluate.evaluate_archive(_zip({"notes/readme.txt": b"hi"}), "text.zip", settings)
     assert not empty.ok and "holds no images" in empty.message
+    # Each refusal names the upload and restates the layout expected.
+    assert empty.message.startswith("text.zip") and empty.message.endswith(f"Expected {evaluate.LAYOUT}.")
     wrong = evaluate.evaluate_archive(b"x", "faces.tar", settings)
-    assert wrong.message == "faces.tar: wrong file type; upload a .zip of labelled face images."
+    assert wrong.message == f"faces.tar: wrong file type; upload a .zip of labelled face images ({evaluate.LAYOUT})."
     evil = evaluate.evaluate_archive(_zip({"../x.png": b"1"}), "evil.zip", settings)
     assert not evil.ok and "refused entry" in evil.message and evil.record is None
+    assert "evil.zip" in evil.message and "label/*.jpg" in evil.message
     assert "Upload a .zip" in evaluate.from_widget(None, settings).message

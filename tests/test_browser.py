@@ -423,6 +423,10 @@ def test_evaluate_is_quoted_beside_the_image_tabs_answer(app: AppPage, tmp_path:
     run_evaluation(app, make_eval_zip(tmp_path / "faces.zip"))
     accuracy = app.text("#evaluate-accuracy")
     assert "Accuracy 100.0%" in accuracy and "n=1" in accuracy
+    assert "95 % interval 21–100 %" in accuracy and "over 1 of 7 expressions" in accuracy
+    # The matrix as a table whose numbers are text at a readable size.
+    cells = app.page.locator("#evaluate-accuracy table td")
+    assert cells.count() >= 2 and float(cells.first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
     assert "1 skipped" in app.text("#evaluate-status")
     assert "happy" in app.text("#evaluate-table")
     click_example(app, 0)

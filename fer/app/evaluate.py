@@ -4,7 +4,7 @@ tabs quote them beside each answer. `evaluate_archive` is also what ``/evaluate`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from fer.app import trust
 from fer.app.media import inline_outputs
 from fer.app.safezip import members_root, read_members
 from fer.app.settings import PIPELINES, Settings
@@ -22,6 +23,8 @@ from fer.io import read_image
 from fer.limits import MAX_ZIP_BYTES
 
 TABLE_HEADERS = ["expression", "precision", "recall", "F1", "n"]
+#: What an archive should hold, said again in every refusal.
+LAYOUT = "one folder per expression holding its pictures (label/*.jpg, e.g. happy/001.jpg) or RaFD file names"
 HOW_TO = ("Upload a **.zip of labelled face images** — one folder per expression (`happy/001.jpg`, "
           "`surprised/…`; usual spellings are understood) or RaFD file names such as "
           "`Rafd090_01_Caucasian_female_angry_frontal.jpg` — to measure the "
@@ -78,7 +81,7 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
     from fer.research.evaluate import confusion_png, evaluate
 
     if Path(name).suffix.lower() != ".zip":
-        return EvalReport(False, f"{name}: wrong file type; upload a .zip of labelled face images.")
+        return EvalReport(False, f"{name}: wrong file type; upload a .zip of labelled face images ({LAYOUT}).")
     try:
         pipe = PIPELINES.get(settings)
     except FerError as exc:
@@ -90,7 +93,10 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
         result = evaluate(pipe, dataset, cache=False, progress=progress)
         figure = read_image(confusion_png(result, title=f"{pipe.spec.name} on the uploaded faces"))
     except FerError as exc:
-        return EvalReport(False, str(exc))
+        # Name the upload, and say again what it should hold.
+        text = str(exc).splitlines()[0]
+        text = text if name in text else f"{name}: {text}"
+        return EvalReport(False, f"{text.rstrip('.')}. Expected {LAYOUT}.")
     # Skipped files by their name inside the archive (a {"path": ...} record would look like a
     # downloadable file to Gradio clients).
     skipped = [{"file": s.path, "reason": s.reason} for s in (*dataset.skipped, *result.skipped)]
@@ -104,12 +110,26 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
         message += f" {excluded} not scored: labels the model does not know ({', '.join(result.excluded)})."
     fed = f"face × {pipe.input_saliency_name}" if pipe.saliency_input else "plain face crops"
     as_trained = "as in its training" if pipe.runs_as_trained else "with this session's settings (not as trained)"
-    headline = (f"**Accuracy {result.accuracy:.1%}** on n={result.n} · macro F1 {result.macro_f1:.3f} · "
-                f"model {pipe.spec.name}, fed {fed} {as_trained}")
+    confusion = np.asarray(result.confusion, np.int64)
+    headline = (f"**Accuracy {result.accuracy:.1%}** on n={result.n} "
+                f"({trust.interval(int(np.trace(confusion)), result.n)}), "
+                f"{trust.coverage(confusion, result.labels, len(pipe.labels))} · macro F1 {result.macro_f1:.3f} · "
+                f"model {pipe.spec.name}, fed {fed} {as_trained}") if result.n else "No face was scored."
+    headline += "\n\n" + matrix_markdown(confusion, result.labels)
     rows = [[label, round(v["precision"], 3), round(v["recall"], 3), round(v["f1"], 3), v["n"]]
             for label, v in data_out["per_class"].items()]
     return EvalReport(True, message, headline, rows, figure, data_out,
                       evaluation_record(settings.config, data_out, len(dataset)))
+
+
+def matrix_markdown(confusion: np.ndarray, labels: Sequence[str]) -> str:
+    """The confusion matrix as a Markdown table (readable at any size, unlike numbers in a plot):
+    rows the true labels, columns the model's answers."""
+    lines = ["Confusion matrix (rows: true expression, columns: the model's answer):", "",
+             "| true ↓ / answered → | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    lines += [f"| **{label}** | " + " | ".join(str(int(v)) for v in row) + " |"
+              for label, row in zip(labels, confusion, strict=True)]
+    return "\n".join(lines)
 
 
 def report_outputs(report: EvalReport) -> list[Any]:
