@@ -13,3 +13,18 @@ class InputError(FerError, ValueError):
 
 class WeightsError(FerError):
     """A weights file is missing, tampered with, or in a refused format."""
+
+
+class JobTimeout(InputError):
+    """A long job (a clip, an evaluation) ran past the wall-clock limit its caller set."""
+
+    def __init__(self, message: str = "stopped: this takes longer than this server allows") -> None:
+        super().__init__(message)
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise `JobTimeout` once ``time.monotonic()`` is past ``deadline`` (None: no limit)."""
+    import time
+
+    if deadline is not None and time.monotonic() > deadline:
+        raise JobTimeout()

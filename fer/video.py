@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from fer.errors import InputError
+from fer.errors import InputError, JobTimeout
 from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_DECODE_PIXELS, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 from fer.tracking import Agreement, Box, FaceTracker, count_opinion
 
@@ -183,7 +183,7 @@ def sample_frames(
         next_time, yielded, index, decoded = 0.0, 0, -1, 0
         while yielded < max_frames:
             if deadline is not None and clock.monotonic() > deadline:
-                raise JobTimeout(name)
+                raise _clip_timeout(name)
             if not capture.grab():
                 break
             index += 1
@@ -212,12 +212,9 @@ def sample_frames(
         capture.release()
 
 
-class JobTimeout(InputError):
-    """A clip's analysis ran past its wall-clock limit."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name}: stopped, this clip takes longer to analyse than this server allows; "
-                         "send a shorter clip or a lower sampling rate")
+def _clip_timeout(name: str) -> JobTimeout:
+    return JobTimeout(f"{name}: stopped, this clip takes longer to analyse than this server allows; "
+                      "send a shorter clip or a lower sampling rate")
 
 
 @dataclass(frozen=True)
@@ -345,7 +342,7 @@ def analyse_video(
     result = VideoAnalysis(info, pipeline.labels, sample_fps=sample_fps, smoothing=smoothing)
     for index, time, frame in sample_frames(path, sample_fps, max_frames, deadline=deadline):
         if deadline is not None and clock.monotonic() > deadline:
-            raise JobTimeout(str(path))
+            raise _clip_timeout(str(path))
         predictions = pipeline.predict_faces(pipeline.detect(frame), attention=False)
         for pred in predictions:
             result.agreement = count_opinion(result.agreement, pred, pipeline.main.spec.name)

@@ -62,3 +62,12 @@ def test_refusals(settings: Settings) -> None:
     assert not evil.ok and "refused entry" in evil.message and evil.record is None
     assert "evil.zip" in evil.message and "label/*.jpg" in evil.message
     assert "Upload a .zip" in evaluate.from_widget(None, settings).message
+
+
+def test_an_evaluation_past_its_time_limit_stops_in_one_line(settings: Settings, astronaut: np.ndarray,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    face = cv2.resize(astronaut, (320, 320), interpolation=cv2.INTER_AREA)
+    archive = _zip({"happy/a.png": png(face), "sad/b.png": png(face[:, ::-1].copy())})
+    monkeypatch.setattr(evaluate, "MAX_EVALUATE_JOB_S", -1.0)  # already past the limit when it starts
+    report = evaluate.evaluate_archive(archive, "faces.zip", settings)
+    assert not report.ok and report.message.startswith("faces.zip: stopped after -1 s") and "\n" not in report.message

@@ -4,6 +4,7 @@ tabs quote them beside each answer. `evaluate_archive` is also what ``/evaluate`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,9 +19,9 @@ from fer.app.safezip import members_root, read_members
 from fer.app.settings import PIPELINES, Settings
 from fer.app.uploads import read_upload
 from fer.app.views import evaluation_record
-from fer.errors import FerError, InputError
+from fer.errors import FerError, InputError, JobTimeout
 from fer.io import read_image
-from fer.limits import MAX_ZIP_BYTES
+from fer.limits import MAX_EVALUATE_JOB_S, MAX_ZIP_BYTES
 
 TABLE_HEADERS = ["expression", "precision", "recall", "F1", "n"]
 #: What an archive should hold, said again in every refusal.
@@ -90,8 +91,12 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
         dataset = load_labelled(read_members(data, name))
         # The session's whole pipeline (detector, margin, saliency input, ensemble): the score is
         # that of the answers Image and Live give with these settings.
-        result = evaluate(pipe, dataset, cache=False, progress=progress)
+        result = evaluate(pipe, dataset, cache=False, progress=progress,
+                          deadline=time.monotonic() + MAX_EVALUATE_JOB_S)
         figure = read_image(confusion_png(result, title=f"{pipe.spec.name} on the uploaded faces"))
+    except JobTimeout:
+        return EvalReport(False, f"{name}: stopped after {MAX_EVALUATE_JOB_S:.0f} s, the time one evaluation may "
+                                 "take here; evaluate fewer images, or run `fer evaluate` on your own machine")
     except FerError as exc:
         # Name the upload, and say again what it should hold.
         text = str(exc).splitlines()[0]

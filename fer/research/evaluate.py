@@ -23,7 +23,7 @@ import numpy as np
 
 from fer import metrics
 from fer.config import PipelineConfig
-from fer.errors import InputError
+from fer.errors import InputError, check_deadline
 from fer.research import distributed as dist
 from fer.research.datasets import Dataset, Sample, Skipped
 from fer.research.face_cache import Crops, crop_size_for, largest_faces, prepare_crops
@@ -198,6 +198,7 @@ def evaluate(
     restrict_labels: bool = True,
     progress: bool = False,
     cache: bool = True,
+    deadline: float | None = None,
 ) -> EvaluationResult:
     """Evaluate a pipeline on labelled face images: each image's largest face, top-1, scored by
     the code that answers ``fer predict`` (`fer.Pipeline.predict_faces`; ready-made crops by
@@ -215,6 +216,7 @@ def evaluate(
             (those carry their own).
         cache_dir: face cache folder (default ``fer.cache.cache_dir("crops")``: none with
             ``FER_CACHE_DIR=off``); ``cache`` False writes none (the app's uploads).
+        deadline: a ``time.monotonic()`` instant past which it stops (`fer.errors.JobTimeout`).
         restrict_labels: score over the labels model and data share, probabilities renormalised
             over them (the default; right for cross-dataset work). False scores over all the
             model's labels: use it for data that holds only some classes (a folder of happy faces),
@@ -231,9 +233,11 @@ def evaluate(
     if isinstance(model, (Pipeline, PipelineConfig)) and (margin is not None or device != "cpu" or saliency_weights):
         raise InputError("a pipeline or PipelineConfig carries its own margin, device and saliency weights")
     if isinstance(model, Pipeline):
-        return _evaluate(model, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress)
+        return _evaluate(model, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress,
+                         deadline)
     with pipeline_for(model, margin=margin, device=device, saliency_weights=saliency_weights) as pipe:
-        return _evaluate(pipe, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress)
+        return _evaluate(pipe, samples, assume_cropped, cache_dir, cache, batch_size, restrict_labels, progress,
+                         deadline)
 
 
 def pipeline_for(model: PipelineConfig | LoadedModel | Ensemble | str | Path, *, margin: float | None = None,
@@ -251,7 +255,7 @@ def pipeline_for(model: PipelineConfig | LoadedModel | Ensemble | str | Path, *,
 
 def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assume_cropped: bool | None,
               cache_dir: str | Path | None, cache: bool, batch_size: int, restrict_labels: bool,
-              progress: bool) -> EvaluationResult:
+              progress: bool, deadline: float | None = None) -> EvaluationResult:
     from tqdm.auto import tqdm
 
     from fer.research.runs import check_saliency_weights
@@ -281,11 +285,14 @@ def _evaluate(pipe: Pipeline, samples: Dataset | Crops | Sequence[Sample], assum
         kept, skipped = crops.samples, crops.skipped
 
         def batch(i: int, j: int) -> list[Prediction]:
+            check_deadline(deadline)
             return pipe.predict_crops(crops.images[i:j], crops.keypoints[i:j], attention=False)
     else:
-        faces, kept, skipped = largest_faces(samples[part], pipe, cache_dir=cache_dir, cache=cache, progress=show)
+        faces, kept, skipped = largest_faces(samples[part], pipe, cache_dir=cache_dir, cache=cache, progress=show,
+                                             deadline=deadline)
 
         def batch(i: int, j: int) -> list[Prediction]:
+            check_deadline(deadline)
             return pipe.predict_faces(faces[i:j], attention=False)
     rows = [p.probabilities for i in tqdm(range(0, len(kept), batch_size), desc="scoring", unit="batch",
                                           disable=not show, leave=False) for p in batch(i, i + batch_size)]

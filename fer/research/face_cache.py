@@ -273,13 +273,15 @@ def largest_faces(
     cache: bool = True,
     progress: bool = False,
     description: str = "faces",
+    deadline: float | None = None,
 ) -> tuple[list[Face], tuple[Sample, ...], tuple[Skipped, ...]]:
     """The largest face of each sample's image as ``pipe.detect`` finds and cuts it (what
     ``pipe(image)`` answers first), cached like `FaceCache` under a key of the file's SHA-256 and
     every setting that changes the face (detector model, engine, threshold, the networks' crop
     styles and size).
 
-    ``cache`` False keeps nothing on disk (the app's uploads).
+    ``cache`` False keeps nothing on disk (the app's uploads). Past ``deadline`` (a
+    ``time.monotonic()`` instant) it stops with `fer.errors.JobTimeout`.
 
     Returns:
         ``(faces, kept, skipped)``: one `fer.face.Face` per kept sample (with every network's crop,
@@ -288,6 +290,7 @@ def largest_faces(
     from tqdm.auto import tqdm
 
     from fer.cache import cache_dir as default_cache_dir
+    from fer.errors import check_deadline
     from fer.face import Face
     from fer.io import read_image
 
@@ -301,6 +304,7 @@ def largest_faces(
     kept: list[Sample] = []
     skipped: list[Skipped] = []
     for sample in tqdm(samples, desc=description, unit="img", disable=not progress, leave=False):
+        check_deadline(deadline)
         try:
             source = sample.source
             data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
