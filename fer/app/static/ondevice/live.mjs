@@ -75,9 +75,12 @@ function fallBack(reason) {
 }
 
 // ---- the result block: a device view inside each panel, shown instead of the server's
+// The server's content (the example shown before the camera starts, or the last server frame)
+// stays until this page draws its own: data-shown="device" then swaps them (app.css).
 function deviceView(id) {
   const host = document.getElementById(id);
   if (!host) return null;
+  host.dataset.shown = "device";
   let view = host.querySelector(":scope > .fer-device");
   if (!view) {
     view = document.createElement("div");
@@ -91,7 +94,9 @@ function mark() {
   const mode = where();
   for (const id of ["live-saliency", "live-model-input", "live-gradcam", "live-top-k", "live-second-opinion"]) {
     const host = document.getElementById(id);
-    if (host) host.dataset.where = mode;
+    if (!host) continue;
+    host.dataset.where = mode;
+    if (mode === "server") delete host.dataset.shown;
   }
   const top = $("#live-top-k");
   if (top) top.dataset.frame = String(mode === "device" ? state.frames : state.serverFrames);
