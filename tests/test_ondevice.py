@@ -127,6 +127,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("name", FRAMES)
 def test_parity_with_python_pipeline(device_page: Any, python_pipeline: Any, name: str) -> None:
     rgb = frame(name)
@@ -150,6 +151,7 @@ def test_parity_with_python_pipeline(device_page: Any, python_pipeline: Any, nam
         np.testing.assert_allclose(saliency, pred.saliency, atol=1e-3, err_msg=name)
 
 
+@pytest.mark.browser
 def test_files_served_compressed_and_cached(device_page: Any) -> None:
     """The runtime comes gzip-compressed, everything carries an ETag, and the whole first load
     (page, runtime, models) stays under the issue's 15 MB."""
