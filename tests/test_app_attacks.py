@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,8 +234,8 @@ def test_many_sessions_of_no_browser_do_not_push_a_visitor_out(server: AppServer
 
 
 def test_a_clip_that_decodes_too_much_is_refused_at_once(server: AppServer, tmp_path: Path) -> None:
-    """130 frames of 7680×4320 at 1000 frames/s (13 MB; 4.3 billion pixels to decode) are refused
-    before decoding, within seconds, and the next call is answered as usual."""
+    """130 frames of 7680×4320 at 1000 frames/s (13 MB; 4.3 billion pixels to decode) are refused on
+    their header, and the next call is answered as usual (how long it takes: benchmarks/attacks.py)."""
     one, clip = tmp_path / "one.mp4", tmp_path / "bomb.mp4"
     make = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:size=7680x4320:rate=1000",
             "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(one)]
@@ -244,9 +243,7 @@ def test_a_clip_that_decodes_too_much_is_refused_at_once(server: AppServer, tmp_
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-stream_loop", "129", "-i", str(one), "-c", "copy",
                     str(clip)], check=True, timeout=120)
     record = upload(server, clip.read_bytes(), "holiday.mp4")
-    start = time.monotonic()
     event, (status, *_rest) = call(server, "analyse_video", [record, "5"])
-    assert time.monotonic() - start < 30
     assert event == "complete" and status.startswith("⚠️ holiday.mp4: too much to decode"), status
     predict_ok(server)
 
