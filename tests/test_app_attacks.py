@@ -248,6 +248,20 @@ def test_a_clip_that_decodes_too_much_is_refused_at_once(server: AppServer, tmp_
     predict_ok(server)
 
 
+def test_a_damaged_clip_is_one_line_and_no_decoder_noise(server: AppServer, tmp_path: Path) -> None:
+    """A clip cut in the middle: one message, and none of FFmpeg's own lines in the server's log."""
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25",
+                    "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "faststart", str(clip)],
+                   check=True, timeout=120)
+    start = server.log_size()
+    record = upload(server, clip.read_bytes()[: clip.stat().st_size // 2], "cut.mp4")
+    event, (status, *_rest) = call(server, "analyse_video", [record, "5"])
+    assert event == "complete" and status.removeprefix("⚠️ ").startswith("cut.mp4: "), status
+    log = server.log(start)
+    assert "@ 0x" not in log and "error while decoding" not in log and "moov atom" not in log, log[-2000:]
+
+
 def test_postscript_never_reaches_ghostscript(server: AppServer) -> None:
     eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
            b"newpath 0 0 moveto 10 10 lineto stroke\nshowpage\n%%EOF\n")

@@ -63,7 +63,8 @@ def test_each_app_owns_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert other.read_bytes() == b"not ours"
 
 
-def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("FER_APP_DIR", str(tmp_path))
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     uploads, work = tmp_path / "uploads", tmp_path / "work"
@@ -77,8 +78,10 @@ def test_start_up_sweep_removes_a_killed_runs_files_only(tmp_path: Path, monkeyp
     outside = tmp_path / "outside.png"
     outside.write_bytes(b"kept")
     (work / "link").symlink_to(outside)
-    assert folders.prepare() == uploads and os.environ["GRADIO_TEMP_DIR"] == str(uploads)
+    with caplog.at_level("INFO", logger="fer.app.folders"):
+        assert folders.prepare() == uploads and os.environ["GRADIO_TEMP_DIR"] == str(uploads)
     folders.release(tmp_path)
+    assert "removed 4 files a previous run left on disk" in caplog.text
     assert sorted(p.name for p in uploads.iterdir()) == ["user-notes.txt"]
     assert list(work.iterdir()) == [] and outside.read_bytes() == b"kept"
 
