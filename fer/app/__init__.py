@@ -5,8 +5,9 @@
 - shared: `settings` (what a session chooses, the shared pipelines), `views` (the result block),
   `trust` (how far to trust the answer),
   `charts` (SVG timelines, count tables), `media` (pictures inline), `sessions` (bounded memory);
-- safety: `uploads` (the one place a client-named file is opened), `safezip`, `security` (HTTP
-  hardening), `folders` (the app's folders and their sweeps);
+- safety: `uploads` (the one place a client-named file is judged and opened), `safezip`,
+  `security` (HTTP hardening: routes, `file=`, body bounds), `owners` (a session works only from
+  the browser that opened it), `folders` (the folder each app owns, and its sweeps);
 - `internals`: every use of Gradio's private internals;
 - `api`: the stateless named HTTP endpoints.
 

@@ -100,7 +100,7 @@ class Owners:
             owner = self._bound[session]
         return owner is None or owner == cookie
 
-    def allows(self, scope: dict[str, Any], headers: dict[bytes, bytes], cookie: str | None) -> bool:
+    def check_path(self, scope: dict[str, Any], cookie: str | None) -> bool:
         """`check` for the session a request names in its path or query (bodies: `check_body`)."""
         return self.check(session_in_path(scope), cookie)
 

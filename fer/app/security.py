@@ -115,9 +115,8 @@ class Hardening:
             await self._answer(send, 404, b"Not Found")
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        owner = owners.OWNERS
         cookie = owners.cookie_of(headers.get(b"cookie", b""))
-        if not owner.allows(scope, headers, cookie):
+        if not owners.OWNERS.check_path(scope, cookie):
             log.info("refused %s %s (session of another browser)", method, path[:120])
             await self._answer(send, 404, b"Not Found")
             return
