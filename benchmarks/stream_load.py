@@ -8,7 +8,10 @@ queue of the webcam's stream event with a JPEG data URL of a 640×480 frame (`fe
 quality 0.92 like ``canvas.toDataURL("image/jpeg")``), reads the results from the server-sent
 event stream, and sends every next frame to ``/gradio_api/stream/{event_id}``. By default the next
 frame leaves as soon as the previous result arrives (closed loop: the most a session can get);
-``--pace 0.1`` sends at most one frame per 0.1 s, as the app's ``stream_every`` makes the browser do.
+``--pace 0.1`` sends at most one frame per 0.1 s. ``--rate 10`` is what a browser does: a frame every
+0.1 s whatever the answers (Gradio's webcam sends on its ``stream_every`` clock, the server works on
+the newest); latency is then measured from the newest frame sent before each result, and the frames
+that got no result of their own are counted as dropped.
 
 Bounded on purpose: only 127.0.0.1 / localhost / ::1 is accepted, every session stops after
 ``--frames`` results or ``--seconds``, and the whole run has a hard deadline.
@@ -86,6 +89,7 @@ class SessionResult:
     without_picture: int = 0                            # results that carried no analysed picture
     status: str | None = None                           # the app's status line of the last such result
     error: str | None = None
+    sent: int = 0                                       # frames sent while streaming (--rate)
 
     @property
     def fps(self) -> float | None:
@@ -96,8 +100,9 @@ class SessionResult:
 
 
 def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, seconds: float, pace: float,
-                deadline: float) -> SessionResult:
-    """One browser session: join, stream ``frames`` frames (or for ``seconds``), close."""
+                deadline: float, rate: float = 0.0) -> SessionResult:
+    """One browser session: join, stream ``frames`` frames (or for ``seconds``), close; with
+    ``rate`` > 0, frames leave at that rate from their own thread, whatever the answers."""
     result = SessionResult()
     session_hash = uuid.uuid4().hex[:11]
     # Inputs after the webcam: the "I'm posing" dropdown (not posing) and three gr.State values,
@@ -116,6 +121,15 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
         sent = joined
         closing = False
         started_streaming: float | None = None
+        stop = threading.Event()
+
+        def clock() -> None:  # --rate: the browser's own frame clock
+            nonlocal sent
+            with httpx.Client(base_url=base, timeout=httpx.Timeout(60.0)) as sender:
+                while not stop.wait(max(0.0, sent + 1.0 / rate - time.perf_counter())):
+                    sent = time.perf_counter()
+                    result.sent += 1
+                    sender.post(f"{API}/stream/{event_id}", json=body)
         with client.stream("GET", f"{API}/queue/data", params={"session_hash": session_hash},
                            timeout=httpx.Timeout(60.0, read=90.0)) as sse:
             for line in sse.iter_lines():
@@ -139,6 +153,8 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
                     if not result.times:
                         result.first_frame_s = now - joined
                         started_streaming = now
+                        if rate > 0:
+                            threading.Thread(target=clock, daemon=True).start()
                     else:
                         result.rtt_ms.append(1000 * (now - sent))
                     result.times.append(now)
@@ -146,8 +162,9 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
                     done = len(result.times) >= frames or now - started_streaming >= seconds or now >= deadline
                     if done and not closing:
                         closing = True
+                        stop.set()
                         client.post(f"{API}/stream/{event_id}/close")
-                    elif not done:
+                    elif not done and rate <= 0:
                         if pace > 0:
                             time.sleep(max(0.0, sent + pace - time.perf_counter()))
                         sent = time.perf_counter()
@@ -162,18 +179,19 @@ def run_session(base: str, endpoint: dict[str, Any], frame: str, frames: int, se
                 if time.perf_counter() > deadline + 30:
                     result.error = "deadline passed"
                     break
+        stop.set()
     return result
 
 
 def run_level(base: str, endpoint: dict[str, Any], frame: str, sessions: int, frames: int, seconds: float,
-              pace: float) -> dict[str, Any]:
+              pace: float, rate: float = 0.0) -> dict[str, Any]:
     """``sessions`` concurrent sessions; their summary."""
     deadline = time.perf_counter() + min(MAX_RUN_S, seconds * (sessions + 1) + 60)
     results: list[SessionResult] = [SessionResult() for _ in range(sessions)]
 
     def work(i: int) -> None:
         try:
-            results[i] = run_session(base, endpoint, frame, frames, seconds, pace, deadline)
+            results[i] = run_session(base, endpoint, frame, frames, seconds, pace, deadline, rate)
         except httpx.HTTPError as exc:
             results[i].error = f"{type(exc).__name__}: {exc}"
 
@@ -204,6 +222,9 @@ def run_level(base: str, endpoint: dict[str, Any], frame: str, sessions: int, fr
         "results_without_picture": sum(r.without_picture for r in results),
         "status_seen": sorted({r.status for r in results if r.status}),
         "errors": [r.error for r in results if r.error],
+        **({"frames_sent": sum(r.sent for r in results),
+            "dropped_fraction": round(1 - sum(max(len(r.times) - 1, 0) for r in results)
+                                      / max(1, sum(r.sent for r in results)), 3)} if rate > 0 else {}),
     }
 
 
@@ -258,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="longest a session streams (default: %(default)s)")
     parser.add_argument("--pace", type=float, default=0.0,
                         help="least seconds between a session's frames; 0 = closed loop, 0.1 = the browser's rate")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="frames per second each session sends whatever the answers (a browser: 10)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     args = parser.parse_args(argv)
     if not 1 <= args.frames <= 2000 or not 0 < args.seconds <= 120 or not all(1 <= s <= 16 for s in args.sessions):
@@ -278,12 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         levels = []
         for n in args.sessions:
             print(f"… {n} session(s)", file=sys.stderr)
-            levels.append(run_level(base, endpoint, frame, n, args.frames, args.seconds, args.pace))
+            levels.append(run_level(base, endpoint, frame, n, args.frames, args.seconds, args.pace, args.rate))
     finally:
         if proc is not None:
             stop_app(proc)
     doc = {"benchmark": "benchmarks/stream_load.py", "url": base, "endpoint": "live_frame (Gradio stream)",
-           "frame": "640x480 JPEG q0.92, 1 face", "pace_s": args.pace, "frames_per_session": args.frames,
+           "frame": "640x480 JPEG q0.92, 1 face", "pace_s": args.pace, "rate_hz": args.rate, "frames_per_session": args.frames,
            "seconds_per_session": args.seconds, "load_average": [round(v, 2) for v in os.getloadavg()],
            "levels": levels}
     text = json.dumps(doc, indent=2)
