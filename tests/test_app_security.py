@@ -57,6 +57,10 @@ def test_cookies_and_where_sessions_are_named() -> None:
     framed = owners.set_cookie_header({"scheme": "http"}, {b"x-forwarded-proto": b"https"}).decode()
     assert "Secure" in framed and "SameSite=None" in framed and "Partitioned" in framed
     assert owners.session_in_path({"path": "/gradio_api/heartbeat/abc123"}) == "abc123"
+    assert owners.session_in_path({"path": "/gradio_api/stream/h2/run1/7/playlist.m3u8"}) == "h2"
+    # A webcam stream's frames name their event in the path and their session in the body.
+    assert owners.session_in_path({"path": "/gradio_api/stream/ev123", "query_string": b""}) is None
+    assert owners.names_session_in_body("/gradio_api/stream/ev123")
     assert owners.session_in_path({"path": "/gradio_api/queue/data", "query_string": b"session_hash=h1"}) == "h1"
     assert owners.session_in_path({"path": "/config", "query_string": b""}) is None
     assert owners.names_session_in_body("/gradio_api/queue/join") and not owners.names_session_in_body("/upload")

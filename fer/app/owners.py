@@ -33,8 +33,10 @@ MAX_BOUND = 100_000
 MAX_TABS_PER_BROWSER = 8
 
 _COOKIE_VALUE = re.compile(rb"(?:^|;)\s*" + COOKIE.encode() + rb"=([0-9a-f]{32})(?:;|$)")
-#: Routes that name a session in their path.
-_HASH_IN_PATH = re.compile(r"^(?:/gradio_api)?/(?:heartbeat|stream)/([^/]+)")
+#: Routes that name a session in their path: the heartbeat, and the media streams' playlists and
+#: segments (``/stream/<hash>/<run>/<component>/…``; ``/stream/<event id>`` names an event, and its
+#: session is in its body).
+_HASH_IN_PATH = re.compile(r"^(?:/gradio_api)?/(?:heartbeat/([^/]+)|stream/([^/]+)/[^/]+/[^/]+)")
 _HASH_IN_BODY = re.compile(r"^(?:/gradio_api)?/(?:queue/join|cancel|stream/[^/]+(?:/close)?)/?$")
 
 
@@ -55,7 +57,7 @@ def session_in_path(scope: dict[str, Any]) -> str | None:
     """The session hash a request names in its path or query string, or None."""
     match = _HASH_IN_PATH.match(scope.get("path", ""))
     if match:
-        return match.group(1)
+        return match.group(1) or match.group(2)
     query = scope.get("query_string", b"")
     if b"session_hash" in query:
         values = parse_qs(query.decode("latin-1")).get("session_hash")
