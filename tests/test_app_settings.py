@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from fer.app import settings_tab
+from fer.app.about import about_markdown
 from fer.app.settings import PipelineCache, Settings, default_settings, describe, make_settings, model_choices
+from fer.app.settings_tab import saliency_notes
 from fer.config import PipelineConfig
 from fer.errors import InputError
 
@@ -70,6 +72,17 @@ def test_describe_warns_when_the_cnn_gets_saliency_it_was_not_trained_on() -> No
     product = Settings(**{**default_settings("mini_xception_fer2013").__dict__, "saliency_input": True})
     ok, warned = describe(product)
     assert ok and "face × face-prior saliency" in warned and "trained on plain crops" in warned
+    # Settings says plain words: the model's shown name, no command or environment variable (About has them).
+    assert "mini-Xception (trained on FER2013)" in plain and "About says how to train one" in warned
+    for text in (plain, warned, saliency_notes()):
+        assert "`" not in text and "python -m" not in text and "FER_" not in text, text
+    about = about_markdown(product)
+    assert "python -m fer train --saliency" in about and "python -m fer train-saliency" in about
+
+
+def test_settings_name_what_is_missing_and_about_says_how() -> None:
+    assert "mlnet (not available: no weights installed; About says how to add them)" in saliency_notes()
+    assert "FER_MLNET_WEIGHTS" in saliency_notes(howto=True)
 
 
 def test_model_choices_list_registered_models_ensembles_and_local_runs(tmp_path: Path) -> None:
@@ -95,4 +108,4 @@ def test_the_settings_tab_refuses_and_keeps_the_current_settings() -> None:
     values[0] = "face_api_expression"  # a new model brings its own crop margin
     new, status, margin = settings_tab.apply(tab, current, values)
     assert new.model == "face_api_expression" and margin == 0.0 and new.margin == 0.0
-    assert "face_api_expression" in status
+    assert "face-api (trained on web images)" in status  # the name a visitor reads

@@ -398,7 +398,7 @@ def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
     assert "Second opinion" in opinion and "face-api (trained on other data): happy" in opinion and "agrees" in opinion
     app.tab("Settings")
     app.choose("settings-model", "face-api (trained on web images)")
-    app.wait_text("#settings-status", r"Model \*?\*?face_api_expression")
+    app.wait_text("#settings-status", r"Model \*?\*?face-api \(trained on web images\)")
     app.tab("Image")
     app.wait_text("#image-second-opinion", r"mini-Xception \(trained on other data\): happy")
     # Nothing is published for face-api: the trust panel says so, and quotes the agreement instead.
@@ -407,7 +407,7 @@ def test_a_second_opinion_beside_the_answer(app: AppPage) -> None:
     assert "about 66 %" not in trust
     app.tab("Settings")
     app.choose("settings-model", "both, averaged (ensemble of the two)")
-    app.wait_text("#settings-status", r"Model \*?\*?ensemble")
+    app.wait_text("#settings-status", r"Model \*?\*?both, averaged")
     app.tab("Image")
     # The ensemble's answer is the average of both: the panel shows both, not one half of itself.
     app.wait_text("#image-second-opinion", r"The ensemble's two networks\s+mini-Xception: happy \d+% · "

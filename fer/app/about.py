@@ -71,7 +71,9 @@ def about_markdown(settings: Settings) -> str:
         f"Shown predictor: **{settings.saliency}**: {shown}\n\n{fed}\n\n"
         "The paper (Mavani et al., ICCV-W 2017) used ML-Net, a saliency CNN trained on SALICON. No trained "
         "ML-Net weights ship with this demo, so unless an ML-Net checkpoint is installed the maps come from "
-        "the predictors below, and every panel names the one that made its map.\n\n" + saliency_notes()
+        "the predictors below, and every panel names the one that made its map.\n\n" + saliency_notes(howto=True)
+        + "\n\n**Training a model on face × saliency** (the paper's method; the shipped model was trained on "
+        "plain crops): `python -m fer train --saliency …` (see the README's training section)."
     )
     gradcam = ("### Grad-CAM: where the CNN looked\nThe gradient of the shown expression's score, averaged "
                "over each channel of the CNN's last feature map, weights that map (Selvaraju et al., ICCV 2017).")

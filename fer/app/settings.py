@@ -260,11 +260,12 @@ def describe(settings: Settings) -> tuple[bool, str]:
     except FerError as exc:
         return False, f"⚠️ Settings not applied: {exc}"
     fed = f"face × {pipe.input_saliency_name} saliency" if pipe.saliency_input else "the plain face crop"
-    text = (f"Model **{pipe.spec.name}** ({len(pipe.labels)} expressions); the CNN is fed {fed}; "
+    name = MODEL_NAMES.get(settings.model, pipe.spec.name)
+    text = (f"Model **{name}** ({len(pipe.labels)} expressions); the CNN is fed {fed}; "
             f"saliency shown: **{settings.saliency}**; margin {pipe.detector.margin:.2f}; "
             f"up to {pipe.detector.max_faces} faces; {settings.detector}-range detector.")
     if pipe.saliency_input and not pipe.spec.saliency_input:
         text += ("\n\n⚠️ **This model was trained on plain crops, not on face × saliency**: its answers on "
                  "these inputs are less reliable (compare the astronaut example with it off). "
-                 "The paper's method needs a model trained on such inputs (`python -m fer train --saliency …`).")
+                 "The paper's method needs a model trained on such inputs; About says how to train one.")
     return True, text

@@ -27,8 +27,10 @@ from fer.limits import MAX_FACES
 from fer.tracking import MAX_SMOOTHING
 
 
-def saliency_notes() -> str:
-    """Markdown: each usable predictor with its description, and what the others need."""
+def saliency_notes(howto: bool = False) -> str:
+    """Markdown: each usable predictor with its description, and which are not available; with
+    ``howto`` what they need (the commands and environment variables, for About), else plain words
+    pointing there (Settings)."""
     from fer.saliency import SALIENCY_REGISTRY, saliency_status
 
     lines = []
@@ -36,7 +38,8 @@ def saliency_notes() -> str:
         if status == "ready":
             lines.append(f"- **{name}**: {SALIENCY_REGISTRY[name].description}")
         else:
-            lines.append(f"- {name} (not available: {status.removeprefix('needs weights: ')})")
+            why = status.removeprefix("needs weights: ") if howto else "no weights installed; About says how to add them"
+            lines.append(f"- {name} (not available: {why})")
     return "\n".join(lines)
 
 
