@@ -4,11 +4,14 @@ or a settings change; what ``/predict`` answers."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 
+from fer.app import faces as face_table
 from fer.app import image
 from fer.app.sessions import MEMORY
 from fer.app.settings import Settings, default_settings
@@ -30,9 +33,10 @@ def test_astronaut_is_happy_with_every_view(settings: Settings) -> None:
     assert data["faces"][0]["label"] == "happy" and data["faces"][0]["face"] == 1 and len(data["faces"][0]["box"]) == 4
     assert list(analysis.top_k(0)) == ["happy", "surprise", "neutral"] and analysis.top_k(5) == {}
     values = image.all_outputs(analysis, None, None)
-    shown, status, faces, gallery, *panels, top_k, opinion, confusion, json = values
-    assert shown is analysis.shown and status == analysis.message and json == data
-    assert faces["visible"] is False and gallery["visible"] is False  # one face: no face picker
+    shown, status, faces, *panels, top_k, opinion, confusion, json = values
+    assert shown["value"] is analysis.shown and status == analysis.message and json == data
+    assert shown["alt_text"] == "Your picture with 1 face boxed and numbered, left to right: #1 happy 99%."
+    assert faces["visible"] is False and faces["value"] == ""  # one face: no face table
     assert all('src="data:image/jpeg;base64,' in p for p in panels) and list(top_k)[0] == "happy"
     assert "about 66 %" in confusion and "not measured by us" in confusion  # the card, before any Evaluate run
     # The other network (face-api, trained on other data) gives its opinion beside the top-k.
@@ -40,12 +44,32 @@ def test_astronaut_is_happy_with_every_view(settings: Settings) -> None:
     assert "agrees" in opinion and "Over this session" not in opinion  # one picture: no session rate
 
 
-def test_several_faces_offer_a_picker(settings: Settings) -> None:
+def test_several_faces_offer_a_table_in_reading_order(settings: Settings) -> None:
     analysis = image.analyse(image.EXAMPLES["collage (five faces)"].read_bytes(), settings)
     assert len(analysis.predictions) == 5 and analysis.message.startswith("5 faces; showing #1")
-    _, _, faces, gallery, *_ = image.all_outputs(analysis, None, None)
-    assert faces["visible"] and [c[1] for c in faces["choices"]] == [0, 1, 2, 3, 4] and faces["value"] == 0
-    assert gallery["visible"] and len(gallery["value"]) == 5
+    _, _, faces, *_ = image.all_outputs(analysis, None, None)
+    table = faces["value"]
+    assert faces["visible"] and table.startswith('<table class="fer-faces"><caption>')
+    # One row per face, left to right by box; each row a button with the face's thumbnail.
+    rows = [int(i) for i in re.findall(r'<tr data-face="(\d)"', table)]
+    lefts = [analysis.predictions[i].box[0] for i in rows]
+    assert sorted(rows) == [0, 1, 2, 3, 4] and lefts == sorted(lefts)
+    assert rows == face_table.reading_order(analysis.predictions)
+    assert table.count('<button type="button" class="fer-face-pick"') == 5
+    assert table.count('class="fer-face-thumb" src="data:image/jpeg;base64,') == 5
+    assert table.count('aria-current="true"') == 1 and '<tr data-face="0" aria-current="true">' in table
+    for i, pred in enumerate(analysis.predictions):  # top-1 with its probability, and the second opinion
+        label, p = pred.top_k(1)[0]
+        row = table.split(f'<tr data-face="{i}"')[1].split("</tr>")[0]
+        assert f"<td><b>{label}</b> {p:.0%}</td>" in row and "face-api: " in row, row
+        first, second = list(pred.members)  # the main network, then the other
+        agrees = pred.member_top1(first)[0] == pred.member_top1(second)[0]
+        assert (", agrees" if agrees else ", disagrees") in row, row
+    assert analysis.alt_text().startswith("Your picture with 5 faces boxed and numbered, left to right: #")
+    # A click names its face; anything a client may send instead is clamped or ignored.
+    assert [face_table.picked_index(gr.EventData(None, d), 5) for d in
+            ({"face": 3}, {"face": 9}, {"face": -2}, {"face": "2"}, {"face": True}, None, {"face": float("nan")})] \
+        == [3, 4, 0, 0, 0, 0, 0]
     second = image.face_outputs(analysis, 2, None, None)
     assert second[:3] != image.face_outputs(analysis, 0, None, None)[:3]
     assert image.face_outputs(analysis, 99, None, None) == image.face_outputs(analysis, 0, None, None)

@@ -337,36 +337,81 @@ def test_ten_different_uploads_in_a_row_each_get_their_own_result(app: AppPage, 
     assert_healthy(app)
 
 
-def test_examples_and_the_face_picker(app: AppPage) -> None:
+#: Per face-table row, whether its text is cut or hidden sideways: any cell, the table or a box
+#: around it (up to the page) whose content is wider than what it shows.
+HIDDEN_OVERFLOW = """(selector) => {
+    const cut = [];
+    const root = document.querySelector(selector);
+    for (const cell of root.querySelectorAll('caption, th, td, button')) {
+        if (cell.scrollWidth > cell.clientWidth + 1) cut.push(cell.textContent.trim());
+    }
+    for (let box = root; box && box !== document.body; box = box.parentElement) {
+        if (box.scrollWidth > box.clientWidth + 1) cut.push(`${box.tagName}#${box.id}.${box.className}`);
+    }
+    return cut;
+}"""
+
+
+def test_examples_and_the_face_table(open_app: Callable[..., AppPage], client: Any) -> None:
+    """One face or none: no table. Five faces: one table in reading order (left to right by box),
+    each row a thumbnail, the top-1 with its probability and the second opinion, nothing cut or
+    scrolled sideways at 1440×900, 1280×720 and 390×844; a click on a row, or Enter on its button
+    (reached with Tab), shows that face, and the status says which."""
+    from gradio_client import handle_file
+
+    _, expected = client.predict(handle_file(str(COLLAGE)), api_name="/predict")
+    order = [f["face"] - 1 for f in sorted(expected["faces"], key=lambda f: (f["box"][0], f["box"][1]))]
+    app = open_app(VIEWPORT)
     assert click_example(app, 0).startswith("1 face") and app.label("image-top-k") == "happy"
+    assert not app.page.locator("#image-faces").is_visible()
+    assert app.page.locator("#image-input img").first.get_attribute("alt") == \
+        "Your picture with 1 face boxed and numbered, left to right: #1 happy 99%."
     assert click_example(app, 2).startswith("No face")
     assert app.page.locator("#image-gradcam img").count() == 0  # placeholders, not the last face
     assert not app.page.locator("#image-faces").is_visible()
-    assert click_example(app, 1).startswith("5 faces")
-    before = {p: app.src(f"#image-{p} img") for p in PANELS}
-    options = app.choose("image-faces", re.compile(r"^#3 "))
-    assert [o.split()[0] for o in options] == ["#1", "#2", "#3", "#4", "#5"], options
-    for panel, old in before.items():
-        app.wait_src_change(f"#image-{panel} img", old)
-    assert app.page.locator("#image-faces input").input_value().startswith("#3")
-    assert app.label("image-top-k")
-    # The gallery of the five faces picks a face too: the dropdown follows.
-    gallery = app.page.locator("#image-gallery")
-    assert gallery.is_visible() and gallery.locator("img").count() == 5
+    for viewport in (VIEWPORT, SMALL_LAPTOP, PHONE):
+        page = app if viewport is VIEWPORT else open_app(viewport)
+        assert click_example(page, 1).startswith("5 faces; showing #1")
+        rows = page.page.locator("#image-faces tbody tr")
+        assert rows.count() == 5 and page.page.locator("#image-gallery, #image-faces select").count() == 0
+        assert [int(rows.nth(i).get_attribute("data-face") or -1) for i in range(5)] == order, viewport
+        assert (page.page.locator("#image-input img").first.get_attribute("alt") or "").startswith(
+            "Your picture with 5 faces boxed and numbered, left to right: #")
+        for i in range(5):
+            face = expected["faces"][order[i]]
+            cells = rows.nth(i).locator("th, td")
+            assert cells.nth(0).locator("img.fer-face-thumb").get_attribute("src", timeout=2000).startswith("data:")
+            assert cells.nth(0).inner_text().strip() == f"#{face['face']}"
+            assert cells.nth(1).inner_text().startswith(face["label"] + " ") and "%" in cells.nth(1).inner_text()
+            assert re.fullmatch(r"face-api: \w+ \d+%, (agrees|disagrees)", cells.nth(2).inner_text().strip())
+        page.page.locator("#image-faces").scroll_into_view_if_needed()
+        assert not page.page.evaluate(HIDDEN_OVERFLOW, "#image-faces"), viewport
+        assert not page.broken_words("#image-faces caption, #image-faces th, #image-faces td"), viewport
+        width, _ = page.viewport()
+        assert page.scroll_width() <= width, f"page {page.scroll_width():.0f} px wide at {viewport}"
+        table = page.box("#image-faces table")
+        assert table["x"] >= -SLACK and table["x"] + table["width"] <= width + SLACK, viewport
+    # A click on a row shows that face (the views redraw, the row is marked, the status follows).
+    current = app.page.locator('#image-faces tr[aria-current="true"]')
+    assert current.count() == 1 and current.get_attribute("data-face") == "0"
     shown = app.src("#image-gradcam img")
-    gallery.locator("img").nth(3).click()
+    app.page.locator(f'#image-faces tr[data-face="{order[-1]}"] td').first.click()
     app.wait_src_change("#image-gradcam img", shown)
-    app.wait_until(lambda: app.page.locator("#image-faces input").input_value().startswith("#4"), "face #4 chosen")
-    assert_healthy(app)
-
-
-def test_a_group_photo_and_a_face_pick_log_no_warning(app: AppPage) -> None:
-    click_example(app, 1)
+    app.wait_text("#image-status", rf"^5 faces; showing #{order[-1] + 1} ")
+    assert app.label("image-top-k") == expected["faces"][order[-1]]["label"]
+    assert current.get_attribute("data-face") == str(order[-1])
+    # The keyboard: Tab reaches the next row's button, Enter shows its face, focus stays on it.
+    buttons = app.page.locator("#image-faces button.fer-face-pick")
+    buttons.nth(0).focus()
+    app.page.keyboard.press("Tab")
+    assert app.page.evaluate("document.activeElement.closest('tr')?.dataset.face") == str(order[1])
     shown = app.src("#image-gradcam img")
-    app.choose("image-faces", re.compile(r"^#2 "))
+    app.page.keyboard.press("Enter")
     app.wait_src_change("#image-gradcam img", shown)
-    app.wait_text("#image-status", r"^5 faces; showing #2 ")  # the status follows the face picked
+    app.wait_text("#image-status", rf"^5 faces; showing #{order[1] + 1} ")
+    assert app.page.evaluate("document.activeElement.closest('tr')?.dataset.face") == str(order[1])
     assert not app.server_warnings(), app.server_warnings()
+    assert_healthy(app)
 
 
 def test_settings_redraw_the_image_and_warn_about_saliency_input(app: AppPage, tmp_path: Path) -> None:

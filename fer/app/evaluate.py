@@ -127,6 +127,11 @@ def evaluate_archive(data: bytes, name: str, settings: Settings, *, progress: bo
                       evaluation_record(settings.config, data_out, len(dataset)))
 
 
+#: The confusion plot's alt text: what it shows, and where its numbers can be read.
+PLOT_ALT = ("Confusion matrix plot: rows the true expression, columns the model's answer, a darker cell "
+            "holds more of its row's faces; the same counts are in the table beside it.")
+
+
 def matrix_markdown(confusion: np.ndarray, labels: Sequence[str]) -> str:
     """The confusion matrix as a Markdown table (readable at any size, unlike numbers in a plot):
     rows the true labels, columns the model's answers."""
@@ -184,7 +189,7 @@ def build(settings: Any, evaluation: Any, guarded: Any) -> EvaluateTab:
             table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="evaluate-table")
         with gr.Column(min_width=300):
             plot = gr.Image(label="Confusion matrix", show_label=False, interactive=False, format="png",
-                            buttons=["download", "fullscreen"], elem_id="evaluate-plot")
+                            buttons=["download", "fullscreen"], elem_id="evaluate-plot", alt_text=PLOT_ALT)
     with gr.Accordion("Full result (JSON)", open=False):
         result_json = gr.JSON(elem_id="evaluate-json")
     tab = EvaluateTab(archive, run, status, headline, table, plot, result_json)

@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from fer.app import faces as face_table
 from fer.app import trust, views
 from fer.app.media import fit_image, inline_outputs
 from fer.app.sessions import MEMORY, Kept
@@ -73,6 +74,17 @@ class ImageAnalysis:
         """``"#1 happy 99%"`` per face."""
         return [f"#{i + 1} {p.label} {p.top_k(1)[0][1]:.0%}" for i, p in enumerate(self.predictions)]
 
+    def alt_text(self) -> str:
+        """What the annotated picture shows, for a screen reader: how many faces, each one's number
+        and top-1 in reading order."""
+        if not self.predictions:
+            return "Your picture; no face found."
+        order = face_table.reading_order(self.predictions)
+        faces = "; ".join(f"#{i + 1} {self.predictions[i].label} {self.predictions[i].top_k(1)[0][1]:.0%}"
+                          for i in order)
+        count = "1 face" if len(self.predictions) == 1 else f"{len(self.predictions)} faces"
+        return f"Your picture with {count} boxed and numbered, left to right: {faces}."
+
     def to_json(self) -> dict[str, Any]:
         """Per-face JSON: ``{"message", "model", "saliency", "saliency_input", "faces": [{"face",
         "label", "box", "score", "top_k": [{"label", "probability"}]}]}``."""
@@ -119,7 +131,7 @@ def status_line(predictions: list[Any], index: int) -> str:
     if len(predictions) == 1:
         return f"1 face: **{shown.label}** {shown.top_k(1)[0][1]:.0%}."
     return (f"{len(predictions)} faces; showing #{index + 1} (**{shown.label}**). "
-            "Pick another face below to see its views.")
+            "Choose another face in the table below to see its views.")
 
 
 def _named(exc: Exception, data: Any, name: str) -> str:
@@ -168,19 +180,23 @@ def trust_for(settings: Settings | None, label: str | None, evaluation: Mapping[
     return trust.trust_html(pipe, label, measured, getattr(live, "confusion", None), agreement, where)
 
 
+def faces_update(analysis: ImageAnalysis | None) -> Any:
+    """The face table's update: the table (`fer.app.faces`) with two faces or more, hidden otherwise."""
+    if analysis is None or len(analysis.predictions) < 2:
+        return gr.update(value="", visible=False)
+    pipe = PIPELINES.get(analysis.settings)
+    return gr.update(value=face_table.table_html(analysis.predictions, pipe.main.spec.name, 0, views.is_ensemble(pipe)),
+                     visible=True)
+
+
 def all_outputs(analysis: ImageAnalysis | None, evaluation: Mapping[str, Any] | None, live: Any) -> list[Any]:
     """Values of every widget the tab updates after a picture (see `ImageTab.outputs`)."""
     if analysis is None:
-        return [gr.skip(), "", gr.update(choices=[], value=None, visible=False), gr.update(value=[], visible=False),
-                *face_outputs(None, 0, None, None), None]
-    captions = analysis.captions()
-    several = len(captions) > 1
-    faces = gr.update(choices=[(c, i) for i, c in enumerate(captions)], value=0 if captions else None, visible=several)
-    gallery = gr.update(value=[(p.crop, c) for p, c in zip(analysis.predictions, captions, strict=True)],
-                        visible=several)
+        return [gr.skip(), "", faces_update(None), *face_outputs(None, 0, None, None), None]
     status = analysis.message if analysis.ok else f"⚠️ {analysis.message}"
-    return [analysis.shown if analysis.shown is not None else gr.skip(), status, faces, gallery,
-            *face_outputs(analysis, 0, evaluation, live), analysis.to_json()]
+    shown = (gr.update(value=analysis.shown, alt_text=analysis.alt_text()) if analysis.shown is not None
+             else gr.skip())
+    return [shown, status, faces_update(analysis), *face_outputs(analysis, 0, evaluation, live), analysis.to_json()]
 
 
 def remember(session: str | None, data: bytes, name: str, analysis: ImageAnalysis) -> None:
@@ -211,7 +227,6 @@ class ImageTab:
     input: Any
     status: Any
     faces: Any
-    gallery: Any
     panels: list[Any]
     top_k: Any
     opinion: Any
@@ -221,7 +236,7 @@ class ImageTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.input, self.status, self.faces, self.gallery, *self.face_widgets, self.json]
+        return [self.input, self.status, self.faces, *self.face_widgets, self.json]
 
     @property
     def face_widgets(self) -> list[Any]:
@@ -247,10 +262,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
                                    for i, text in enumerate(EXAMPLES)}
             status = gr.Markdown("Drop a picture above, paste one, take a snapshot, or try an example.",
                                  elem_id="image-status")
-            faces = gr.Dropdown([], type="value", label="Face", visible=False, elem_id="image-faces")
-            gallery = gr.Gallery(label="Faces", show_label=False, columns=6, height=96, object_fit="contain",
-                                 allow_preview=False, format="jpeg", visible=False, fit_columns=False,
-                                 buttons=[], elem_id="image-gallery")
+            faces = gr.HTML("", visible=False, js_on_load=face_table.PICK_JS, padding=False, elem_id="image-faces")
         with gr.Column(scale=8, min_width=300, elem_classes="fer-result"):
             with gr.Row(equal_height=True, elem_classes="fer-panels"):
                 empty = views.FaceView()
@@ -265,7 +277,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
                                     elem_id="image-confusion", padding=False)
     with gr.Accordion("Per-face JSON (what the /predict API returns)", open=False):
         faces_json = gr.JSON(elem_id="image-json")
-    tab = ImageTab(picture, status, faces, gallery, panels, top_k, opinion, confusion, faces_json, example_buttons)
+    tab = ImageTab(picture, status, faces, panels, top_k, opinion, confusion, faces_json, example_buttons)
 
     @guarded
     @inline_outputs(tab.outputs)
@@ -288,32 +300,18 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> ImageTab:
 
     picked = [status, *tab.face_widgets]
 
-    def pick(index: Any, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
+    @guarded
+    @inline_outputs(picked)
+    def on_face(measured: Any, live_session: Any, evt: gr.EventData, request: gr.Request) -> list[Any]:
         kept = MEMORY.get(getattr(request, "session_hash", None), KIND)
         if kept is None or not kept.extra.predictions:
             raise gr.Error("This picture is no longer in memory; upload it again.", print_exception=False)
-        try:
-            chosen = min(max(int(index), 0), len(kept.extra.predictions) - 1)
-        except (TypeError, ValueError):
-            chosen = 0
+        chosen = face_table.picked_index(evt, len(kept.extra.predictions))
         return [status_line(kept.extra.predictions, chosen), *face_outputs(kept.extra, chosen, measured, live_session)]
 
-    @guarded
-    @inline_outputs(picked)
-    def on_face(index: Any, measured: Any, live_session: Any, request: gr.Request) -> list[Any]:
-        return pick(index, measured, live_session, request)
-
-    @guarded
-    @inline_outputs([faces, *picked])
-    def on_gallery(measured: Any, live_session: Any, evt: gr.SelectData, request: gr.Request) -> list[Any]:
-        return [gr.update(value=evt.index), *pick(evt.index, measured, live_session, request)]
-
-    # One at a time per app: the dropdown re-sends its value when it loses focus, which must not
-    # overtake a thumbnail's click that came after it.
-    faces.input(on_face, [faces, evaluation, live], picked, api_visibility="private", preprocess=False,
-                postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
-    gallery.select(on_gallery, [evaluation, live], [faces, *picked], api_visibility="private",
-                   postprocess=False, show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
+    # One at a time per app, in the order clicked: a quick second click must not be overtaken.
+    faces.click(on_face, [evaluation, live], picked, api_visibility="private", postprocess=False,
+                show_progress="hidden", concurrency_id="face-pick", concurrency_limit=1)
     return tab
 
 
