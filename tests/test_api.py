@@ -192,11 +192,14 @@ class LiveStream:
 
     Each result is the live tab's outputs (`fer.app.live.LiveTab.outputs`): saliency, CNN input and
     Grad-CAM panels (HTML), top-k label, second opinion, confusion panel, status, timeline, session
-    table, the tracked boxes, then the session state; a panel not redrawn on a frame is
-    ``{"__type__": "update"}``.
+    table, the tracked boxes, then the session state, as the page shows them after that result: the
+    app skips a panel the page already shows (``{"__type__": "update"}``), which keeps its last value
+    here as in the browser (`raw` holds what was sent).
     """
 
     def __init__(self, url: str) -> None:
+        self.raw: list[Any] = []
+        self.shown: list[Any] = []
         self.api = url.rstrip("/") + "/gradio_api"
         self.http = httpx.Client(timeout=60)
         self.fn_index, self.trigger_id = live_stream_event(self.http.get(url.rstrip("/") + "/config").json())
@@ -220,7 +223,13 @@ class LiveStream:
         for message in self.messages:
             if message["msg"] in ("process_streaming", "process_completed"):
                 assert message["msg"] == expect and message.get("success", True), message
-                return list(message["output"]["data"])
+                self.raw = list(message["output"]["data"])
+                skipped = [isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v
+                           for v in self.raw]
+                self.shown = [old if skip and old is not None else new
+                              for new, old, skip in zip(self.raw, self.shown or [None] * len(self.raw), skipped,
+                                                        strict=True)]
+                return list(self.shown)
         raise AssertionError("event stream ended")
 
     def send(self, frame: Any, posing: str = NOT_POSING) -> list[Any]:

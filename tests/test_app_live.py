@@ -141,3 +141,30 @@ def test_one_forward_per_frame_gives_probabilities_and_the_smoothed_labels_grad_
     want = pipe.grad_cam(face.model_input[None], [pipe.labels.index(label)], size=face.crop.shape[0])[0]
     shown = out.view.pictures["attention"].astype(int)
     assert np.abs(shown - heatmap_overlay(face.crop, want, palette="attention")).max() <= 1
+
+
+def test_a_frame_sends_only_what_the_page_does_not_show_yet(settings: Settings, astronaut: np.ndarray) -> None:
+    """The three pictures go at most every PICTURES_EVERY_S (at once when the face followed changes
+    or goes), the second opinion, trust panel and status only when they change; the top-k and the
+    boxes with every frame."""
+    import gradio as gr
+
+    face, empty = data_url(astronaut, quality=95), data_url(np.full((240, 320, 3), 128, np.uint8))
+    sent = []
+    session = None
+    for now, frame in ((0.0, face), (0.1, face), (0.2, face), (0.1 + live.PICTURES_EVERY_S, face),
+                       (0.5, empty), (0.6, empty), (0.7, face)):
+        session, out = live.step(frame, settings, live.NOT_POSING, session, now=now)
+        values = live.frame_outputs(session, out, settings, None, now=now)
+        skipped = [isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v for v in values]
+        sent.append(skipped)
+        assert not skipped[3] and not skipped[9]  # top-k and boxes every frame
+        assert values[-1] is session
+    pictures = [all(s[:3]) for s in sent]
+    assert pictures == [False, True, True, False, False, True, False]  # skipped: frames 2, 3 and 6
+    assert [s[6] for s in sent] == [False, True, True, True, False, True, False]  # the status, when it changes
+    # The second opinion counts the session's agreement, so it changes with each face; without a
+    # face it stays the same and is not sent again.
+    assert [s[4] for s in sent] == [False, False, False, False, False, True, False]
+    assert sent[1][5] and sent[2][5]  # the same trust panel is not sent again
+    assert gr.skip()["__type__"] == "update"  # what a skipped output is

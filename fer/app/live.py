@@ -36,6 +36,10 @@ TIME_LIMIT = 300
 MAX_SIDE = 640
 #: Seconds between redraws of the timeline and of the session table (each a few kB to send).
 REDRAW_EVERY_S = 1.0
+#: Seconds between redraws of the followed face's three pictures (saliency, CNN input, Grad-CAM):
+#: they are most of a result's bytes, while the numbers (top-k, boxes) still go with every frame.
+#: A new face followed, or none, is drawn at once.
+PICTURES_EVERY_S = 0.3
 #: Frames kept in each face's timeline.
 TIMELINE_FRAMES = 100
 #: The "I'm posing" choice meaning "don't count this frame".
@@ -69,6 +73,27 @@ class LiveState(LiveSession):
 
     drawn: dict[str, float] = field(default_factory=dict)
     drawn_total: int = -1
+    sent: dict[str, Any] = field(default_factory=dict)
+
+    def unchanged(self, panel: str, value: Any) -> bool:
+        """Whether the page already shows ``value`` in ``panel`` (then nothing is sent); else
+        remember it as shown."""
+        if self.sent.get(panel) == value:
+            return True
+        self.sent[panel] = value
+        return False
+
+    def pictures_due(self, followed: int | None, now: float) -> bool:
+        """Whether the three pictures are redrawn for this frame (see `PICTURES_EVERY_S`)."""
+        if self.sent.get("followed", -1) != followed:
+            self.sent["followed"] = followed
+            self.drawn["pictures"] = now
+            return True
+        when = self.drawn.get("pictures")
+        if when is not None and now - when < PICTURES_EVERY_S:
+            return False
+        self.drawn["pictures"] = now
+        return True
 
 
 def posing_choices(labels: Sequence[str]) -> list[str]:
@@ -85,6 +110,8 @@ class FrameResult:
         status: one line.
         timeline, session: HTML of the timeline and of the session table, when redrawn.
         label: the smoothed top-1 of the followed face, or None.
+        opinion: the second opinion's HTML; boxes: the tracked boxes' HTML (for the page script).
+        followed: the track id of the face followed, or None.
     """
 
     view: views.FaceView
@@ -94,6 +121,7 @@ class FrameResult:
     label: str | None = None
     opinion: str = ""
     boxes: str = ""
+    followed: int | None = None
 
 
 def step(frame: Any, settings: Settings, posing: str | None, session: LiveSession | None,
@@ -162,13 +190,35 @@ def _analyse(rgb: np.ndarray, settings: Settings, posing: str | None, session: L
         status = NO_FACE
         opinion = views.second_opinion_html(None, "")
     result = FrameResult(view, status, label=label, opinion=opinion,
-                         boxes=boxes_html(rgb.shape[1], rgb.shape[0], tracks, pipe.labels))
+                         boxes=boxes_html(rgb.shape[1], rgb.shape[0], tracks, pipe.labels),
+                         followed=tracks[0].id if predictions else None)
     if _due(session, "timeline", now):
         result.timeline = timeline_html(session)
     if session.confusion.total != session.drawn_total and _due(session, "session", now):
         result.session = session_html(session)
         session.drawn_total = session.confusion.total
     return session, result
+
+
+def frame_outputs(session: LiveSession | None, out: FrameResult, settings: Settings, measured: Any,
+                  now: float | None = None) -> list[Any]:
+    """The Live tab's outputs for one frame (`LiveTab.outputs`, then the session), sending only
+    what the page does not show yet: the pictures at most every `PICTURES_EVERY_S` (at once for a
+    new face), the second opinion, trust panel and status only when they change (``gr.skip()``
+    otherwise); the top-k and the boxes with every frame."""
+    now = time.monotonic() if now is None else now
+    state = session if isinstance(session, LiveState) else None
+    followed = out.followed if out.view.top_k else None
+    if state is None or state.pictures_due(followed, now):
+        pictures: list[Any] = views.panels_html(out.view, "no face in view")
+    else:
+        pictures = [gr.skip()] * 3
+    texts = {"opinion": out.opinion, "confusion": confusion_for(session, settings, measured, out.label),
+             "status": out.status}
+    sent = {k: gr.skip() if state is not None and state.unchanged(k, v) else v for k, v in texts.items()}
+    return [*pictures, out.view.top_k, sent["opinion"], sent["confusion"], sent["status"],
+            gr.skip() if out.timeline is None else out.timeline,
+            gr.skip() if out.session is None else out.session, out.boxes or boxes_html(1, 1, [], ()), session]
 
 
 def _due(session: LiveState, panel: str, now: float) -> bool:
@@ -318,10 +368,7 @@ def build(settings: Any, evaluation: Any, live: Any, guarded: Any) -> LiveTab:
     @guarded
     def on_frame(frame: Any, posing_value: Any, current: Settings, measured: Any, session: Any) -> list[Any]:
         session, out = step(frame, current, posing_value if isinstance(posing_value, str) else None, session)
-        return [*views.panels_html(out.view, "no face in view"), out.view.top_k, out.opinion,
-                confusion_for(session, current, measured, out.label), out.status,
-                gr.skip() if out.timeline is None else out.timeline,
-                gr.skip() if out.session is None else out.session, out.boxes or boxes_html(1, 1, [], ()), session]
+        return frame_outputs(session, out, current, measured)
 
     # preprocess=False: the frame arrives as the browser sent it and fer decodes it with its own limits.
     webcam.stream(on_frame, [webcam, posing, settings, evaluation, live], [*tab.outputs, live],
