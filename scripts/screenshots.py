@@ -5,11 +5,13 @@ subprocess, the same headless Chromium with the astronaut as a fake webcam, the 
 Usage:
     python scripts/screenshots.py                 # writes docs/screenshots/*.png
     python scripts/screenshots.py --out /tmp/shots
+    python scripts/screenshots.py --only-image    # only the Image tab's pictures
 
 Writes, each with a result shown: ``image-SIZE.png`` (the worked example a visitor arrives on)
 and ``live-SIZE.png`` (the fake webcam running), the first screen of a 1440×900 laptop
 (``desktop``), a 1280×720 one (``laptop``) and a 390×844 phone (``phone``), plus
-``image-phone-full.png`` (the phone down to the maps); ``video.png`` and ``evaluate.png``
+``image-phone-full.png`` (the phone down to the maps); ``image-group-SIZE.png`` (the five-face
+collage with its face table, down to the table); ``video.png`` and ``evaluate.png``
 (1440×900, down to the results).
 
 Needs Debian's ``chromium`` (or ``FER_CHROMIUM=/path/to/chrome``), ``ffmpeg`` and Playwright
@@ -33,6 +35,7 @@ from tests.browser_page import (  # noqa: E402
     analyse_video,
     app_page,
     browser_prerequisites,
+    click_example,
     load_video_example,
     run_evaluation,
     running_browser,
@@ -79,16 +82,28 @@ def shoot(app: AppPage, path: Path, *last: str) -> Path:
     return path
 
 
-def shoot_result_blocks(browser: Browser, server: AppServer, out: Path) -> None:
-    """Image (the worked example a visitor arrives on, no click) and Live (webcam running), on a
-    laptop, a small laptop and a phone; the phone also from the picture down to the maps."""
-    sizes: dict[str, ViewportSize] = {"desktop": VIEWPORT, "laptop": SMALL_LAPTOP, "phone": PHONE}
-    for size, viewport in sizes.items():
-        phone = size == "phone"
+#: The sizes shot: name in the file → viewport.
+SIZES: dict[str, ViewportSize] = {"desktop": VIEWPORT, "laptop": SMALL_LAPTOP, "phone": PHONE}
+
+
+def shoot_image(browser: Browser, server: AppServer, out: Path) -> None:
+    """Image: the worked example a visitor arrives on (no click), on a laptop, a small laptop and a
+    phone, the phone also from the picture down to the maps; then the five-face collage down to
+    its face table."""
+    for size, viewport in SIZES.items():
         with app_page(browser, server, viewport) as app:
             shoot(app, out / f"image-{size}.png")
-            if phone:
+            if size == "phone":
                 shoot(app, out / "image-phone-full.png", "#image-gradcam")
+            click_example(app, 1)
+            shoot(app, out / f"image-group-{size}.png", "#image-faces")
+
+
+def shoot_result_blocks(browser: Browser, server: AppServer, out: Path) -> None:
+    """The Image tab (`shoot_image`) and Live (webcam running), on a laptop, a small laptop and a
+    phone."""
+    shoot_image(browser, server, out)
+    for size, viewport in SIZES.items():
         with app_page(browser, server, viewport) as app:
             start_webcam(app)
             app.wait_text("#live-top-k [data-testid=label-output-value]", r"^happy$")
@@ -101,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
     parser.add_argument("--only-results", action="store_true", help="only the Image and Live result blocks")
+    parser.add_argument("--only-image", action="store_true", help="only the Image tab's pictures")
     args = parser.parse_args(argv)
     reason = browser_prerequisites()
     if reason:
@@ -109,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as tmp:
         work = Path(tmp)
         with running_app_server(work / "server") as server, running_browser(work) as browser:
+            if args.only_image:
+                shoot_image(browser, server, args.out)
+                return 0
             shoot_result_blocks(browser, server, args.out)
             if args.only_results:
                 return 0
