@@ -5,7 +5,8 @@
 - ``astronaut-collage.jpg``: five copies of the portrait's head (two mirrored, three sizes), an
   example with several faces;
 - ``astronaut-clip.mp4``: a 4 s clip (25 frames/s, 320×320, H.264, no sound) slowly zooming into
-  the portrait, mirrored in its second half; the Video tab's example.
+  the portrait and back out; the Video tab's example. The face moves smoothly (no jump, no mirror),
+  so the tracker keeps it as one face from start to end.
 """
 
 from __future__ import annotations
@@ -38,16 +39,15 @@ def collage(face: np.ndarray) -> np.ndarray:
 
 def clip_frames(face: np.ndarray) -> list[np.ndarray]:
     """``FPS * SECONDS`` frames ``(SIDE, SIDE, 3)`` uint8 RGB zooming from the whole portrait to
-    the middle 70 %, mirrored in the second half."""
+    the middle 70 % and back out (a triangle wave: the face box changes by a few pixels a frame)."""
     height, width = face.shape[:2]
     frames = []
     count = FPS * SECONDS
     for i in range(count):
-        scale = 1.0 - 0.3 * i / (count - 1)
+        scale = 1.0 - 0.3 * (1.0 - abs(2.0 * i / (count - 1) - 1.0))
         w, h = int(width * scale), int(height * scale)
         x0, y0 = (width - w) // 2, (height - h) // 3
-        frame = cv2.resize(face[y0:y0 + h, x0:x0 + w], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-        frames.append(frame[:, ::-1] if i >= count // 2 else frame)
+        frames.append(cv2.resize(face[y0:y0 + h, x0:x0 + w], (SIDE, SIDE), interpolation=cv2.INTER_AREA))
     return frames
 
 
