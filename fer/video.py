@@ -11,7 +11,8 @@ Limits (`fer.limits`): file size `MAX_VIDEO_BYTES`, length `MAX_VIDEO_SECONDS`, 
 `MAX_VIDEO_FRAMES` frames sampled, and at most `MAX_VIDEO_DECODE_PIXELS` pixels decoded (the
 declared size × frame count is checked before decoding, and the decoded pixels are counted while
 reading, for containers that do not declare a count or lie about it); a caller may also give a
-wall-clock limit. Frames are decoded one at a time and never written anywhere.
+wall-clock limit. Frames are decoded one at a time and never written anywhere, except into the
+annotated copy when a caller asks for one (`AnnotatedClip`, a path the caller chooses).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 
 #: Frames per second sampled by default: expressions change over a few hundred milliseconds.
 DEFAULT_SAMPLE_FPS = 5.0
+
+#: Longest side of the annotated copy's frames, in pixels: small enough to encode in a fraction of
+#: the analysis time and to send inline, large enough to read the labels.
+ANNOTATED_SIDE = 480
+#: MIME type of the annotated copy: VP8 in WebM, which OpenCV's bundled FFmpeg writes and every
+#: current browser plays (its 'avc1' H.264 writer has no encoder here, 'mp4v' is not browser-playable).
+ANNOTATED_MIME = "video/webm"
 
 #: Frame rate assumed when a container does not record one (rare; some MJPEG/AVI writers).
 _FALLBACK_FPS = 25.0
@@ -307,6 +315,57 @@ class VideoAnalysis:
         return buffer.getvalue()
 
 
+class AnnotatedClip:
+    """Writes the sampled frames, each face boxed and labelled "#id expression p%", as a VP8 WebM
+    at the sampling rate (`ANNOTATED_MIME`), frames scaled to at most `ANNOTATED_SIDE` pixels.
+
+    Args:
+        path: the file to write (the caller's; a ``.webm`` name).
+        fps: frames per second of the copy (the rate the frames were sampled at).
+        labels: the model's labels, for the probability columns of each observation.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, labels: tuple[str, ...]) -> None:
+        self.path, self.fps, self.labels = str(path), max(fps, 0.5), labels
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] = (0, 0)
+        self.frames = 0
+
+    def add(self, frame: np.ndarray, observations: list[Observation]) -> None:
+        """Draw ``observations`` on ``frame`` (``(H, W, 3)`` uint8 RGB) and append it.
+
+        Raises:
+            InputError: the encoder could not be opened.
+        """
+        from fer.viz import draw_boxes
+
+        height, width = frame.shape[:2]
+        if self._writer is None:
+            scale = min(1.0, ANNOTATED_SIDE / max(height, width))
+            # VP8 wants even sides.
+            self._size = (max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2))
+            self._writer = cv2.VideoWriter(self.path, cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*"VP80"),
+                                           self.fps, self._size)
+            if not self._writer.isOpened():
+                raise InputError("the annotated copy could not be encoded (no VP8 encoder in OpenCV)")
+        sx, sy = self._size[0] / width, self._size[1] / height
+        small = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+        faces = []
+        for obs in observations:
+            best = int(np.argmax(obs.probabilities))
+            x0, y0, x1, y1 = obs.box
+            faces.append(((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)), self.labels[best],
+                          f"#{obs.face} {self.labels[best]} {obs.probabilities[best]:.0%}"))
+        self._writer.write(cv2.cvtColor(draw_boxes(small, faces), cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file (safe to call twice)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
 def analyse_video(
     pipeline: Pipeline,
     path: str | os.PathLike,
@@ -316,6 +375,7 @@ def analyse_video(
     smoothing: float = 0.0,
     progress: Callable[[float, str], None] | None = None,
     time_limit_s: float | None = None,
+    annotated: str | os.PathLike | None = None,
 ) -> VideoAnalysis:
     """Run the pipeline on sampled frames of a clip, following faces by box overlap.
 
@@ -327,6 +387,7 @@ def analyse_video(
         smoothing: weight of the past in each face's exponential moving average (0 = raw).
         progress: called as ``progress(fraction in [0, 1], message)`` after each frame.
         time_limit_s: wall-clock seconds the whole analysis may take (None: no limit).
+        annotated: where to write the annotated copy (`AnnotatedClip`, a ``.webm`` path), or None.
     Returns:
         `VideoAnalysis`.
     Raises:
@@ -340,6 +401,25 @@ def analyse_video(
         expected = max(1, min(max_frames, int(last * sample_fps + 1e-6) + 1))
     tracker = FaceTracker(smoothing=smoothing, max_missed=max(2, round(sample_fps)))
     result = VideoAnalysis(info, pipeline.labels, sample_fps=sample_fps, smoothing=smoothing)
+    copy = None
+    if annotated is not None:
+        # The copy plays at the rate frames were really sampled (lowered for long clips).
+        rate = sample_fps if info.duration is None else min(sample_fps, max_frames / max(info.duration, 1e-6))
+        copy = AnnotatedClip(annotated, rate, result.labels)
+    try:
+        _analyse_frames(pipeline, path, result, tracker, copy, expected, max_frames, deadline, progress)
+    finally:
+        if copy is not None:
+            copy.close()
+    if progress is not None:
+        progress(1.0, f"{result.frames_sampled} frames analysed")
+    return result
+
+
+def _analyse_frames(pipeline: Pipeline, path: str | os.PathLike, result: VideoAnalysis, tracker: FaceTracker,
+                    copy: AnnotatedClip | None, expected: int, max_frames: int, deadline: float | None,
+                    progress: Callable[[float, str], None] | None) -> None:
+    sample_fps = result.sample_fps
     for index, time, frame in sample_frames(path, sample_fps, max_frames, deadline=deadline):
         if deadline is not None and clock.monotonic() > deadline:
             raise _clip_timeout(str(path))
@@ -348,12 +428,12 @@ def analyse_video(
             result.agreement = count_opinion(result.agreement, pred, pipeline.main.spec.name)
         boxes = [p.box for p in predictions]
         probs = np.stack([p.probabilities for p in predictions]) if predictions else np.zeros((0, len(result.labels)))
-        for track in tracker.update(boxes, probs):
-            result.observations.append(Observation(index, time, track.id, track.box, track.probabilities.copy()))
+        seen = [Observation(index, time, track.id, track.box, track.probabilities.copy())
+                for track in tracker.update(boxes, probs)]
+        result.observations.extend(seen)
+        if copy is not None:
+            copy.add(frame, seen)
         result.frames_sampled += 1
         result.frames_with_faces += bool(predictions)
         if progress is not None:
             progress(min(1.0, result.frames_sampled / expected), f"frame {result.frames_sampled} ({time:.1f} s)")
-    if progress is not None:
-        progress(1.0, f"{result.frames_sampled} frames analysed")
-    return result

@@ -85,15 +85,23 @@ def annotate(frame: np.ndarray, predictions: Sequence[Prediction], names: Sequen
 
     ``names`` optionally prefixes each label (e.g. track ids ``"#1"``).
     """
+    faces = []
+    for i, pred in enumerate(predictions):
+        label, prob = pred.top_k(1)[0]
+        faces.append((pred.box, label, f"{names[i]} {label} {prob:.0%}" if names else f"{label} {prob:.0%}"))
+    return draw_boxes(frame, faces)
+
+
+def draw_boxes(frame: np.ndarray, faces: Sequence[tuple[Sequence[int], str, str]]) -> np.ndarray:
+    """Draw each ``(box (x0, y0, x1, y1) pixels, label, text)`` on a copy of ``frame`` (``(H, W, 3)``
+    uint8 RGB): the box and a text tag in the label's colour."""
     out = frame.copy()
     height, width = frame.shape[:2]
     thickness = max(1, round(min(height, width) / 300))
     font_scale = max(0.4, min(height, width) / 900)
-    for i, pred in enumerate(predictions):
-        x0, y0, x1, y1 = pred.box
-        label, prob = pred.top_k(1)[0]
+    for box, label, text in faces:
+        x0, y0, x1, y1 = (int(v) for v in box)
         colour = LABEL_COLOURS.get(label, _DEFAULT_COLOUR)
-        text = f"{names[i]} {label} {prob:.0%}" if names else f"{label} {prob:.0%}"
         cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, thickness + 1)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(height - 1, y1 + th + 4)

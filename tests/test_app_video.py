@@ -4,11 +4,15 @@ answers; the shipped example clip."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from fer.app import video
+from fer.app.media import data_url_bytes
 from fer.app.settings import Settings, default_settings
 from fer.errors import InputError
 
@@ -37,14 +41,52 @@ def test_other_rates_are_refused(value: object) -> None:
         video.check_fps(value)
 
 
-def test_the_example_clip_is_analysed(settings: Settings) -> None:
+def test_the_example_clip_is_one_face_analysed_with_an_annotated_copy(settings: Settings) -> None:
+    """The astronaut stays one face from start to end; the copy travels inline, as a WebM."""
     report = video.analyse_clip(video.EXAMPLE.read_bytes(), "clip.mp4", settings, "5")
-    assert report.ok and report.message.startswith("clip.mp4: 4.0 s at 25 frames/s; 20 frames sampled")
-    assert report.rows[0][0] == 1 and report.rows[0][4] == "happy" and "<polyline" in report.timelines
-    assert report.csv.count("\n") == 21
+    assert report.ok and report.message.startswith("clip.mp4: 4.0 s at 25 frames/s; 20 frames sampled "
+                                                   "(5 per second), 20 with a face, 1 face track.")
+    assert report.rows == [[1, 20, 0.0, 3.8, "happy", 1.0, report.rows[0][6]]] and report.rows[0][6] > 0.5
+    assert "<polyline" in report.timelines and report.csv.count("\n") == 21
     assert "Over this clip mini-Xception and face-api agreed on <b>100%</b> of 20 faces." in report.message
     values = video.report_outputs(report)
     assert values[0] == report.message and values[3]["url"].startswith("data:text/csv;base64,")
+    copy = values[4]
+    assert copy["path"] is None and copy["orig_name"] == "video-annotated.webm"
+    assert data_url_bytes(copy["url"])[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
+    assert copy["url"].startswith("data:video/webm;base64,")
+
+
+def test_every_face_shares_the_clips_time_axis(settings: Settings, tmp_path: Path) -> None:
+    """Two faces seen at different times: both timelines span the whole clip, with the same ticks."""
+    face = cv2.resize(cv2.imread(str(ASTRONAUT))[29:229, 124:324], (160, 160))  # the head
+    path = tmp_path / "two.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (400, 200))
+    for i in range(30):  # 3 s: a face on the left for 1.5 s, then one on the right
+        frame = np.full((200, 400, 3), 128, np.uint8)
+        left = 10 if i < 15 else 230
+        frame[20:180, left:left + 160] = face
+        writer.write(frame)
+    writer.release()
+    report = video.analyse_clip(path.read_bytes(), "two.avi", settings, "5")
+    assert report.ok and len(report.rows) == 2, report.message
+    charts = re.findall(r"<svg.*?</svg>", report.timelines)
+    assert len(charts) == 2
+    ticks = [re.findall(r'class="fer-axis">([^<]* s)</text>', svg) for svg in charts]
+    assert ticks[0] == ticks[1] and ticks[0][:2] == ["0.0 s", "3.0 s"] and "1 s" in ticks[0], ticks
+    assert sorted(row[2] for row in report.rows)[0] == 0.0 and sorted(row[2] for row in report.rows)[1] >= 1.4
+
+
+def test_the_summary_columns_are_plain_words() -> None:
+    assert video.SUMMARY_HEADERS == ["face", "seen in (frames)", "from (s)", "to (s)", "most often",
+                                     "share of its frames", "mean probability"]
+
+
+def test_a_non_video_upload_gets_one_line_naming_it(clips: dict[str, bytes]) -> None:
+    assert video.check_clip(clips["video-good"], "good.mp4") is None
+    assert video.check_clip(clips["video-text"], "notes.mp4").startswith("notes.mp4: not a video")
+    assert "still image, not a video" in video.check_clip(ASTRONAUT.read_bytes(), "me.mp4")
+    assert "s limit" in video.check_clip(clips["video-too-long"], "long.mp4")
 
 
 def test_a_1000_fps_clip_is_four_seconds_long(settings: Settings, clips: dict[str, bytes]) -> None:
@@ -69,4 +111,5 @@ def test_nothing_is_left_in_the_work_folder(settings: Settings, clips: dict[str,
     monkeypatch.setenv("FER_APP_DIR", str(tmp_path))
     video.analyse_clip(clips["video-good"], "good.mp4", settings, "2")
     video.analyse_clip(clips["video-text"], "bad.mp4", settings, "2")
+    video.check_clip(clips["video-good"], "good.mp4")
     assert list((tmp_path / "work").iterdir()) == []

@@ -78,6 +78,30 @@ def test_analyse_video_follows_one_smiling_face(clip: Path, pipeline) -> None:
     assert len(lines) == 11 and lines[1].split(",")[7] == "happy"
 
 
+def test_the_annotated_copy_has_every_sampled_frame_boxed_in_its_labels_colour(clip: Path, tmp_path: Path,
+                                                                                pipeline) -> None:
+    """A VP8 WebM of the sampled frames at the sampling rate, each face boxed in its label's colour."""
+    from fer.viz import LABEL_COLOURS
+
+    copy = tmp_path / "annotated.webm"
+    result = analyse_video(pipeline, clip, sample_fps=5, annotated=copy)
+    capture = cv2.VideoCapture(str(copy))
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP80"
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5)
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    assert len(frames) == result.frames_sampled == 10 and frames[0].shape[:2] == (256, 256 + 20 * 2 + 2)
+    for frame, obs in zip(frames, result.observations, strict=True):
+        x0, y0, x1, y1 = obs.box
+        edge = np.median(frame[y0 + 4:y1 - 4, x0].astype(int), axis=0)  # the box's left side (lossy: a median)
+        assert np.abs(edge - np.array(LABEL_COLOURS["happy"])).max() < 40, edge
+
+
 def test_clip_without_faces(tmp_path: Path, pipeline) -> None:
     grey = np.full((120, 160, 3), 90, np.uint8)
     path = write_clip(tmp_path / "empty.avi", grey, seconds=1.0, drift=0)

@@ -43,10 +43,11 @@ def analyse_video(value: Any, fps: Any, current: Settings, progress: Any = None)
             report = video.VideoReport(False, "Upload a short clip first.")
         else:
             step = None if progress is None else (lambda f, m: progress(f, desc=m))
-            report = video.analyse_clip(upload.data, upload.name, current, fps, progress=step)
+            # The endpoint answers data (the table, the CSV); the annotated copy is the tab's.
+            report = video.analyse_clip(upload.data, upload.name, current, fps, progress=step, annotate=False)
     if not report.ok:
         gr.Warning(report.message)
-    return video.report_outputs(report)
+    return video.report_outputs(report)[:4]
 
 
 def run_evaluation(value: Any, current: Settings) -> list[Any]:

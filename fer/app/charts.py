@@ -39,7 +39,18 @@ def shown_labels(values: np.ndarray, k: int = 3) -> list[int]:
     return chosen
 
 
-def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], title: str, k: int = 3) -> str:
+def time_ticks(start: float, end: float, most: int = 7) -> list[float]:
+    """Round seconds to label between ``start`` and ``end`` (both included when ``end > start``):
+    a step of 0.5, 1, 2, 5, 10, 15 or 30 s, the smallest giving at most ``most`` ticks."""
+    span = max(end - start, 0.0)
+    step = next((s for s in (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0) if span / s < most), 60.0)
+    first = np.ceil(start / step - 1e-9) * step
+    ticks = [float(t) for t in np.arange(first, end + 1e-9, step)]
+    return ticks or [start]
+
+
+def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], title: str, k: int = 3,
+                 span: tuple[float, float] | None = None) -> str:
     """A probability timeline as an inline ``<svg>`` with a legend.
 
     Args:
@@ -47,13 +58,19 @@ def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], t
         values: ``(T, C)`` probabilities in [0, 1] over ``labels``.
         title: one line above the chart.
         k: see `shown_labels`.
+        span: ``(start, end)`` seconds of the x axis; timelines given the same span share one time
+            axis (same range, same ticks), so faces can be compared by their position. Default: the
+            first to the last of ``times``.
     """
     times = np.asarray(times, np.float64)
     values = np.asarray(values, np.float64)
     keep = shown_labels(values, k)
     plot_w, plot_h = WIDTH - LEFT - 6, HEIGHT - BOTTOM - TOP
-    start, end = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
-    span = max(end - start, 1e-6)
+    if span is not None:
+        start, end = float(span[0]), float(span[1])
+    else:
+        start, end = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
+    span_s = max(end - start, 1e-6)
     parts = [f'<svg class="fer-timeline-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              f'aria-label="{escape(title)}">']
     for level in (0.0, 0.5, 1.0):
@@ -62,8 +79,17 @@ def timeline_svg(times: np.ndarray, values: np.ndarray, labels: Sequence[str], t
                      f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" class="fer-axis">{level:.1f}</text>')
     parts.append(f'<text x="{LEFT}" y="{HEIGHT - 6}" class="fer-axis">{start:.1f} s</text>'
                  f'<text x="{LEFT + plot_w}" y="{HEIGHT - 6}" text-anchor="end" class="fer-axis">{end:.1f} s</text>')
+    for tick in time_ticks(start, end):
+        share = (tick - start) / span_s
+        if 0.06 < share < 0.94:  # the two ends are labelled above, more precisely
+            x = LEFT + plot_w * share
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="fer-grid fer-tick"/>'
+                         f'<text x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="middle" class="fer-axis">{tick:g} s</text>')
     for index in keep:
-        xs = LEFT + plot_w * (times - start) / span if len(times) > 1 else np.full(len(times), LEFT + plot_w / 2)
+        if span is None and len(times) < 2:
+            xs = np.full(len(times), LEFT + plot_w / 2)
+        else:
+            xs = LEFT + plot_w * (times - start) / span_s
         ys = TOP + plot_h * (1 - np.clip(values[:, index], 0, 1))
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{label_colour_hex(labels[index])}" stroke-width="2.2" '

@@ -128,7 +128,7 @@ def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]
     Per output: None and ``gr.skip()`` pass as they are, a ``gr.update`` too (with its ``value``
     wired like a plain value for a picture widget); a ``gr.Image`` takes an ``(H, W, 3)`` uint8 picture, a ``gr.Gallery``
     ``(picture, caption)`` pairs, both encoded in the widget's ``format``; a ``gr.File`` takes an
-    `inline_file` record; anything else goes through the widget's own ``postprocess`` (which writes
+    `inline_file` record, a ``gr.Video`` too; anything else goes through the widget's own ``postprocess`` (which writes
     no file for the labels, tables and text used).
     """
     import gradio as gr
@@ -148,7 +148,7 @@ def inline_outputs(outputs: Sequence[Any]) -> Callable[[Callable[..., list[Any]]
                      "caption": caption} for i, (picture, caption) in enumerate(value)]
         if isinstance(component, gr.Image):
             return inline_image(value, f"{component.elem_id}.{component.format}")
-        if isinstance(component, gr.File):
+        if isinstance(component, (gr.File, gr.Video)):
             return value
         processed = component.postprocess(value)
         return processed.model_dump() if hasattr(processed, "model_dump") else processed

@@ -1,11 +1,15 @@
-"""The Video tab: a short clip, sampled at a chosen rate, every face followed; a timeline per face,
-a summary table and a per-frame CSV. The clip's bytes stay in the session's memory, so another
-sampling rate needs no new upload. `analyse_clip` is also what ``/analyse_video`` answers."""
+"""The Video tab: a short clip, sampled at a chosen rate, every face followed; a timeline per face
+(all on one time axis, the clip's), a summary table, a per-frame CSV and an annotated copy of the
+sampled frames (boxes and labels, a WebM sent inline like every other result: it is written to a
+private temporary folder only while it is encoded). The clip's bytes stay in the session's memory,
+so another sampling rate needs no new upload. `analyse_clip` is also what ``/analyse_video``
+answers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from fer.app.uploads import read_upload
 from fer.assets import ASSETS_DIR
 from fer.errors import FerError, InputError
 from fer.limits import MAX_VIDEO_BYTES, MAX_VIDEO_JOB_S, MAX_VIDEO_SECONDS, SESSION_TTL_S
+from fer.video import ANNOTATED_MIME
 
 #: The example clip (made from the shipped pictures by ``scripts/make_assets.py``).
 EXAMPLE = ASSETS_DIR / "astronaut-clip.mp4"
@@ -30,7 +35,9 @@ SAMPLE_FPS = (1.0, 2.0, 5.0, 10.0)
 KIND = "video"
 #: Most faces drawn as timelines.
 MAX_TIMELINES = 4
-SUMMARY_HEADERS = ["face", "frames", "from (s)", "to (s)", "most often", "share", "mean p"]
+#: The summary table's columns, in words a visitor reads without a legend.
+SUMMARY_HEADERS = ["face", "seen in (frames)", "from (s)", "to (s)", "most often", "share of its frames",
+                   "mean probability"]
 
 
 def fps_choices() -> list[str]:
@@ -63,6 +70,7 @@ class VideoReport:
         timelines: HTML, one timeline per face (the most seen first).
         rows: the per-face summary table (`SUMMARY_HEADERS`).
         csv: per-frame CSV text (`fer.video.VideoAnalysis.to_csv`), or None.
+        annotated: the annotated copy (`fer.video.AnnotatedClip`, WebM bytes), or None.
     """
 
     ok: bool
@@ -70,13 +78,24 @@ class VideoReport:
     timelines: str = ""
     rows: list[list[Any]] = field(default_factory=list)
     csv: str | None = None
+    annotated: bytes | None = None
+
+
+@contextmanager
+def _clip_file(data: bytes, name: str) -> Iterator[Path]:
+    """The clip as a file in a private temporary folder (`scratch`), deleted when the block ends."""
+    with scratch("fer-video-") as folder:
+        path = folder / ("clip" + (Path(name).suffix.lower()[:8] or ".mp4"))
+        path.write_bytes(data)
+        yield path
 
 
 def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
-                 progress: Callable[[float, str], None] | None = None) -> VideoReport:
+                 progress: Callable[[float, str], None] | None = None, annotate: bool = True) -> VideoReport:
     """Sample a clip held in memory and follow each face (see `fer.video.analyse_video`).
 
-    The bytes are written to a private temporary file only while the decoder reads them.
+    The bytes, and the annotated copy while it is encoded (when ``annotate``), live in a private
+    temporary folder deleted when the analysis ends; the copy comes back as bytes.
     """
     from fer.video import analyse_video
 
@@ -85,15 +104,15 @@ def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
         pipe = PIPELINES.get(settings)
     except FerError as exc:
         return VideoReport(False, str(exc))
-    with scratch("fer-video-") as folder:
-        path = folder / ("clip" + (Path(name).suffix.lower()[:8] or ".mp4"))
-        path.write_bytes(data)
+    with _clip_file(data, name) as path:
+        copy = path.parent / "annotated.webm"
         try:
             analysis = analyse_video(pipe, path, sample_fps=fps, smoothing=settings.smoothing, progress=progress,
-                                     time_limit_s=MAX_VIDEO_JOB_S)
+                                     time_limit_s=MAX_VIDEO_JOB_S, annotated=copy if annotate else None)
         except FerError as exc:
             # The decoder names the private temporary file; the user knows the clip by its name.
             return VideoReport(False, str(exc).replace(str(path), name))
+        annotated = copy.read_bytes() if copy.is_file() and copy.stat().st_size else None
     summary = analysis.summary()
     rows = [[r["face"], r["frames"], r["first_s"], r["last_s"], r["top_expression"], r["share"],
              r["mean_probability"]] for r in summary]
@@ -105,19 +124,37 @@ def analyse_clip(data: bytes, name: str, settings: Settings, sample_fps: Any,
         message += " No face found: try a clip with a larger, frontal face."
     elif analysis.agreement is not None and analysis.agreement.total:
         message += " " + views.agreement_sentence(analysis.agreement, "this clip")
+    # One time axis for every face: the whole clip, so faces seen at different times line up.
+    last = max([o.time for o in analysis.observations], default=0.0)
+    span = (0.0, max(info.duration or 0.0, last, 1e-3))
     timelines = "".join(
-        charts.timeline_svg(*analysis.series(face), analysis.labels, f"Face #{face}", k=min(settings.top_k, 4))
+        charts.timeline_svg(*analysis.series(face), analysis.labels, f"Face #{face}", k=min(settings.top_k, 4),
+                            span=span)
         for face in analysis.faces[:MAX_TIMELINES]
     ) or charts.timeline_svg(np.zeros(0), np.zeros((0, len(analysis.labels))), analysis.labels,
-                             "No face in the sampled frames")
-    return VideoReport(True, message, timelines, rows, analysis.to_csv() if summary else None)
+                             "No face in the sampled frames", span=span)
+    return VideoReport(True, message, timelines, rows, analysis.to_csv() if summary else None, annotated)
+
+
+def check_clip(data: bytes, name: str) -> str | None:
+    """Why a clip is refused (one line naming ``name``: not a video, a still image, too long …), or
+    None when its header is fine. Reads the header only (`fer.video.probe_video`)."""
+    from fer.video import probe_video
+
+    with _clip_file(data, name) as path:
+        try:
+            probe_video(path)
+        except FerError as exc:
+            return str(exc).replace(str(path), name)
+    return None
 
 
 def report_outputs(report: VideoReport) -> list[Any]:
-    """Values of status, timelines, table and CSV widgets."""
+    """Values of status, timelines, table, CSV and annotated-copy widgets (files inline)."""
     csv = None if report.csv is None else inline_file(report.csv.encode(), "video-expressions.csv", "text/csv")
+    copy = None if report.annotated is None else inline_file(report.annotated, "video-annotated.webm", ANNOTATED_MIME)
     status = report.message if report.ok else f"⚠️ {report.message}"
-    return [status, report.timelines, report.rows or None, csv]
+    return [status, report.timelines, report.rows or None, csv, copy]
 
 
 @dataclass
@@ -131,10 +168,11 @@ class VideoTab:
     timelines: Any
     table: Any
     csv: Any
+    annotated: Any
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.status, self.timelines, self.table, self.csv]
+        return [self.status, self.timelines, self.table, self.csv, self.annotated]
 
 
 def build(settings: Any, guarded: Any) -> VideoTab:
@@ -152,7 +190,10 @@ def build(settings: Any, guarded: Any) -> VideoTab:
             timelines = gr.HTML(elem_id="video-timeline", padding=False)
             table = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, elem_id="video-summary")
             csv_file = gr.File(label="Per-frame CSV", interactive=False, elem_id="video-csv")
-    tab = VideoTab(clip, fps, run, status, timelines, table, csv_file)
+            annotated = gr.Video(label="The sampled frames, annotated (boxes and labels)", interactive=False,
+                                 include_audio=False, height=300, buttons=["download"], loop=True,
+                                 elem_id="video-annotated")
+    tab = VideoTab(clip, fps, run, status, timelines, table, csv_file, annotated)
 
     @guarded
     def on_upload(value: Any, request: gr.Request) -> str:
@@ -165,9 +206,16 @@ def build(settings: Any, guarded: Any) -> VideoTab:
         if upload is None:
             MEMORY.drop(session, KIND)
             return "Upload a clip, then press **Analyse clip**."
+        refusal = check_clip(upload.data, upload.name)
+        if refusal is not None:
+            # The one message about this upload: the page's own "not playable" toast is muted
+            # (app.js), and nothing is kept.
+            MEMORY.drop(session, KIND)
+            return f"⚠️ {refusal}"
         if not MEMORY.put(session, KIND, Kept(upload.data, upload.name)):
             return "⚠️ The server has no room to keep this clip now; try again in a few minutes."
-        return f"**{upload.name}** received. Choose a rate and press **Analyse clip**."
+        return (f"**{upload.name}** received. Choose a rate and press **Analyse clip**. (If its preview stays "
+                "blank, this browser cannot play the format; the analysis can still read it.)")
 
     clip.upload(on_upload, [clip], [status], api_visibility="private", preprocess=False, show_progress="hidden")
     def on_clear(request: gr.Request) -> None:

@@ -182,3 +182,12 @@
     if (line) line.textContent = "This browser cannot analyse here (" + ((error && error.name) || "error") + "), so frames go to the server.";
   });
 })();
+
+// ---- Video tab (issue 22 item 8) ----
+// A clip the browser cannot play makes Gradio's player toast "Video not playable" while the server
+// says what it makes of the upload (refused, or received and readable): one message, the server's.
+// A capture listener on the document runs before the player's own listener on the <video>.
+document.addEventListener("error", (event) => {
+  const target = event.target;
+  if (target instanceof HTMLVideoElement && target.closest("#video-input")) event.stopPropagation();
+}, true);
