@@ -78,8 +78,8 @@ def test_every_face_shares_the_clips_time_axis(settings: Settings, tmp_path: Pat
 
 
 def test_the_summary_columns_are_plain_words() -> None:
-    assert video.SUMMARY_HEADERS == ["face", "seen in (frames)", "from (s)", "to (s)", "most often",
-                                     "share of its frames", "mean probability"]
+    assert video.SUMMARY_HEADERS == ["face", "frames seen", "from (s)", "to (s)", "most often",
+                                     "share of frames", "mean probability"]
 
 
 def test_a_non_video_upload_gets_one_line_naming_it(clips: dict[str, bytes]) -> None:

@@ -574,8 +574,20 @@ def test_a_refused_camera_points_to_the_image_tab(browser: Browser, app_server: 
 
 
 @pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["laptop", "phone"])
-def test_video_example_resampled_without_uploading_again(open_app: Callable[..., AppPage], viewport: ViewportSize) -> None:
+def test_video_example_resampled_without_uploading_again(open_app: Callable[..., AppPage], viewport: ViewportSize,
+                                                         tmp_path: Path) -> None:
     app = open_app(viewport)
+    app.tab("Video")
+    # A file that is no video: one line from the server, no "received", no "not playable" toast.
+    notes = tmp_path / "holiday.mp4"
+    notes.write_text("a shopping list, not a clip\n")
+    app.upload("video-input", notes)
+    app.wait_text("#video-status", r"⚠️ holiday.mp4: not a video")
+    # The player has failed on it (so its toast would have been raised by now).
+    app.wait_until(lambda: app.page.evaluate("!!(document.querySelector('#video-input video') || {}).error"),
+                   "the player refused the file")
+    assert "received" not in app.text("#video-status") and not app.toasts(), app.toasts()
+    uploaded = len(app.uploads)
     load_video_example(app)
     # The example clip plays in the widget, inline (never a file of the server).
     app.wait_until(lambda: app.page.evaluate("(document.querySelector('#video-input video') || {}).src || ''")
@@ -600,7 +612,16 @@ def test_video_example_resampled_without_uploading_again(open_app: Callable[...,
         assert not wide, f"scrolled sideways inside the summary: {wide}"
         assert not app.broken_words("#video-summary th"), app.broken_words("#video-summary th")
         assert_no_sideways_scrolling(app)
-    assert frames["2"] < frames["5"] and not app.uploads
+        # Every face on the clip's one time axis, which starts at 0 and ends at 4 s.
+        axes = app.page.locator("#video-timeline svg").evaluate_all(
+            "ss => ss.map((s) => Array.from(s.querySelectorAll('.fer-axis')).map((t) => t.textContent).join(' '))")
+        assert len(set(axes)) == 1 and "0.0 s" in axes[0] and "4.0 s" in axes[0], axes
+        # The annotated copy plays in the page, inline: Chromium decodes it to its end.
+        app.wait_until(lambda: app.page.evaluate(
+            "(() => { const v = document.querySelector('#video-annotated video');"
+            " return !!v && v.src.startsWith('data:video/webm;base64,') && v.readyState >= 2 && !v.error"
+            " && v.videoWidth === 320 && Math.abs(v.duration - 4) < 0.3; })()"), "the annotated copy playable")
+    assert frames["2"] < frames["5"] and len(app.uploads) == uploaded
     assert_healthy(app)
 
 

@@ -36,8 +36,10 @@ KIND = "video"
 #: Most faces drawn as timelines.
 MAX_TIMELINES = 4
 #: The summary table's columns, in words a visitor reads without a legend.
-SUMMARY_HEADERS = ["face", "seen in (frames)", "from (s)", "to (s)", "most often", "share of its frames",
+SUMMARY_HEADERS = ["face", "frames seen", "from (s)", "to (s)", "most often", "share of frames",
                    "mean probability"]
+#: Their widths: each keeps room for its longest word ("probability"), down to a phone's width.
+SUMMARY_WIDTHS: list[str | int] = ["11%", "16%", "11%", "11%", "13%", "15%", "23%"]
 
 
 def fps_choices() -> list[str]:
@@ -188,7 +190,8 @@ def build(settings: Any, guarded: Any) -> VideoTab:
                                  "analyse again without uploading again.", elem_id="video-status")
         with gr.Column(scale=6, min_width=300):
             timelines = gr.HTML(elem_id="video-timeline", padding=False)
-            table = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, elem_id="video-summary")
+            table = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, column_widths=SUMMARY_WIDTHS,
+                                 elem_id="video-summary")
             csv_file = gr.File(label="Per-frame CSV", interactive=False, elem_id="video-csv")
             annotated = gr.Video(label="The sampled frames, annotated (boxes and labels)", interactive=False,
                                  include_audio=False, height=300, buttons=["download"], loop=True,
