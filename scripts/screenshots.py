@@ -6,6 +6,7 @@ Usage:
     python scripts/screenshots.py                 # writes docs/screenshots/*.png
     python scripts/screenshots.py --out /tmp/shots
     python scripts/screenshots.py --only-image    # only the Image tab's pictures
+    python scripts/screenshots.py --only-video    # only video.png
 
 Writes, each with a result shown: ``image-SIZE.png`` (the worked example a visitor arrives on)
 and ``live-SIZE.png`` (the fake webcam running), the first screen of a 1440×900 laptop
@@ -111,12 +112,24 @@ def shoot_result_blocks(browser: Browser, server: AppServer, out: Path) -> None:
             shoot(app, out / f"live-{size}.png")
 
 
+def shoot_video(browser: Browser, server: AppServer, out: Path) -> None:
+    """Video: the example clip analysed at 5 frames/s, down to the annotated copy (its first frame
+    shown: the player waits until it can draw one)."""
+    with app_page(browser, server) as app:
+        load_video_example(app)
+        analyse_video(app, "5")
+        app.wait_until(lambda: app.page.evaluate(
+            "(document.querySelector('#video-annotated video') || {}).readyState >= 2"), "the annotated copy drawn")
+        shoot(app, out / "video.png", "#video-summary", "#video-timeline", "#video-annotated")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the app and a browser, walk through Live, Image, Video and Evaluate, save PNGs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
     parser.add_argument("--only-results", action="store_true", help="only the Image and Live result blocks")
     parser.add_argument("--only-image", action="store_true", help="only the Image tab's pictures")
+    parser.add_argument("--only-video", action="store_true", help="only the Video tab's picture")
     args = parser.parse_args(argv)
     reason = browser_prerequisites()
     if reason:
@@ -128,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.only_image:
                 shoot_image(browser, server, args.out)
                 return 0
+            if args.only_video:
+                shoot_video(browser, server, args.out)
+                return 0
             shoot_result_blocks(browser, server, args.out)
             if args.only_results:
                 return 0
-            with app_page(browser, server) as app:
-                load_video_example(app)
-                analyse_video(app, "5")
-                shoot(app, args.out / "video.png", "#video-summary", "#video-timeline")
+            shoot_video(browser, server, args.out)
             with app_page(browser, server) as app:
                 run_evaluation(app, make_eval_zip(work / "faces.zip"))
                 shoot(app, args.out / "evaluate.png", "#evaluate-table", "#evaluate-plot")
