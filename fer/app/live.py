@@ -26,8 +26,10 @@ from fer.tracking import LiveSession, count_opinion
 
 log = logging.getLogger("fer.app")
 
-#: Seconds between webcam frames sent to the server, streams served at once, and the longest a
-#: stream runs before the user restarts it (so no stream holds a slot for ever).
+#: Seconds between webcam frames sent to the server, streams served at once, and the longest one
+#: stream event runs (so none holds a slot for ever). At the limit Gradio 6.31 ends the event and the
+#: page's next frame starts a new one by itself (queued like any other): Record stays Stop, and a
+#: 4 px bar along the picture's bottom counts the limit down (seen with TIME_LIMIT = 8 in Chromium).
 STREAM_EVERY = 0.1
 CONCURRENCY = 20
 TIME_LIMIT = 300
@@ -48,7 +50,9 @@ NOT_POSING = "(not posing)"
 HOW_TO = ("**Click to Access Webcam** and allow the camera. **On this device** (where the browser can), the "
           "frames are analysed in this page and none is sent; **Stop** releases the camera. **On the server**, press "
           "**Record**: frames go to the app, are analysed as they arrive and nothing is recorded or stored; **Stop** "
-          "ends it and releases the camera. No camera? Use the **Image** tab.")
+          "ends it and releases the camera. A server stream lasts at most "
+          f"{TIME_LIMIT // 60} minutes (the thin bar along the bottom of the picture counts them down), then "
+          "restarts by itself: no click needed. No camera? Use the **Image** tab.")
 #: Where Live's frames are analysed: in the page (fer/app/static/ondevice/live.mjs) or by `step`.
 WHERE_CHOICES = [("On this device (nothing sent)", "device"), ("On the server", "server")]
 CAMERA_OFF = "Camera off."
