@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from server_load import rss_mb, server_pid  # noqa: E402
-from stream_load import check_loopback, free_port, start_app, stop_app  # noqa: E402
+from stream_load import app_under_test, stop_app  # noqa: E402
 
 ASTRONAUT = ROOT / "assets" / "astronaut.png"
 EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
@@ -159,13 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="/predict calls before the first attack")
     parser.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    proc = None
-    if args.url is None:
-        port = free_port()
-        proc = start_app(port)
-        base = f"http://127.0.0.1:{port}"
-    else:
-        base = check_loopback(args.url)
+    base, proc = app_under_test(args.url)
     try:
         app = App(base, server_pid(int(base.rsplit(":", 1)[1])))
         app.predict_ms(args.warmup)

@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from stream_load import check_loopback, free_port, start_app, stop_app  # noqa: E402
+from stream_load import app_under_test, stop_app  # noqa: E402
 
 ASTRONAUT = ROOT / "assets" / "astronaut.png"
 
@@ -152,16 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--same-seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
-    proc = None
-    if args.url is None:
-        port = free_port()
-        proc = start_app(port)
-        url = f"http://127.0.0.1:{port}"
-    else:
-        url = check_loopback(args.url)
-        port = int(url.rsplit(":", 1)[1])
+    url, proc = app_under_test(args.url)
     try:
-        pid = proc.pid if proc is not None else server_pid(port)
+        pid = proc.pid if proc is not None else server_pid(int(url.rsplit(":", 1)[1]))
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:

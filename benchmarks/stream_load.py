@@ -260,6 +260,17 @@ def start_app(port: int, timeout: float = 180.0) -> subprocess.Popen:
     raise SystemExit(f"app.py did not answer within {timeout:.0f} s; see {log.name}")
 
 
+def app_under_test(url: str | None) -> tuple[str, subprocess.Popen | None]:
+    """The app a benchmark talks to: ``url`` (loopback only), or, when None, ``app.py`` started on
+    a free port. Returns ``(base URL without a trailing slash, the started process or None)``;
+    stop a started one with `stop_app`."""
+    if url is not None:
+        return check_loopback(url), None
+    port = free_port()
+    print(f"… starting app.py on 127.0.0.1:{port}", file=sys.stderr)
+    return f"http://127.0.0.1:{port}", start_app(port)
+
+
 def stop_app(proc: subprocess.Popen) -> None:
     """Stop the app started by `start_app` (this process's child only)."""
     proc.terminate()
@@ -287,14 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("keep it bounded: 1..2000 frames, 0..120 s, 1..16 sessions")
     if args.url is None and not args.start_app:
         args.start_app = True
-    proc = None
-    if args.start_app:
-        port = free_port()
-        print(f"… starting app.py on 127.0.0.1:{port}", file=sys.stderr)
-        proc = start_app(port)
-        base = f"http://127.0.0.1:{port}"
-    else:
-        base = check_loopback(args.url)
+    base, proc = app_under_test(None if args.start_app else args.url)
     try:
         endpoint = live_endpoint(base)
         frame = frame_data_url()
