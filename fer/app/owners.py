@@ -71,13 +71,13 @@ def names_session_in_body(path: str) -> bool:
 
 
 class Owners:
-    """Session hash → the cookie it is bound to; thread-safe, bounded."""
+    """Session hash → the cookie it is bound to and which of that browser's sessions it is (0 for
+    its first); thread-safe, bounded."""
 
     def __init__(self, capacity: int = MAX_BOUND) -> None:
         self.capacity = capacity
-        self._bound: OrderedDict[str, str | None] = OrderedDict()
-        self._tabs: dict[str, int] = {}
-        self._rank: dict[str, int] = {}
+        self._bound: OrderedDict[str, tuple[str | None, int]] = OrderedDict()
+        self._tabs: dict[str, int] = {}  # cookie → sessions bound to it now
         self._lock = threading.Lock()
 
     def check(self, session: str | None, cookie: str | None) -> bool:
@@ -86,20 +86,19 @@ class Owners:
             return True
         with self._lock:
             if session not in self._bound:
-                self._bound[session] = cookie
+                rank = 0 if cookie is None else self._tabs.get(cookie, 0)
+                self._bound[session] = (cookie, rank)
                 if cookie is not None:
-                    self._rank[session] = self._tabs.get(cookie, 0)
-                    self._tabs[cookie] = self._rank[session] + 1
+                    self._tabs[cookie] = rank + 1
                 if len(self._bound) > self.capacity:
-                    old, old_cookie = self._bound.popitem(last=False)
-                    self._rank.pop(old, None)
+                    _, (old_cookie, _) = self._bound.popitem(last=False)
                     if old_cookie is not None:
                         self._tabs[old_cookie] -= 1
                         if not self._tabs[old_cookie]:
                             del self._tabs[old_cookie]
                 return True
             self._bound.move_to_end(session)
-            owner = self._bound[session]
+            owner = self._bound[session][0]
         return owner is None or owner == cookie
 
     def check_path(self, scope: dict[str, Any], cookie: str | None) -> bool:
@@ -118,9 +117,8 @@ class Owners:
         (`fer.app.internals.evict_anonymous_first`), so calls that keep nothing cannot push a
         visitor's settings out."""
         with self._lock:
-            if self._bound.get(session) is None:
-                return True
-            return self._rank.get(session, 0) >= MAX_TABS_PER_BROWSER
+            cookie, rank = self._bound.get(session, (None, 0))
+        return cookie is None or rank >= MAX_TABS_PER_BROWSER
 
     def __len__(self) -> int:
         with self._lock:

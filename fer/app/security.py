@@ -32,7 +32,7 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect
 
 from fer.app import owners
-from fer.app.uploads import harmful_record_path
+from fer.app.uploads import harmful_record_path, is_url_like
 from fer.limits import MAX_REQUEST_BYTES, MAX_UPLOAD_FILES, MAX_UPLOAD_REQUEST_BYTES
 
 log = logging.getLogger("fer.app")
@@ -78,7 +78,7 @@ def file_allowed(requested: str, folders: Collection[str]) -> bool:
     (a client may encode it twice).
     """
     path = unquote(requested)
-    if not path.startswith("/") or "\x00" in path or "://" in path or path.startswith("//"):
+    if not path.startswith("/") or is_url_like(path):
         return False
     normal = os.path.normpath(path)
     return any(normal.startswith(os.path.normpath(folder) + os.sep) for folder in folders)

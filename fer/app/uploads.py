@@ -105,12 +105,22 @@ def read_upload(value: Any, max_bytes: int) -> Upload | None:
     return Upload(data, name)
 
 
+def is_url_like(path: str) -> bool:
+    """Whether ``path`` is no local path at all: a URL (any scheme, or ``//host``) or one holding a
+    NUL byte."""
+    return "://" in path or path.startswith("//") or "\x00" in path
+
+
+def _normal(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with ``..`` collapsed, links not resolved (a string operation)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
 def in_layout(path: str) -> bool:
     """Whether ``path`` names a file where Gradio stores uploads (``<upload folder>/<hash>/<name>``):
     a string check, no disk access (`_accepted` checks the folders on disk too)."""
-    file = Path(os.path.normpath(os.path.abspath(path)))
-    uploads = Path(os.path.normpath(os.path.abspath(upload_dir())))
-    return file.parent.parent == uploads and bool(HASH_FOLDER.fullmatch(file.parent.name))
+    file = _normal(path)
+    return file.parent.parent == _normal(upload_dir()) and bool(HASH_FOLDER.fullmatch(file.parent.name))
 
 
 def harmful_record_path(path: Any) -> bool:
@@ -124,12 +134,10 @@ def harmful_record_path(path: Any) -> bool:
     """
     if not isinstance(path, str):
         return False
-    if "://" in path or path.startswith("//") or "\x00" in path:
+    if is_url_like(path):
         return True
-    normal = os.path.normpath(os.path.abspath(path))
-    uploads = os.path.normpath(os.path.abspath(upload_dir()))
-    inside = normal == uploads or normal.startswith(uploads + os.sep)
-    return inside and not in_layout(path)
+    normal, uploads = _normal(path), _normal(upload_dir())
+    return (normal == uploads or uploads in normal.parents) and not in_layout(path)
 
 
 def _accepted(path: str) -> Path:
@@ -140,8 +148,7 @@ def _accepted(path: str) -> Path:
     """
     if not in_layout(path):
         raise InputError(REFUSED)
-    file = Path(os.path.normpath(os.path.abspath(path)))
-    uploads = Path(os.path.normpath(os.path.abspath(upload_dir())))
+    file, uploads = _normal(path), _normal(upload_dir())
     folder = file.parent
     # The folders on the way must be real folders of the upload tree, not links out of it.
     try:
