@@ -22,9 +22,10 @@ class JobTimeout(InputError):
         super().__init__(message)
 
 
-def check_deadline(deadline: float | None) -> None:
-    """Raise `JobTimeout` once ``time.monotonic()`` is past ``deadline`` (None: no limit)."""
+def check_deadline(deadline: float | None, message: str | None = None) -> None:
+    """Raise `JobTimeout` (with ``message``, else its default) once ``time.monotonic()`` is past
+    ``deadline`` (None: no limit)."""
     import time
 
     if deadline is not None and time.monotonic() > deadline:
-        raise JobTimeout()
+        raise JobTimeout() if message is None else JobTimeout(message)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from fer.errors import InputError, JobTimeout
+from fer.errors import InputError, check_deadline
 from fer.limits import MAX_PIXELS, MAX_VIDEO_BYTES, MAX_VIDEO_DECODE_PIXELS, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 from fer.tracking import Agreement, Box, FaceTracker, count_opinion
 
@@ -190,8 +190,7 @@ def sample_frames(
             step = info.duration / max_frames
         next_time, yielded, index, decoded = 0.0, 0, -1, 0
         while yielded < max_frames:
-            if deadline is not None and clock.monotonic() > deadline:
-                raise _clip_timeout(name)
+            check_deadline(deadline, _clip_timeout(name))
             if not capture.grab():
                 break
             index += 1
@@ -220,9 +219,9 @@ def sample_frames(
         capture.release()
 
 
-def _clip_timeout(name: str) -> JobTimeout:
-    return JobTimeout(f"{name}: stopped, this clip takes longer to analyse than this server allows; "
-                      "send a shorter clip or a lower sampling rate")
+def _clip_timeout(name: str) -> str:
+    return (f"{name}: stopped, this clip takes longer to analyse than this server allows; "
+            "send a shorter clip or a lower sampling rate")
 
 
 @dataclass(frozen=True)
@@ -391,7 +390,7 @@ def analyse_video(
     Returns:
         `VideoAnalysis`.
     Raises:
-        InputError: the clip is refused (see `sample_frames`); `JobTimeout` past ``time_limit_s``.
+        InputError: the clip is refused (see `sample_frames`); `fer.errors.JobTimeout` past ``time_limit_s``.
     """
     deadline = None if time_limit_s is None else clock.monotonic() + time_limit_s
     info = probe_video(path)
@@ -421,8 +420,7 @@ def _analyse_frames(pipeline: Pipeline, path: str | os.PathLike, result: VideoAn
                     progress: Callable[[float, str], None] | None) -> None:
     sample_fps = result.sample_fps
     for index, time, frame in sample_frames(path, sample_fps, max_frames, deadline=deadline):
-        if deadline is not None and clock.monotonic() > deadline:
-            raise _clip_timeout(str(path))
+        check_deadline(deadline, _clip_timeout(str(path)))
         predictions = pipeline.predict_faces(pipeline.detect(frame), attention=False)
         for pred in predictions:
             result.agreement = count_opinion(result.agreement, pred, pipeline.main.spec.name)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fer.video
-from fer.errors import InputError
+from fer.errors import InputError, JobTimeout
 from fer.video import analyse_video, probe_video, sample_frames
 
 FPS = 10
@@ -173,8 +173,8 @@ def test_decoding_is_bounded_before_and_while_reading(clip: Path) -> None:
 def test_a_deadline_stops_the_analysis(clip: Path, pipeline) -> None:
     import time
 
-    with pytest.raises(fer.video.JobTimeout, match="takes longer to analyse than this server allows"):
+    with pytest.raises(JobTimeout, match="takes longer to analyse than this server allows"):
         list(sample_frames(clip, deadline=time.monotonic() - 1))
-    with pytest.raises(fer.video.JobTimeout):
+    with pytest.raises(JobTimeout):
         analyse_video(pipeline, clip, time_limit_s=0.0)
     assert analyse_video(pipeline, clip, time_limit_s=60.0).frames_sampled == 10
